@@ -1,0 +1,271 @@
+//! Export, native generation, evaluation and benchmarks over a model bundle.
+use crate::checkpoint::Checkpoint;
+use crate::data::{self, CLASSES, SIZE};
+use crate::SampleArgs;
+use anyhow::{Context, Result, bail};
+use burn::prelude::*;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+use tessera::bundle::{Bundle, DatasetInfo, FileEntry, Manifest, ProposalSpec, Provenance, TokenizerSpec, sha256_hex};
+use tessera::classifier::{Classifier, ClassifierConfig};
+use tessera::generate::{ArSampling, Request, decode, to_rgba, tokens_tensor};
+use tessera::gpt::GptConfig;
+use tessera::sampler::SamplingOptions;
+use tessera::vq::VqTokenizerConfig;
+use tessera::weights::{from_safetensors, load_module};
+
+/// Sampling defaults stored in the bundle (the paper's AR settings, scaled to a 256-code book).
+pub fn default_sampling() -> SamplingOptions {
+    SamplingOptions { seed: 0, temperature: 1.0, top_k: 100, top_p: 0.92, guidance: 1.75 }
+}
+
+fn sampling(bundle: &Manifest, a: &SampleArgs) -> SamplingOptions {
+    let d = &bundle.sampling;
+    SamplingOptions {
+        seed: a.seed,
+        temperature: a.temperature.unwrap_or(d.temperature),
+        top_k: a.top_k.unwrap_or(d.top_k),
+        top_p: a.top_p.unwrap_or(d.top_p),
+        guidance: a.guidance.unwrap_or(d.guidance),
+    }
+}
+
+fn git_commit() -> String {
+    std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Writes `run/{tokenizer,proposal,classifier}` checkpoints as a bundle in `out`.
+pub fn export(run: &Path, out: &Path, name: &str, device: &Device) -> Result<()> {
+    std::fs::create_dir_all(out)?;
+    let mut files = BTreeMap::new();
+    let mut details = BTreeMap::new();
+    let mut configs = BTreeMap::new();
+    for role in ["tokenizer", "proposal", "classifier"] {
+        let ck = Checkpoint::new(&run.join(role))?;
+        if !ck.exists() {
+            bail!("{} has no trained {role} (run `tessera-train train` first)", run.display());
+        }
+        let st = ck.state()?;
+        if !st.done {
+            bail!("the {role} in {} stopped at step {} of {}: finish it with `train --resume`", run.display(), st.step, st.steps);
+        }
+        let bytes = std::fs::read(ck.weights_path())?;
+        let path = format!("{role}.safetensors");
+        std::fs::write(out.join(&path), &bytes)?;
+        files.insert(role.to_string(), FileEntry { path, bytes: bytes.len() as u64, sha256: sha256_hex(&bytes) });
+        details.insert(
+            role.to_string(),
+            json!({"steps": st.step, "batch_size": st.batch_size, "seed": st.seed, "train_seconds": st.elapsed_s.round(),
+                   "final_loss": st.losses.last().map(|l| l.1), "command": st.command, "extra": st.extra}),
+        );
+        configs.insert(role, st.config);
+    }
+    let tok: VqTokenizerConfig = serde_json::from_value(configs["tokenizer"].clone())?;
+    let gpt: GptConfig = serde_json::from_value(configs["proposal"].clone())?;
+    let cls: ClassifierConfig = serde_json::from_value(configs["classifier"].clone())?;
+    // The blank token: the code of an empty (all background) patch.
+    let (t, _) = Checkpoint::new(&run.join("tokenizer"))?.load(tok.init(device), None, device, false)?;
+    let blank = t.encode(Tensor::full([1, 1, SIZE, SIZE], -1.0, device)).into_data().convert::<i64>().to_vec::<i64>().expect("ints");
+    let blank_token = *blank.iter().max_by_key(|&&v| blank.iter().filter(|&&w| w == v).count()).expect("64 tokens") as u32;
+    let manifest = Manifest {
+        format: tessera::bundle::FORMAT.into(),
+        format_version: tessera::bundle::FORMAT_VERSION,
+        name: name.into(),
+        dataset: DatasetInfo { name: "fashion-mnist".into(), image_size: SIZE, channels: 1, classes: CLASSES.iter().map(|s| s.to_string()).collect() },
+        grid: [tok.grid, tok.grid],
+        tokenizer: TokenizerSpec::Vq(tok),
+        proposal: ProposalSpec::Ar(gpt),
+        blank_token,
+        sampling: default_sampling(),
+        classifier: Some(cls),
+        files,
+        provenance: Provenance {
+            command: std::env::args().collect::<Vec<_>>().join(" "),
+            git_commit: git_commit(),
+            created: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            details,
+        },
+    };
+    let text = serde_json::to_string_pretty(&manifest)?;
+    Manifest::parse(&text).context("exported manifest does not validate")?;
+    std::fs::write(out.join("manifest.json"), text + "\n")?;
+    eprintln!("exported {} ({} files)", out.display(), manifest.files.len());
+    Ok(())
+}
+
+fn class_index(m: &Manifest, s: &str) -> Result<usize> {
+    if let Ok(i) = s.parse::<usize>() {
+        if i < m.dataset.classes.len() {
+            return Ok(i);
+        }
+    }
+    m.dataset
+        .classes
+        .iter()
+        .position(|c| c.eq_ignore_ascii_case(s))
+        .with_context(|| format!("unknown class '{s}'; classes: {}", m.dataset.classes.join(", ")))
+}
+
+/// Samples `count` images of `class` and decodes them: (tokens, RGBA images).
+pub fn sample(b: &Bundle, class: usize, count: usize, opts: &SamplingOptions, device: &Device) -> Result<(Vec<Vec<u32>>, Vec<f32>)> {
+    let req = Request { class, count, options: opts.clone() };
+    let tokens = pollster::block_on(ArSampling::new(&b.proposal, b.manifest.proposal_config(), req, device)?.run())?;
+    let t = tokens_tensor(&tokens, b.manifest.proposal_config().block_size, b.manifest.tokenizer_config().codebook_size, device)?;
+    let (pixels, _) = pollster::block_on(decode(&b.tokenizer, t))?;
+    Ok((tokens, pixels))
+}
+
+/// Writes images (`[n, 1, 32, 32]` in [-1, 1]) as a grid PNG with `cols` columns.
+pub fn write_grid(pixels: &[f32], n: usize, cols: usize, path: &Path) -> Result<()> {
+    let rgba = to_rgba(pixels, [n, 1, SIZE, SIZE]);
+    let rows = n.div_ceil(cols);
+    let (pad, cell) = (2, SIZE + 2);
+    let mut img = image::RgbaImage::from_pixel((cols * cell + pad) as u32, (rows * cell + pad) as u32, image::Rgba([40, 40, 40, 255]));
+    for (i, im) in rgba.iter().enumerate() {
+        let (ox, oy) = (pad + (i % cols) * cell, pad + (i / cols) * cell);
+        for p in 0..SIZE * SIZE {
+            let px = image::Rgba([im[p * 4], im[p * 4 + 1], im[p * 4 + 2], im[p * 4 + 3]]);
+            img.put_pixel((ox + p % SIZE) as u32, (oy + p / SIZE) as u32, px);
+        }
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).ok();
+    }
+    img.save(path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+pub fn generate_grid(dir: &Path, class: Option<&str>, count: usize, a: &SampleArgs, out: &Path, tokens_out: Option<&Path>, device: &Device) -> Result<()> {
+    let b = Bundle::load_dir(dir, device)?;
+    let opts = sampling(&b.manifest, a);
+    let classes: Vec<usize> = match class {
+        Some(c) => vec![class_index(&b.manifest, c)?],
+        None => (0..b.manifest.dataset.classes.len()).collect(),
+    };
+    let mut all_pixels = Vec::new();
+    let mut all_tokens = Vec::new();
+    let t0 = Instant::now();
+    for &c in &classes {
+        let (tokens, pixels) = sample(&b, c, count, &opts, device)?;
+        all_pixels.extend(pixels);
+        all_tokens.push(json!({"class": c, "name": b.manifest.dataset.classes[c], "tokens": tokens}));
+    }
+    let n = classes.len() * count;
+    write_grid(&all_pixels, n, count, out)?;
+    eprintln!("{} images in {:.2}s -> {}", n, t0.elapsed().as_secs_f64(), out.display());
+    if let Some(p) = tokens_out {
+        std::fs::write(p, serde_json::to_string(&json!({"options": opts, "samples": all_tokens}))?)?;
+    }
+    Ok(())
+}
+
+fn load_classifier(dir: &Path, m: &Manifest, device: &Device) -> Result<Classifier> {
+    let cfg = m.classifier.clone().context("bundle has no classifier config")?;
+    let f = m.file("classifier")?;
+    let bytes = std::fs::read(dir.join(&f.path))?;
+    m.verify("classifier", &bytes)?;
+    Ok(load_module(cfg.init(device), from_safetensors(&f.path, &bytes)?, &f.path, device, false)?)
+}
+
+fn argmax_rows(logits: Tensor<2>) -> Vec<usize> {
+    logits.argmax(1).into_data().convert::<i64>().to_vec::<i64>().expect("ints").into_iter().map(|v| v as usize).collect()
+}
+
+pub fn evaluate(dir: &Path, data_dir: &Path, per_class: usize, a: &SampleArgs, out: Option<&Path>, recon_png: Option<&Path>, device: &Device) -> Result<()> {
+    let b = Bundle::load_dir(dir, device)?;
+    let classifier = load_classifier(dir, &b.manifest, device)?;
+    let test = data::load(data_dir, "test")?;
+    let k = b.manifest.tokenizer_config().codebook_size;
+    // Test-set reconstruction, codebook usage and classifier accuracy on real images.
+    let (mut se, mut used, mut correct) = (0f64, vec![false; k], 0usize);
+    for start in (0..test.len()).step_by(500) {
+        let idx: Vec<usize> = (start..(start + 500).min(test.len())).collect();
+        let (x, y) = test.batch(&idx);
+        let xt = Tensor::<4>::from_data(TensorData::new(x.clone(), [idx.len(), 1, SIZE, SIZE]), device);
+        let tokens = b.tokenizer.encode(xt.clone());
+        for t in tokens.clone().into_data().convert::<i64>().to_vec::<i64>().expect("ints") {
+            used[t as usize] = true;
+        }
+        let rec: Vec<f32> = b.tokenizer.decode(tokens).into_data().convert::<f32>().to_vec().expect("floats");
+        se += rec.iter().zip(&x).map(|(r, o)| ((r - o) as f64 / 2.0).powi(2)).sum::<f64>(); // on the [0, 1] scale
+        correct += argmax_rows(classifier.forward(xt)).iter().zip(&y).filter(|(p, t)| **p as i64 == **t).count();
+        if start == 0 {
+            if let Some(p) = recon_png {
+                let mut both = x[..16 * SIZE * SIZE].to_vec();
+                both.extend_from_slice(&rec[..16 * SIZE * SIZE]);
+                write_grid(&both, 32, 16, p)?;
+            }
+        }
+    }
+    let mse = se / (test.len() * SIZE * SIZE) as f64;
+    let psnr = 10.0 * (1.0 / mse).log10();
+    let usage = used.iter().filter(|&&u| u).count() as f64 / k as f64;
+    let classifier_acc = correct as f64 / test.len() as f64;
+    // Class consistency of generated samples.
+    let opts = sampling(&b.manifest, a);
+    let mut per = BTreeMap::new();
+    let t0 = Instant::now();
+    let mut total_ok = 0;
+    for c in 0..b.manifest.dataset.classes.len() {
+        let mut ok = 0;
+        let mut done = 0;
+        while done < per_class {
+            let n = (per_class - done).min(50);
+            let o = SamplingOptions { seed: opts.seed.wrapping_add((c * 1000 + done) as u64), ..opts.clone() };
+            let (_, pixels) = sample(&b, c, n, &o, device)?;
+            let preds = argmax_rows(classifier.forward(Tensor::from_data(TensorData::new(pixels, [n, 1, SIZE, SIZE]), device)));
+            ok += preds.iter().filter(|&&p| p == c).count();
+            done += n;
+        }
+        total_ok += ok;
+        per.insert(b.manifest.dataset.classes[c].clone(), ok as f64 / per_class as f64);
+        eprintln!("  {:<12} {:.1}%", b.manifest.dataset.classes[c], 100.0 * ok as f64 / per_class as f64);
+    }
+    let gen_s = t0.elapsed().as_secs_f64();
+    let n_classes = b.manifest.dataset.classes.len();
+    let result = json!({
+        "bundle": b.manifest.name,
+        "evaluator": "in-project CNN classifier trained on Fashion-MNIST train (not Inception)",
+        "test_images": test.len(),
+        "reconstruction_mse_01": mse,
+        "reconstruction_psnr_db": psnr,
+        "codebook_usage": usage,
+        "classifier_test_accuracy": classifier_acc,
+        "class_consistency_mean": total_ok as f64 / (per_class * n_classes) as f64,
+        "class_consistency": per,
+        "samples_per_class": per_class,
+        "sampling": opts,
+        "generation_seconds": gen_s,
+    });
+    println!("{}", serde_json::to_string_pretty(&result)?);
+    if let Some(p) = out {
+        std::fs::write(p, serde_json::to_string_pretty(&result)? + "\n")?;
+    }
+    Ok(())
+}
+
+pub fn bench(dir: &Path, count: usize, runs: usize, device: &Device, device_name: &str) -> Result<()> {
+    let b = Bundle::load_dir(dir, device)?;
+    let opts = b.manifest.sampling.clone();
+    let t0 = Instant::now();
+    sample(&b, 0, count, &opts, device)?; // warm-up (kernel compilation on GPU backends)
+    let first = t0.elapsed().as_secs_f64();
+    let mut times = Vec::new();
+    for r in 0..runs {
+        let t = Instant::now();
+        sample(&b, r % 10, count, &SamplingOptions { seed: r as u64 + 1, ..opts.clone() }, device)?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    let med = times[times.len() / 2];
+    println!("{}", json!({"device": device_name, "count": count, "first_s": first, "median_s": med, "images_per_s": count as f64 / med, "ms_per_image": 1000.0 * med / count as f64}));
+    Ok(())
+}

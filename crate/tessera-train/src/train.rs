@@ -1,0 +1,228 @@
+//! The training loops: tokenizer (VQ on pixels), AR proposal network on the tokenizer's codes, and
+//! the classifier used to measure class consistency. Each is resumable (see `checkpoint.rs`),
+//! deterministic given `--seed` (the batch at step s depends only on the seed and s), and shows
+//! an indicatif progress bar.
+use crate::checkpoint::{Checkpoint, TrainState};
+use crate::data::{Dataset, SIZE};
+use anyhow::Result;
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::Path;
+use std::time::Instant;
+use tessera::classifier::ClassifierConfig;
+use tessera::gpt::GptConfig;
+use tessera::sampler::Rng;
+use tessera::vq::{VqTokenizer, VqTokenizerConfig};
+
+/// Options common to every training stage.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub steps: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub warmup: usize,
+    pub seed: u64,
+    pub checkpoint_every: usize,
+    pub resume: bool,
+    pub command: String,
+}
+
+impl Schedule {
+    /// Linear warm-up, then cosine decay to 10% of the peak.
+    pub fn lr_at(&self, step: usize) -> f64 {
+        if step < self.warmup {
+            return self.lr * (step + 1) as f64 / self.warmup as f64;
+        }
+        let t = (step - self.warmup) as f64 / (self.steps - self.warmup).max(1) as f64;
+        self.lr * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * t.min(1.0)).cos()))
+    }
+    /// Indices of the batch at `step` (sampled with replacement from `n` items).
+    pub fn batch(&self, step: usize, n: usize) -> Vec<usize> {
+        let mut rng = Rng::new(self.seed, step as u64);
+        (0..self.batch_size).map(|_| (rng.next_u64() % n as u64) as usize).collect()
+    }
+}
+
+fn bar(stage: &str, sched: &Schedule, start: usize) -> ProgressBar {
+    let pb = ProgressBar::new(sched.steps as u64);
+    pb.set_style(
+        ProgressStyle::with_template("{prefix:>10} [{elapsed_precise}] {wide_bar} {pos}/{len} ({per_sec}, eta {eta}) {msg}")
+            .expect("valid template"),
+    );
+    pb.set_prefix(stage.to_string());
+    pb.set_position(start as u64);
+    pb
+}
+
+fn optimizer() -> ModuleOptimizer {
+    AdamWConfig::new().with_weight_decay(0.0).init()
+}
+
+/// Shared loop scaffolding: resume, step, log, checkpoint.
+fn run_stage<M: Module + burn::module::AutodiffModule>(
+    stage: &str,
+    dir: &Path,
+    sched: &Schedule,
+    config: serde_json::Value,
+    mut model: M,
+    device: &Device,
+    mut step_fn: impl FnMut(M, &mut ModuleOptimizer, usize, f64, &mut TrainState) -> Result<(M, Option<f32>)>,
+) -> Result<(M, TrainState)> {
+    let ckpt = Checkpoint::new(dir)?;
+    let mut optim = optimizer();
+    let mut state = TrainState {
+        stage: stage.into(),
+        steps: sched.steps,
+        seed: sched.seed,
+        batch_size: sched.batch_size,
+        command: sched.command.clone(),
+        config,
+        ..Default::default()
+    };
+    if sched.resume && ckpt.exists() {
+        let prev = ckpt.state()?;
+        let (m, o) = ckpt.load(model, Some(optim), device, true)?;
+        model = m;
+        optim = o.expect("optimizer");
+        eprintln!("{stage}: resuming from step {} of {}", prev.step, prev.steps);
+        state = TrainState { steps: sched.steps, command: sched.command.clone(), done: false, ..prev };
+    } else if ckpt.exists() && !sched.resume {
+        eprintln!("{stage}: {} holds a checkpoint; starting over (pass --resume to continue it)", dir.display());
+    }
+    let pb = bar(stage, sched, state.step);
+    let t0 = Instant::now();
+    let elapsed0 = state.elapsed_s;
+    while state.step < sched.steps {
+        let lr = sched.lr_at(state.step);
+        let (m, loss) = step_fn(model, &mut optim, state.step, lr, &mut state)?;
+        model = m;
+        state.step += 1;
+        if let Some(l) = loss {
+            state.losses.push((state.step, l));
+            pb.set_message(format!("loss {l:.4} lr {lr:.2e}"));
+        }
+        pb.set_position(state.step as u64);
+        if state.step % sched.checkpoint_every == 0 || state.step == sched.steps {
+            state.elapsed_s = elapsed0 + t0.elapsed().as_secs_f64();
+            state.done = state.step == sched.steps;
+            ckpt.save(&model, Some(&optim), &state)?;
+        }
+    }
+    pb.finish();
+    state.elapsed_s = elapsed0 + t0.elapsed().as_secs_f64();
+    state.done = true;
+    ckpt.save(&model, Some(&optim), &state)?;
+    Ok((model, state))
+}
+
+fn images(x: Vec<f32>, n: usize, device: &Device) -> Tensor<4> {
+    Tensor::from_data(TensorData::new(x, [n, 1, SIZE, SIZE]), device)
+}
+
+/// Trains the VQ tokenizer: MSE on pixels + codebook/commitment loss; dead codes are re-seeded
+/// from encoder outputs every 50 steps.
+pub fn train_tokenizer(dir: &Path, cfg: &VqTokenizerConfig, data: &Dataset, sched: &Schedule, device: &Device) -> Result<TrainState> {
+    let device = device.clone().autodiff();
+    device.seed(sched.seed);
+    let model = cfg.init(&device);
+    let k = cfg.codebook_size;
+    let mut usage = vec![0u32; k];
+    let mut reseeded_total = 0usize;
+    let (_, state) = run_stage("tokenizer", dir, sched, serde_json::to_value(cfg)?, model, &device, |model, optim, step, lr, state| {
+        let idx = sched.batch(step, data.len());
+        let (x, _) = data.batch(&idx);
+        let x = images(x, idx.len(), &device);
+        let out = model.forward(x.clone());
+        let rec = (out.reconstruction - x).powi_scalar(2).mean();
+        let loss = rec.clone() + out.vq_loss;
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let mut model: VqTokenizer = optim.step(lr, model, grads);
+        let toks: Vec<i64> = out.tokens.into_data().convert::<i64>().to_vec().expect("ints");
+        for t in toks {
+            usage[t as usize] += 1;
+        }
+        if step % 50 == 0 {
+            let dead: Vec<usize> = (0..k).filter(|&i| usage[i] == 0).collect();
+            if !dead.is_empty() {
+                let lat: Vec<f32> = out.latents.detach().into_data().convert::<f32>().to_vec().expect("floats");
+                let d = cfg.code_dim;
+                let rows = lat.len() / d;
+                let mut rng = Rng::new(sched.seed ^ 0x5EED, step as u64);
+                let mut rep = Vec::with_capacity(dead.len() * d);
+                for _ in &dead {
+                    let r = (rng.next_u64() % rows as u64) as usize;
+                    rep.extend_from_slice(&lat[r * d..(r + 1) * d]);
+                }
+                reseeded_total += dead.len();
+                let rep = Tensor::<2>::from_data(TensorData::new(rep, [dead.len(), d]), &device);
+                model = VqTokenizer { quantizer: model.quantizer.reseed(&dead, rep), ..model };
+            }
+            usage.iter_mut().for_each(|u| *u = 0);
+            state.extra.insert("codes_reseeded".into(), reseeded_total.into());
+        }
+        let l = (step % 10 == 0).then(|| rec.into_scalar::<f32>());
+        Ok((model, l))
+    })?;
+    Ok(state)
+}
+
+/// Tokenizes a whole data set with a trained tokenizer (inference device, batches of 500).
+pub fn tokenize(tokenizer: &VqTokenizer, data: &Dataset, device: &Device) -> Vec<u16> {
+    let mut out = Vec::with_capacity(data.len() * 64);
+    for start in (0..data.len()).step_by(500) {
+        let idx: Vec<usize> = (start..(start + 500).min(data.len())).collect();
+        let (x, _) = data.batch(&idx);
+        let t = tokenizer.encode(images(x, idx.len(), device));
+        out.extend(t.into_data().convert::<i64>().to_vec::<i64>().expect("ints").into_iter().map(|v| v as u16));
+    }
+    out
+}
+
+/// Trains the AR proposal network on cached tokens; the class is replaced by the null class
+/// with probability `class_dropout` (classifier-free guidance).
+pub fn train_proposal(dir: &Path, cfg: &GptConfig, tokens: &[u16], labels: &[u8], class_dropout: f64, sched: &Schedule, device: &Device) -> Result<TrainState> {
+    let device = device.clone().autodiff();
+    device.seed(sched.seed);
+    let model = cfg.init(&device);
+    let t = cfg.block_size;
+    let n = labels.len();
+    let (_, state) = run_stage("proposal", dir, sched, serde_json::to_value(cfg)?, model, &device, |model, optim, step, lr, _| {
+        let idx = sched.batch(step, n);
+        let mut rng = Rng::new(sched.seed ^ 0xC1A55, step as u64);
+        let classes: Vec<i64> =
+            idx.iter().map(|&i| if rng.uniform() < class_dropout { cfg.null_class() as i64 } else { labels[i] as i64 }).collect();
+        let toks: Vec<i64> = idx.iter().flat_map(|&i| tokens[i * t..(i + 1) * t].iter().map(|&v| v as i64)).collect();
+        let b = idx.len();
+        let loss = model.loss(
+            Tensor::from_data(TensorData::new(classes, [b]), &device),
+            Tensor::from_data(TensorData::new(toks, [b, t]), &device),
+        );
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let model = optim.step(lr, model, grads);
+        let l = (step % 10 == 0).then(|| loss.into_scalar::<f32>());
+        Ok((model, l))
+    })?;
+    Ok(state)
+}
+
+/// Trains the classifier (cross-entropy on real training images).
+pub fn train_classifier(dir: &Path, cfg: &ClassifierConfig, data: &Dataset, sched: &Schedule, device: &Device) -> Result<TrainState> {
+    let device = device.clone().autodiff();
+    device.seed(sched.seed);
+    let model = cfg.init(&device);
+    let (_, state) = run_stage("classifier", dir, sched, serde_json::to_value(cfg)?, model, &device, |model, optim, step, lr, _| {
+        let idx = sched.batch(step, data.len());
+        let (x, y) = data.batch(&idx);
+        let b = idx.len();
+        let logits = model.forward(images(x, b, &device));
+        let loss = burn::nn::loss::CrossEntropyLossConfig::new()
+            .init(&device)
+            .forward(logits, Tensor::from_data(TensorData::new(y, [b]), &device));
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let model = optim.step(lr, model, grads);
+        let l = (step % 10 == 0).then(|| loss.into_scalar::<f32>());
+        Ok((model, l))
+    })?;
+    Ok(state)
+}

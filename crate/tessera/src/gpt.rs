@@ -1,0 +1,250 @@
+//! The AR proposal network: a GPT over `[class] + tokens` (nanoGPT's `model.py` in burn).
+//! The first position holds a class embedding (index `num_classes` is the null class used for
+//! classifier-free guidance); the logits at position i predict token i of the raster-order grid.
+use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::activation::{gelu, softmax};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GptConfig {
+    /// Codebook size of the tokenizer.
+    pub vocab_size: usize,
+    pub num_classes: usize,
+    /// Tokens per image (grid * grid); the sequence is one longer (the class token).
+    pub block_size: usize,
+    pub n_layer: usize,
+    pub n_head: usize,
+    pub n_embd: usize,
+}
+
+impl Default for GptConfig {
+    fn default() -> Self {
+        Self { vocab_size: 256, num_classes: 10, block_size: 64, n_layer: 4, n_head: 4, n_embd: 128 }
+    }
+}
+
+impl GptConfig {
+    pub fn init(&self, device: &Device) -> Gpt {
+        let e = self.n_embd;
+        let emb = |n| EmbeddingConfig::new(n, e).with_initializer(burn::nn::Initializer::Normal { mean: 0.0, std: 0.02 }).init(device);
+        Gpt {
+            tok_emb: emb(self.vocab_size),
+            cls_emb: emb(self.num_classes + 1),
+            pos_emb: emb(self.block_size),
+            blocks: (0..self.n_layer).map(|_| Block::new(e, self.n_head, device)).collect(),
+            ln_f: LayerNormConfig::new(e).init(device),
+            head: LinearConfig::new(e, self.vocab_size).with_bias(false).init(device),
+            n_head: self.n_head,
+        }
+    }
+    /// Index of the null (unconditional) class.
+    pub fn null_class(&self) -> usize {
+        self.num_classes
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct Gpt {
+    tok_emb: Embedding,
+    cls_emb: Embedding,
+    pos_emb: Embedding,
+    blocks: Vec<Block>,
+    ln_f: LayerNorm,
+    head: Linear,
+    n_head: usize,
+}
+
+#[derive(Module, Debug)]
+struct Block {
+    ln1: LayerNorm,
+    attn: CausalSelfAttention,
+    ln2: LayerNorm,
+    fc: Linear,
+    proj: Linear,
+}
+
+#[derive(Module, Debug)]
+struct CausalSelfAttention {
+    qkv: Linear,
+    proj: Linear,
+    n_head: usize,
+}
+
+/// Keys and values of every layer for the positions seen so far: `[b, n_head, t, head_dim]`.
+#[derive(Debug, Clone, Default)]
+pub struct KvCache {
+    layers: Vec<Option<(Tensor<4>, Tensor<4>)>>,
+}
+
+impl KvCache {
+    /// Number of positions already cached.
+    pub fn len(&self) -> usize {
+        self.layers.first().and_then(|l| l.as_ref()).map_or(0, |(k, _)| k.dims()[2])
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl CausalSelfAttention {
+    fn forward(&self, x: Tensor<3>, cache: Option<&mut Option<(Tensor<4>, Tensor<4>)>>) -> Tensor<3> {
+        let [b, t, c] = x.dims();
+        let hd = c / self.n_head;
+        let heads = |y: Tensor<3>| y.reshape([b, t, self.n_head, hd]).swap_dims(1, 2); // [b, h, t, hd]
+        let qkv = self.qkv.forward(x);
+        let q = heads(qkv.clone().narrow(2, 0, c));
+        let mut k = heads(qkv.clone().narrow(2, c, c));
+        let mut v = heads(qkv.narrow(2, 2 * c, c));
+        let past = match cache {
+            Some(slot) => {
+                let past = slot.as_ref().map_or(0, |(pk, _)| pk.dims()[2]);
+                if let Some((pk, pv)) = slot.take() {
+                    k = Tensor::cat(vec![pk, k], 2);
+                    v = Tensor::cat(vec![pv, v], 2);
+                }
+                *slot = Some((k.clone(), v.clone()));
+                past
+            }
+            None => 0,
+        };
+        let s = past + t;
+        let mut att = q.matmul(k.swap_dims(2, 3)).div_scalar((hd as f32).sqrt()); // [b, h, t, s]
+        if t > 1 {
+            // query i (absolute position past + i) may not see key j > past + i
+            let mask = Tensor::<2, Bool>::triu_mask([t, s], 1 + past as i64, &att.device());
+            att = att.mask_fill(mask.reshape([1, 1, t, s]).expand([b, self.n_head, t, s]), f32::NEG_INFINITY);
+        }
+        let y = softmax(att, 3).matmul(v); // [b, h, t, hd]
+        self.proj.forward(y.swap_dims(1, 2).reshape([b, t, c]))
+    }
+}
+
+impl Block {
+    fn new(e: usize, n_head: usize, device: &Device) -> Self {
+        Block {
+            ln1: LayerNormConfig::new(e).init(device),
+            attn: CausalSelfAttention { qkv: LinearConfig::new(e, 3 * e).init(device), proj: LinearConfig::new(e, e).init(device), n_head },
+            ln2: LayerNormConfig::new(e).init(device),
+            fc: LinearConfig::new(e, 4 * e).init(device),
+            proj: LinearConfig::new(4 * e, e).init(device),
+        }
+    }
+    fn forward(&self, x: Tensor<3>, cache: Option<&mut Option<(Tensor<4>, Tensor<4>)>>) -> Tensor<3> {
+        let x = x.clone() + self.attn.forward(self.ln1.forward(x), cache);
+        x.clone() + self.proj.forward(gelu(self.fc.forward(self.ln2.forward(x))))
+    }
+}
+
+impl Gpt {
+    /// Input embeddings of `[class] + tokens`, positions `start..start + len`.
+    fn embed(&self, classes: Option<Tensor<1, Int>>, tokens: Option<Tensor<2, Int>>, start: usize) -> Tensor<3> {
+        let mut parts = Vec::new();
+        if let Some(c) = classes {
+            let b = c.dims()[0];
+            parts.push(self.cls_emb.forward(c.reshape([b, 1])));
+        }
+        if let Some(t) = tokens {
+            parts.push(self.tok_emb.forward(t));
+        }
+        let x = Tensor::cat(parts, 1);
+        let [b, t, e] = x.dims();
+        let pos = Tensor::<1, Int>::arange(start as i64..(start + t) as i64, &x.device()).reshape([1, t]);
+        x + self.pos_emb.forward(pos).expand([b, t, e])
+    }
+
+    fn logits(&self, mut x: Tensor<3>, mut cache: Option<&mut KvCache>) -> Tensor<3> {
+        for (i, block) in self.blocks.iter().enumerate() {
+            let slot = cache.as_deref_mut().map(|c| {
+                if c.layers.len() < self.blocks.len() {
+                    c.layers.resize(self.blocks.len(), None);
+                }
+                &mut c.layers[i]
+            });
+            x = block.forward(x, slot);
+        }
+        self.head.forward(self.ln_f.forward(x))
+    }
+
+    /// Full (training) forward: classes `[b]`, tokens `[b, t]` with t < block_size ->
+    /// logits `[b, t + 1, vocab]`; position i predicts token i.
+    pub fn forward(&self, classes: Tensor<1, Int>, tokens: Tensor<2, Int>) -> Tensor<3> {
+        let x = if tokens.dims()[1] == 0 { self.embed(Some(classes), None, 0) } else { self.embed(Some(classes), Some(tokens), 0) };
+        self.logits(x, None)
+    }
+
+    /// Cross-entropy of predicting every token of `tokens` (`[b, block_size]`) from the class and
+    /// the tokens before it.
+    pub fn loss(&self, classes: Tensor<1, Int>, tokens: Tensor<2, Int>) -> Tensor<1> {
+        let [b, t] = tokens.dims();
+        let logits = self.forward(classes, tokens.clone().narrow(1, 0, t - 1));
+        let v = logits.dims()[2];
+        burn::nn::loss::CrossEntropyLossConfig::new().init(&logits.device()).forward(logits.reshape([b * t, v]), tokens.reshape([b * t]))
+    }
+
+    /// One sampling step with the KV cache: feeds the class (first step, `cache` empty) or the
+    /// previous token, returns the logits `[b, vocab]` for the next token.
+    pub fn step(&self, cache: &mut KvCache, classes: Tensor<1, Int>, prev: Option<Tensor<1, Int>>) -> Tensor<2> {
+        let start = cache.len();
+        let x = match prev {
+            None => self.embed(Some(classes), None, start),
+            Some(p) => {
+                let b = p.dims()[0];
+                self.embed(None, Some(p.reshape([b, 1])), start)
+            }
+        };
+        let logits = self.logits(x, Some(cache));
+        let [b, _, v] = logits.dims();
+        logits.reshape([b, v])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> (Gpt, Device) {
+        let d = Device::flex();
+        d.seed(3);
+        (GptConfig { vocab_size: 11, num_classes: 3, block_size: 6, n_layer: 2, n_head: 2, n_embd: 16 }.init(&d), d)
+    }
+    fn ints(v: &[i64], shape: [usize; 2], d: &Device) -> Tensor<2, Int> {
+        Tensor::from_data(TensorData::new(v.to_vec(), shape), d)
+    }
+    fn vec3(t: Tensor<3>) -> Vec<f32> {
+        t.into_data().to_vec().unwrap()
+    }
+
+    #[test]
+    fn causal_mask_holds() {
+        let (gpt, d) = tiny();
+        let cls = Tensor::<1, Int>::from_data(TensorData::new(vec![1i64], [1]), &d);
+        let a = vec3(gpt.forward(cls.clone(), ints(&[1, 2, 3, 4, 5], [1, 5], &d)));
+        let b = vec3(gpt.forward(cls, ints(&[1, 2, 3, 9, 0], [1, 5], &d)));
+        // positions 0..=3 see only the class and tokens 0..=2, which are equal
+        assert_eq!(&a[..4 * 11], &b[..4 * 11]);
+        assert_ne!(&a[4 * 11..], &b[4 * 11..]);
+    }
+
+    #[test]
+    fn kv_cache_equals_full_recomputation() {
+        let (gpt, d) = tiny();
+        let cls = Tensor::<1, Int>::from_data(TensorData::new(vec![2i64, 0], [2]), &d);
+        let toks = [[4i64, 7, 1, 0, 10], [3, 3, 9, 2, 5]];
+        let full = vec3(gpt.forward(cls.clone(), ints(&[toks[0], toks[1]].concat(), [2, 5], &d)));
+        let mut cache = KvCache::default();
+        let mut prev = None;
+        for i in 0..6 {
+            let l: Vec<f32> = gpt.step(&mut cache, cls.clone(), prev).into_data().to_vec().unwrap();
+            for bi in 0..2 {
+                for k in 0..11 {
+                    let f = full[(bi * 6 + i) * 11 + k];
+                    assert!((l[bi * 11 + k] - f).abs() < 1e-4, "pos {i} batch {bi}: {} vs {f}", l[bi * 11 + k]);
+                }
+            }
+            if i < 5 {
+                prev = Some(Tensor::<1, Int>::from_data(TensorData::new(vec![toks[0][i], toks[1][i]], [2]), &d));
+            }
+        }
+    }
+}

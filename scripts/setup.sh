@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs everything Tessera needs, idempotently: system packages (Chromium + driver for the browser
+# tests, the Fashion-MNIST data set), the wasm target, wasm-bindgen-cli pinned to Cargo.lock, npm deps.
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+cd "$ROOT"
+
+need_apt=()
+for p in chromium chromium-driver dataset-fashion-mnist; do
+  dpkg -s "$p" >/dev/null 2>&1 || need_apt+=("$p")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "setup: apt-get install ${need_apt[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+
+# wasm-bindgen-cli must equal the wasm-bindgen crate version exactly.
+wb_version=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/version = |"/, ""); print; exit}' Cargo.lock)
+if ! wasm-bindgen --version 2>/dev/null | grep -q " $wb_version\$"; then
+  echo "setup: cargo install wasm-bindgen-cli $wb_version"
+  cargo install -q wasm-bindgen-cli --version "$wb_version" --force
+fi
+
+if [ ! -d web/node_modules/playwright-core ] || [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then
+  (cd web && npm ci --no-audit --no-fund --loglevel=error)
+fi
+echo "setup: ok (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
