@@ -226,3 +226,62 @@ pub fn train_classifier(dir: &Path, cfg: &ClassifierConfig, data: &Dataset, sche
     })?;
     Ok(state)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 64 synthetic images: a bright square whose position depends on the class.
+    fn squares() -> Dataset {
+        let n = 64;
+        let mut images = vec![-1.0f32; n * SIZE * SIZE];
+        let mut labels = Vec::new();
+        for i in 0..n {
+            let c = i % 4;
+            let (ox, oy) = (4 + (c % 2) * 14, 4 + (c / 2) * 14);
+            for y in oy..oy + 10 {
+                for x in ox..ox + 10 {
+                    images[i * SIZE * SIZE + y * SIZE + x] = 1.0;
+                }
+            }
+            labels.push(c as u8);
+        }
+        Dataset { images, labels }
+    }
+
+    fn sched(steps: usize, resume: bool) -> Schedule {
+        Schedule { steps, batch_size: 16, lr: 3e-3, warmup: 2, seed: 1, checkpoint_every: 5, resume, command: "test".into() }
+    }
+
+    fn mean(l: &[(usize, f32)]) -> f32 {
+        l.iter().map(|x| x.1).sum::<f32>() / l.len() as f32
+    }
+
+    #[test]
+    fn tokenizer_and_proposal_losses_fall_and_resume_continues() {
+        let dir = std::env::temp_dir().join(format!("tessera-train-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let d = Device::flex();
+        let data = squares();
+        let cfg = VqTokenizerConfig { channels: 8, codebook_size: 16, code_dim: 4, ..Default::default() };
+        let tok_dir = dir.join("tokenizer");
+        let s = train_tokenizer(&tok_dir, &cfg, &data, &sched(40, false), &d).unwrap();
+        let l = &s.losses;
+        assert!(l.len() >= 4);
+        assert!(l.last().unwrap().1 < l[0].1 * 0.7, "tokenizer loss did not fall: {l:?}");
+
+        // Resume: a longer schedule continues from the saved step instead of starting over.
+        let s2 = train_tokenizer(&tok_dir, &cfg, &data, &sched(50, true), &d).unwrap();
+        assert_eq!(s2.step, 50);
+        assert_eq!(&s2.losses[..l.len()], &l[..], "resumed run must keep the earlier log");
+
+        let (tok, _) = Checkpoint::new(&tok_dir).unwrap().load(cfg.init(&d), None, &d, false).unwrap();
+        let tokens = tokenize(&tok, &data, &d);
+        assert_eq!(tokens.len(), 64 * 64);
+        let gpt = GptConfig { vocab_size: 16, num_classes: 4, block_size: 64, n_layer: 1, n_head: 2, n_embd: 32 };
+        let s = train_proposal(&dir.join("proposal"), &gpt, &tokens, &data.labels, 0.1, &sched(40, false), &d).unwrap();
+        let l = &s.losses;
+        assert!(mean(&l[l.len() - 2..]) < mean(&l[..2]) * 0.8, "proposal loss did not fall: {l:?}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

@@ -1,0 +1,41 @@
+// Browser benchmark (run by scripts/bench.sh, not a test): time from page load to the first image on
+// each device, and warm time per image for a batch. Prints one JSON object.
+import path from 'node:path';
+import { serve, launch, newPage, ROOT } from './helpers.mjs';
+
+const count = Number(process.env.BENCH_COUNT || 8);
+const server = await serve(path.join(ROOT, 'web/site'));
+const browser = await launch();
+const out = { count };
+try {
+  for (const device of ['cpu', 'webgpu']) {
+    const ctx = await browser.newContext(); // fresh cache: includes the download
+    const page = await ctx.newPage();
+    const t0 = Date.now();
+    await page.goto(`${server.url}?device=${device}`); // autostart: generates the first grid on load
+    await page.waitForFunction(() => window.tessera?.firstImageMs !== null || window.tessera?.lastError, null, { timeout: 20 * 60 * 1000 });
+    const first = await page.evaluate(() => ({ firstImageMs: window.tessera.firstImageMs, err: window.tessera.lastError, info: window.tessera.info, r: window.tessera.lastResult }));
+    if (first.err) throw new Error(`${device}: ${first.err}`);
+    const warm = [];
+    for (let i = 0; i < 3; i++) {
+      warm.push(await page.evaluate(async (count) => {
+        await window.tessera.generate({ class: 7, count, seed: 100, temperature: 1, topK: 100, topP: 0.92, guidance: 1.75 });
+        return window.tessera.lastResult.msPerImage;
+      }, count));
+    }
+    warm.sort((a, b) => a - b);
+    out[device] = {
+      adapter: first.info.adapter,
+      first_image_ms_after_load: first.firstImageMs,
+      first_grid_images: first.r.tokens.length,
+      wall_to_first_image_ms: Date.now() - t0,
+      ms_per_image_warm_median: warm[1],
+      images_per_s: 1000 / warm[1],
+    };
+    await ctx.close();
+  }
+} finally {
+  await browser.close();
+  server.close();
+}
+console.log(JSON.stringify(out));

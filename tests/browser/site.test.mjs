@@ -1,0 +1,124 @@
+// End to end through the static site in headless Chromium: WebGPU and forced CPU, class
+// conditioning, seed determinism across devices and against native, error recovery, screenshot.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { serve, launch, newPage, ROOT, OUT } from './helpers.mjs';
+
+const TIMEOUT = 15 * 60 * 1000;
+let server, browser;
+const results = {};
+
+before(async () => {
+  server = await serve(path.join(ROOT, 'web/site'));
+  browser = await launch();
+});
+after(async () => {
+  fs.writeFileSync(path.join(OUT, 'site-results.json'), JSON.stringify(results, null, 2));
+  await browser?.close();
+  server?.close();
+});
+
+async function openSite(device) {
+  const page = await newPage(browser);
+  await page.goto(`${server.url}?device=${device}&autostart=0`);
+  await page.waitForFunction(() => window.tessera?.ready || window.tessera?.lastError, null, { timeout: TIMEOUT, polling: 200 });
+  const err = await page.evaluate(() => window.tessera.lastError);
+  assert.equal(err, null, `model failed to load on ${device}: ${err}`);
+  return page;
+}
+
+/** Generates through the page's own code path; returns tokens and per-image pixel statistics. */
+async function generate(page, opts) {
+  return page.evaluate(async (opts) => {
+    const before = window.tessera.runs;
+    await window.tessera.generate(opts);
+    if (window.tessera.runs === before) throw new Error(window.tessera.lastError || 'generation did not run');
+    const canvases = [...document.querySelectorAll('#grid canvas')];
+    const stats = canvases.map((c) => {
+      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      let sum = 0, sq = 0, n = d.length / 4;
+      for (let i = 0; i < d.length; i += 4) { sum += d[i]; sq += d[i] * d[i]; }
+      const mean = sum / n;
+      return { mean, std: Math.sqrt(sq / n - mean * mean) };
+    });
+    return { ...window.tessera.lastResult, stats, info: window.tessera.info };
+  }, opts);
+}
+
+const base = { count: 4, temperature: 1, topK: 100, topP: 0.92, guidance: 1.75 };
+const sameTokens = (a, b) => { let same = 0, n = 0; a.forEach((row, i) => row.forEach((t, j) => { n++; if (t === b[i][j]) same++; })); return same / n; };
+
+for (const device of ['webgpu', 'cpu']) {
+  test(`site generates on ${device}`, { timeout: TIMEOUT }, async () => {
+    const page = await openSite(device);
+    const info = await page.evaluate(() => window.tessera.info);
+    assert.equal(info.device, device, `asked for ${device}, got ${info.device} (${info.fallbackReason ?? ''})`);
+    const sneaker = await generate(page, { ...base, class: 7, seed: 123 });
+    const trouser = await generate(page, { ...base, class: 1, seed: 123 });
+    for (const s of [...sneaker.stats, ...trouser.stats]) assert.ok(s.std > 10, `blank image: ${JSON.stringify(s)}`);
+    assert.notDeepEqual(sneaker.tokens, trouser.tokens, 'classes must differ');
+    // Different classes give different pictures: trousers are tall, sneakers wide; compare mean images.
+    assert.ok(Math.abs(sneaker.stats[0].mean - trouser.stats[0].mean) > 0 || sneaker.tokens[0].join() !== trouser.tokens[0].join());
+    const again = await generate(page, { ...base, class: 7, seed: 123 });
+    assert.deepEqual(again.tokens, sneaker.tokens, 'same seed, same tokens');
+    results[device] = { tokens: sneaker.tokens, msPerImage: sneaker.msPerImage, adapter: info.adapter };
+    await page.screenshot({ path: path.join(OUT, `site-${device}.png`), fullPage: true });
+
+    // A bad option is rejected with a message, and the next call succeeds.
+    const bad = await page.evaluate(async () => {
+      await window.tessera.generate({ class: 7, count: 2, seed: 1, temperature: -1, topK: 100, topP: 0.9, guidance: 1 });
+      return window.tessera.lastError;
+    });
+    assert.match(bad, /temperature/);
+    const ok = await generate(page, { ...base, class: 3, seed: 9, count: 2 });
+    assert.equal(ok.tokens.length, 2);
+    await page.close();
+  });
+}
+
+test('WebGPU and CPU agree: logits within tolerance, tokens for the same seed', { timeout: TIMEOUT }, async () => {
+  const page = await newPage(browser);
+  await page.goto(`${server.url}?autostart=0&device=cpu`);
+  await page.waitForFunction(() => window.tessera?.ready, null, { timeout: TIMEOUT });
+  const r = await page.evaluate(async () => {
+    const { loadGenerator } = await import('./tessera/src/index.js');
+    const gpu = await loadGenerator({ modelUrl: 'models/fmnist-vq-ar/', device: 'webgpu' });
+    const cpu = await loadGenerator({ modelUrl: 'models/fmnist-vq-ar/', device: 'cpu' });
+    const prefix = Array.from({ length: 40 }, (_, i) => (i * 29) % gpu.info.codebookSize);
+    let maxDiff = 0, maxAbs = 0;
+    for (const cls of [0, 7, 10]) {
+      const a = await gpu.proposalLogits(cls, prefix);
+      const b = await cpu.proposalLogits(cls, prefix);
+      for (let i = 0; i < a.length; i++) { maxDiff = Math.max(maxDiff, Math.abs(a[i] - b[i])); maxAbs = Math.max(maxAbs, Math.abs(b[i])); }
+    }
+    const dg = await gpu.decode([prefix.concat(prefix).slice(0, 64)]);
+    const dc = await cpu.decode([prefix.concat(prefix).slice(0, 64)]);
+    let pixDiff = 0;
+    for (let i = 0; i < dg.pixels.length; i++) pixDiff = Math.max(pixDiff, Math.abs(dg.pixels[i] - dc.pixels[i]));
+    gpu.dispose(); cpu.dispose();
+    return { maxDiff, maxAbs, pixDiff };
+  });
+  results.logits = r;
+  console.log(`WebGPU vs CPU: max |logit diff| ${r.maxDiff.toExponential(2)} (max |logit| ${r.maxAbs.toFixed(2)}), max pixel diff ${r.pixDiff}`);
+  assert.ok(r.maxDiff < 1e-3, `logits differ by ${r.maxDiff}`);
+  assert.ok(r.pixDiff <= 1, `decoded pixels differ by ${r.pixDiff}`);
+  await page.close();
+});
+
+test('same seed gives the same tokens on WebGPU, CPU and natively', { timeout: TIMEOUT }, async (t) => {
+  const nativeFile = path.join(OUT, 'native-tokens.json');
+  assert.ok(results.webgpu && results.cpu, 'device runs must have passed');
+  const browserRate = sameTokens(results.webgpu.tokens, results.cpu.tokens);
+  const native = JSON.parse(fs.readFileSync(nativeFile, 'utf8')).samples[0].tokens;
+  const nativeRate = sameTokens(native, results.cpu.tokens);
+  results.agreement = { webgpu_vs_cpu: browserRate, native_vs_browser_cpu: nativeRate };
+  console.log(`token agreement: WebGPU vs CPU ${(100 * browserRate).toFixed(1)}%, native vs browser CPU ${(100 * nativeRate).toFixed(1)}%`);
+  // The sampler is exact given the logits; logits agree to ~1e-5, so a draw can only flip when it
+  // lands within that of a bucket boundary (after which the rest of the image diverges). Require
+  // most images to match exactly and report the rate.
+  const exact = (a, b) => a.filter((row, i) => row.join() === b[i].join()).length;
+  assert.ok(exact(native, results.cpu.tokens) >= 3, `native vs browser: ${exact(native, results.cpu.tokens)}/4 images identical`);
+  assert.ok(exact(results.webgpu.tokens, results.cpu.tokens) >= 3, `webgpu vs cpu: ${exact(results.webgpu.tokens, results.cpu.tokens)}/4 identical`);
+});
