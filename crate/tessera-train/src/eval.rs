@@ -73,7 +73,7 @@ pub fn export(run: &Path, out: &Path, name: &str, device: &Device) -> Result<()>
     let cls: ClassifierConfig = serde_json::from_value(configs["classifier"].clone())?;
     // The blank token: the code of an empty (all background) patch.
     let (t, _) = Checkpoint::new(&run.join("tokenizer"))?.load(tok.init(device), None, device, false)?;
-    let blank = t.encode(Tensor::full([1, 1, SIZE, SIZE], -1.0, device)).into_data().convert::<i64>().to_vec::<i64>().expect("ints");
+    let blank = t.encode(Tensor::full([1, 1, SIZE, SIZE], -1.0, device)).into_data().convert::<i64>().try_to_vec::<i64>().expect("ints");
     let blank_token = *blank.iter().max_by_key(|&&v| blank.iter().filter(|&&w| w == v).count()).expect("64 tokens") as u32;
     let manifest = Manifest {
         format: tessera::bundle::FORMAT.into(),
@@ -176,7 +176,7 @@ fn load_classifier(dir: &Path, m: &Manifest, device: &Device) -> Result<Classifi
 }
 
 fn argmax_rows(logits: Tensor<2>) -> Vec<usize> {
-    logits.argmax(1).into_data().convert::<i64>().to_vec::<i64>().expect("ints").into_iter().map(|v| v as usize).collect()
+    logits.argmax(1).into_data().convert::<i64>().try_to_vec::<i64>().expect("ints").into_iter().map(|v| v as usize).collect()
 }
 
 pub fn evaluate(dir: &Path, data_dir: &Path, per_class: usize, a: &SampleArgs, out: Option<&Path>, recon_png: Option<&Path>, device: &Device) -> Result<()> {
@@ -191,10 +191,10 @@ pub fn evaluate(dir: &Path, data_dir: &Path, per_class: usize, a: &SampleArgs, o
         let (x, y) = test.batch(&idx);
         let xt = Tensor::<4>::from_data(TensorData::new(x.clone(), [idx.len(), 1, SIZE, SIZE]), device);
         let tokens = b.tokenizer.encode(xt.clone());
-        for t in tokens.clone().into_data().convert::<i64>().to_vec::<i64>().expect("ints") {
+        for t in tokens.clone().into_data().convert::<i64>().try_to_vec::<i64>().expect("ints") {
             used[t as usize] = true;
         }
-        let rec: Vec<f32> = b.tokenizer.decode(tokens).into_data().convert::<f32>().to_vec().expect("floats");
+        let rec: Vec<f32> = b.tokenizer.decode(tokens).into_data().convert::<f32>().try_to_vec().expect("floats");
         se += rec.iter().zip(&x).map(|(r, o)| ((r - o) as f64 / 2.0).powi(2)).sum::<f64>(); // on the [0, 1] scale
         correct += argmax_rows(classifier.forward(xt)).iter().zip(&y).filter(|(p, t)| **p as i64 == **t).count();
         if start == 0 {

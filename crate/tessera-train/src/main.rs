@@ -24,7 +24,7 @@ struct Cli {
 }
 
 #[derive(Clone, Copy, ValueEnum, Debug, PartialEq)]
-enum DeviceArg {
+pub enum DeviceArg {
     Flex,
     Wgpu,
 }
@@ -66,11 +66,11 @@ struct TrainArgs {
     limit: Option<usize>,
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, default_value_t = 500)]
     classifier_steps: usize,
-    #[arg(long, default_value_t = 1500)]
+    #[arg(long, default_value_t = 1200)]
     tokenizer_steps: usize,
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 1600)]
     proposal_steps: usize,
     #[arg(long, default_value_t = 200)]
     checkpoint_every: usize,

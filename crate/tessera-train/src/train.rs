@@ -60,7 +60,7 @@ fn optimizer() -> ModuleOptimizer {
 }
 
 /// Shared loop scaffolding: resume, step, log, checkpoint.
-fn run_stage<M: Module + burn::module::AutodiffModule>(
+fn run_stage<M: Module>(
     stage: &str,
     dir: &Path,
     sched: &Schedule,
@@ -103,6 +103,11 @@ fn run_stage<M: Module + burn::module::AutodiffModule>(
             pb.set_message(format!("loss {l:.4} lr {lr:.2e}"));
         }
         pb.set_position(state.step as u64);
+        if pb.is_hidden() && state.step % 50 == 0 {
+            // not a terminal (CI, `| tee`): a plain progress line instead of the bar
+            let l = state.losses.last().map_or(f32::NAN, |l| l.1);
+            eprintln!("{stage}: step {}/{} loss {l:.4} lr {lr:.2e} ({:.0}s)", state.step, sched.steps, elapsed0 + t0.elapsed().as_secs_f64());
+        }
         if state.step % sched.checkpoint_every == 0 || state.step == sched.steps {
             state.elapsed_s = elapsed0 + t0.elapsed().as_secs_f64();
             state.done = state.step == sched.steps;
@@ -138,14 +143,14 @@ pub fn train_tokenizer(dir: &Path, cfg: &VqTokenizerConfig, data: &Dataset, sche
         let loss = rec.clone() + out.vq_loss;
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         let mut model: VqTokenizer = optim.step(lr, model, grads);
-        let toks: Vec<i64> = out.tokens.into_data().convert::<i64>().to_vec().expect("ints");
+        let toks: Vec<i64> = out.tokens.into_data().convert::<i64>().try_to_vec().expect("ints");
         for t in toks {
             usage[t as usize] += 1;
         }
         if step % 50 == 0 {
             let dead: Vec<usize> = (0..k).filter(|&i| usage[i] == 0).collect();
             if !dead.is_empty() {
-                let lat: Vec<f32> = out.latents.detach().into_data().convert::<f32>().to_vec().expect("floats");
+                let lat: Vec<f32> = out.latents.detach().into_data().convert::<f32>().try_to_vec().expect("floats");
                 let d = cfg.code_dim;
                 let rows = lat.len() / d;
                 let mut rng = Rng::new(sched.seed ^ 0x5EED, step as u64);
@@ -174,7 +179,7 @@ pub fn tokenize(tokenizer: &VqTokenizer, data: &Dataset, device: &Device) -> Vec
         let idx: Vec<usize> = (start..(start + 500).min(data.len())).collect();
         let (x, _) = data.batch(&idx);
         let t = tokenizer.encode(images(x, idx.len(), device));
-        out.extend(t.into_data().convert::<i64>().to_vec::<i64>().expect("ints").into_iter().map(|v| v as u16));
+        out.extend(t.into_data().convert::<i64>().try_to_vec::<i64>().expect("ints").into_iter().map(|v| v as u16));
     }
     out
 }

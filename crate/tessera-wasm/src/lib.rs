@@ -41,7 +41,11 @@ async fn webgpu_device() -> Result<(Device, String), String> {
         return r;
     }
     let r = match Device::wgpu_options().graphics_api(WgpuBackend::WebGpu).init_with_setup_async().await {
-        Ok((device, setup)) => Ok((device, setup.adapter.get_info().name)),
+        Ok((device, setup)) => {
+            let i = setup.adapter.get_info();
+            let name = [i.name.as_str(), i.driver.as_str(), i.driver_info.as_str()].iter().filter(|s| !s.is_empty()).cloned().collect::<Vec<_>>().join(" ");
+            Ok((device, if name.is_empty() { format!("{:?} adapter (unnamed)", i.device_type) } else { name }))
+        }
         Err(e) => Err(format!("WebGPU is not available: {e:?}")),
     };
     WEBGPU.with(|w| *w.borrow_mut() = Some(r.clone()));
@@ -250,7 +254,7 @@ impl Inner {
         let cls = Tensor::<1, Int>::from_data(TensorData::new(vec![class as i64], [1]), &self.device);
         let t = Tensor::<2, Int>::from_data(TensorData::new(row.iter().map(|&v| v as i64).collect::<Vec<_>>(), [1, row.len()]), &self.device);
         let logits = self.bundle.proposal.forward(cls, t);
-        let v: Vec<f32> = logits.into_data_async().await.map_err(|e| TesseraError::Device(format!("{e:?}")))?.convert::<f32>().to_vec().map_err(|e| TesseraError::Device(format!("{e:?}")))?;
+        let v: Vec<f32> = logits.into_data_async().await.map_err(|e| TesseraError::Device(format!("{e:?}")))?.convert::<f32>().try_to_vec().map_err(|e| TesseraError::Device(format!("{e:?}")))?;
         Ok(js_sys::Float32Array::from(v.as_slice()).into())
     }
 }

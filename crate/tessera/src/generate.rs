@@ -80,7 +80,7 @@ impl<'a> ArSampling<'a> {
         let logits = self.gpt.step(&mut self.cache, classes, prev);
         let v = self.cfg.vocab_size;
         let data = logits.into_data_async().await.map_err(|e| TesseraError::Device(format!("{e:?}")))?;
-        let logits: Vec<f32> = data.convert::<f32>().to_vec().map_err(|e| TesseraError::Device(format!("{e:?}")))?;
+        let logits: Vec<f32> = data.convert::<f32>().try_to_vec().map_err(|e| TesseraError::Device(format!("{e:?}")))?;
         for i in 0..n {
             let cond = &logits[i * v..(i + 1) * v];
             let uncond = guided.then(|| &logits[(n + i) * v..(n + i + 1) * v]);
@@ -122,7 +122,7 @@ pub async fn decode(tokenizer: &VqTokenizer, tokens: Tensor<2, Int>) -> Result<(
     let images = tokenizer.decode(tokens);
     let shape = images.dims();
     let data = images.into_data_async().await.map_err(|e| TesseraError::Device(format!("{e:?}")))?;
-    Ok((data.convert::<f32>().to_vec().map_err(|e| TesseraError::Device(format!("{e:?}")))?, shape))
+    Ok((data.convert::<f32>().try_to_vec().map_err(|e| TesseraError::Device(format!("{e:?}")))?, shape))
 }
 
 /// `[n, c, s, s]` values in [-1, 1] -> n RGBA images (s * s * 4 bytes each), grey or RGB(A).

@@ -112,8 +112,8 @@ impl CausalSelfAttention {
         let mut att = q.matmul(k.swap_dims(2, 3)).div_scalar((hd as f32).sqrt()); // [b, h, t, s]
         if t > 1 {
             // query i (absolute position past + i) may not see key j > past + i
-            let mask = Tensor::<2, Bool>::triu_mask([t, s], 1 + past as i64, &att.device());
-            att = att.mask_fill(mask.reshape([1, 1, t, s]).expand([b, self.n_head, t, s]), f32::NEG_INFINITY);
+            let mask = Tensor::<2, Bool>::tril_mask([t, s], past as i64, &att.device()); // true above the diagonal
+            att = att.mask_fill(mask.reshape([1, 1, t, s]).expand([b, self.n_head, t, s]), -1.0e9);
         }
         let y = softmax(att, 3).matmul(v); // [b, h, t, hd]
         self.proj.forward(y.swap_dims(1, 2).reshape([b, t, c]))
@@ -212,7 +212,7 @@ mod tests {
         Tensor::from_data(TensorData::new(v.to_vec(), shape), d)
     }
     fn vec3(t: Tensor<3>) -> Vec<f32> {
-        t.into_data().to_vec().unwrap()
+        t.into_data().try_to_vec().unwrap()
     }
 
     #[test]
@@ -235,7 +235,7 @@ mod tests {
         let mut cache = KvCache::default();
         let mut prev = None;
         for i in 0..6 {
-            let l: Vec<f32> = gpt.step(&mut cache, cls.clone(), prev).into_data().to_vec().unwrap();
+            let l: Vec<f32> = gpt.step(&mut cache, cls.clone(), prev.take()).into_data().try_to_vec().unwrap();
             for bi in 0..2 {
                 for k in 0..11 {
                     let f = full[(bi * 6 + i) * 11 + k];

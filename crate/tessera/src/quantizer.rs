@@ -44,7 +44,7 @@ pub struct Quantized {
 
 impl VectorQuantizer {
     pub fn codebook_size(&self) -> usize {
-        self.codebook.lazy_shape().dims[0]
+        self.codebook.lazy_shape().dims::<2>()[0]
     }
 
     /// Index of the nearest code for each row of `z` (`[n, code_dim]`), by squared L2 distance
@@ -79,10 +79,11 @@ impl VectorQuantizer {
         }
         let device = replacements.device();
         let idx = Tensor::<1, Int>::from_data(TensorData::new(dead.iter().map(|&i| i as i64).collect::<Vec<_>>(), [dead.len()]), &device);
+        // Edit the values outside the autodiff graph, then re-enter it as a fresh leaf parameter.
         let codebook = self.codebook.map(|c| {
-            let grad = c.is_require_grad();
-            let c = c.detach().select_assign(0, idx, replacements.detach(), burn::tensor::IndexingUpdateOp::Assign);
-            if grad { c.require_grad() } else { c }
+            let tracked = c.is_autodiff();
+            let c = c.without_autodiff().select_assign(0, idx, replacements.without_autodiff(), burn::tensor::IndexingUpdateOp::Assign);
+            if tracked { c.autodiff() } else { c }
         });
         Self { codebook, commitment: self.commitment }
     }
@@ -99,9 +100,9 @@ mod tests {
         let vq = QuantizerConfig { codebook_size: 37, code_dim: 5, commitment: 0.25 }.init(&device);
         let vq = VectorQuantizer { codebook: Param::from_tensor(Tensor::random([37, 5], burn::tensor::Distribution::Normal(0.0, 1.0), &device)), ..vq };
         let z = Tensor::<2>::random([200, 5], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
-        let got: Vec<i64> = vq.nearest(z.clone()).into_data().convert::<i64>().to_vec().unwrap();
-        let c: Vec<f32> = vq.codebook.val().into_data().to_vec().unwrap();
-        let zs: Vec<f32> = z.into_data().to_vec().unwrap();
+        let got: Vec<i64> = vq.nearest(z.clone()).into_data().convert::<i64>().try_to_vec().unwrap();
+        let c: Vec<f32> = vq.codebook.val().into_data().try_to_vec().unwrap();
+        let zs: Vec<f32> = z.into_data().try_to_vec().unwrap();
         for (n, &g) in got.iter().enumerate() {
             let d = |k: usize| (0..5).map(|j| (zs[n * 5 + j] - c[k * 5 + j]).powi(2)).sum::<f32>();
             let best = (0..37).min_by(|&a, &b| d(a).partial_cmp(&d(b)).unwrap()).unwrap();
@@ -113,9 +114,9 @@ mod tests {
     fn reseed_replaces_only_dead_codes() {
         let device = Device::flex();
         let vq = QuantizerConfig { codebook_size: 4, code_dim: 2, commitment: 0.25 }.init(&device);
-        let before: Vec<f32> = vq.codebook.val().into_data().to_vec().unwrap();
+        let before: Vec<f32> = vq.codebook.val().into_data().try_to_vec().unwrap();
         let vq = vq.reseed(&[2], Tensor::from_data(TensorData::new(vec![9.0f32, 8.0], [1, 2]), &device));
-        let after: Vec<f32> = vq.codebook.val().into_data().to_vec().unwrap();
+        let after: Vec<f32> = vq.codebook.val().into_data().try_to_vec().unwrap();
         assert_eq!(&after[4..6], &[9.0, 8.0]);
         assert_eq!(&after[..4], &before[..4]);
         assert_eq!(&after[6..], &before[6..]);

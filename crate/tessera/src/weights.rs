@@ -31,7 +31,7 @@ pub fn module_to_tensors<M: Module>(module: &M) -> NamedTensors {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
             let t = param.val();
             let shape = t.dims().to_vec();
-            let values = t.into_data().convert::<f32>().to_vec::<f32>().expect("f32 parameter");
+            let values = t.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 parameter");
             self.out.insert(self.path.join("."), HostTensor { shape, values });
         }
     }
@@ -121,7 +121,7 @@ pub fn load_module_with_ids<M: Module>(
                 return;
             }
             let name = self.path.join(".");
-            let expected = param.lazy_shape().dims.to_vec();
+            let expected = param.lazy_shape().dims::<D>().to_vec();
             self.error = match self.tensors.get(&name) {
                 None => Some(BundleError::MissingTensor { file: self.file.into(), name }),
                 Some(t) if t.shape != expected || t.values.len() != expected.iter().product::<usize>() => {
