@@ -21,7 +21,7 @@ test('npm pack -> install -> generate in the browser', { timeout: 10 * 60 * 1000
   assert.match(files, /package\/src\/index\.d\.ts/);
   fs.symlinkSync(path.join(ROOT, 'models'), path.join(app, 'models'));
   // The README example, nearly verbatim.
-  fs.writeFileSync(path.join(app, 'index.html'), `<!doctype html><meta charset="utf-8"><canvas id="c"></canvas>
+  fs.writeFileSync(path.join(app, 'index.html'), `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><canvas id="c"></canvas>
 <script type="module">
 import { loadGenerator } from './node_modules/tessera-web/src/index.js';
 const progress = [];
