@@ -121,6 +121,14 @@ fn run_stage<M: Module>(
     Ok((model, state))
 }
 
+/// One optimizer step on `loss`; returns the model and, every 10 steps, the loss value (a
+/// read-back, so not every step).
+fn update<M: Module>(model: M, optim: &mut ModuleOptimizer, loss: Tensor<1>, lr: f64, step: usize) -> (M, Option<f32>) {
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    let model = optim.step(lr, model, grads);
+    (model, (step % 10 == 0).then(|| loss.into_scalar::<f32>()))
+}
+
 fn images(x: Vec<f32>, n: usize, device: &Device) -> Tensor<4> {
     Tensor::from_data(TensorData::new(x, [n, 1, SIZE, SIZE]), device)
 }
@@ -203,10 +211,7 @@ pub fn train_proposal(dir: &Path, cfg: &GptConfig, tokens: &[u16], labels: &[u8]
             Tensor::from_data(TensorData::new(classes, [b]), &device),
             Tensor::from_data(TensorData::new(toks, [b, t]), &device),
         );
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        let model = optim.step(lr, model, grads);
-        let l = (step % 10 == 0).then(|| loss.into_scalar::<f32>());
-        Ok((model, l))
+        Ok(update(model, optim, loss, lr, step))
     })?;
     Ok(state)
 }
@@ -224,10 +229,7 @@ pub fn train_classifier(dir: &Path, cfg: &ClassifierConfig, data: &Dataset, sche
         let loss = burn::nn::loss::CrossEntropyLossConfig::new()
             .init(&device)
             .forward(logits, Tensor::from_data(TensorData::new(y, [b]), &device));
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        let model = optim.step(lr, model, grads);
-        let l = (step % 10 == 0).then(|| loss.into_scalar::<f32>());
-        Ok((model, l))
+        Ok(update(model, optim, loss, lr, step))
     })?;
     Ok(state)
 }
