@@ -28,7 +28,7 @@ L += [f"# {m['name']}: Fashion-MNIST, VQ tokenizer + AR (GPT) proposal network",
 for r in ['classifier', 'tokenizer', 'proposal']:
     d = det[r]
     L.append(f"| {r} | {d['steps']} x {d['batch_size']} | {params[r]:,} | {d['train_seconds'] / 60:.1f} min | {d['final_loss']:.4f} |")
-L += ['', f"Total training time: {total_s / 60:.0f} min. Command: `scripts/train.sh` (= `{det['tokenizer']['command']}`, then "
+L += ['', f"Total training time: {total_s / 60:.0f} min (wall clock; other builds shared the two cores for part of it). Command: `scripts/train.sh` (= `{det['tokenizer']['command']}`, then "
       '`export`, `eval`, `generate`); it resumes after an interruption.',
       f"Exported from commit `{m['provenance']['git_commit']}` on {m['provenance']['created']}.", '',
       '## Evaluation (`tessera-train eval`, test split)', '',
