@@ -49,7 +49,8 @@ async function load(device) {
   window.tessera.info = info;
   const sel = $('class');
   if (!sel.options.length) info.classes.forEach((name, i) => sel.add(new Option(name, String(i))));
-  for (const [k, v] of Object.entries(info.defaults)) if ($(k).value === '') $(k).value = v;
+  // defaults are f32 in the model: show them rounded (0.92, not 0.9200000166893005)
+  for (const [k, v] of Object.entries(info.defaults)) if ($(k).value === '') $(k).value = String(+Number(v).toPrecision(6));
   status(`Ready on ${info.device === 'webgpu' ? 'WebGPU' : 'CPU'} (${info.adapter})${info.fallbackReason ? ` — fell back: ${info.fallbackReason}` : ''}. Loaded in ${info.loadMs.toFixed(0)} ms.`);
   $('generate').disabled = false;
   window.tessera.ready = true;
@@ -65,6 +66,8 @@ function options() {
 
 async function generate(opts = options()) {
   if (!generator || busy) return;
+  // keep the form in step with what runs (tests and scripts call this directly)
+  for (const k of ['class', 'count', 'seed', 'temperature', 'topK', 'topP', 'guidance']) if (opts[k] !== undefined && $(k)) $(k).value = String(opts[k]);
   busy = true;
   $('generate').disabled = true;
   $('progress').max = generator.info.grid[0] * generator.info.grid[1];
