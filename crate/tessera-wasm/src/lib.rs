@@ -10,7 +10,7 @@ use serde::Deserialize;
 use std::cell::RefCell;
 use std::rc::Rc;
 use tessera::bundle::{Bundle, Manifest};
-use tessera::generate::{ArSampling, Request, decode, to_rgba, tokens_tensor};
+use tessera::generate::{ArSampling, Request, decode, read_f32, to_rgba, tokens_tensor};
 use tessera::sampler::SamplingOptions;
 use tessera::TesseraError;
 use wasm_bindgen::prelude::*;
@@ -254,7 +254,7 @@ impl Inner {
         let cls = Tensor::<1, Int>::from_data(TensorData::new(vec![class as i64], [1]), &self.device);
         let t = Tensor::<2, Int>::from_data(TensorData::new(row.iter().map(|&v| v as i64).collect::<Vec<_>>(), [1, row.len()]), &self.device);
         let logits = self.bundle.proposal.forward(cls, t);
-        let v: Vec<f32> = logits.into_data_async().await.map_err(|e| TesseraError::Device(format!("{e:?}")))?.convert::<f32>().try_to_vec().map_err(|e| TesseraError::Device(format!("{e:?}")))?;
+        let v = read_f32(logits).await?;
         Ok(js_sys::Float32Array::from(v.as_slice()).into())
     }
 }

@@ -79,8 +79,7 @@ impl<'a> ArSampling<'a> {
         };
         let logits = self.gpt.step(&mut self.cache, classes, prev);
         let v = self.cfg.vocab_size;
-        let data = logits.into_data_async().await.map_err(|e| TesseraError::Device(format!("{e:?}")))?;
-        let logits: Vec<f32> = data.convert::<f32>().try_to_vec().map_err(|e| TesseraError::Device(format!("{e:?}")))?;
+        let logits = read_f32(logits).await?;
         for i in 0..n {
             let cond = &logits[i * v..(i + 1) * v];
             let uncond = guided.then(|| &logits[(n + i) * v..(n + i + 1) * v]);
@@ -121,8 +120,13 @@ pub fn tokens_tensor(tokens: &[Vec<u32>], per_image: usize, codebook_size: usize
 pub async fn decode(tokenizer: &VqTokenizer, tokens: Tensor<2, Int>) -> Result<(Vec<f32>, [usize; 4]), TesseraError> {
     let images = tokenizer.decode(tokens);
     let shape = images.dims();
-    let data = images.into_data_async().await.map_err(|e| TesseraError::Device(format!("{e:?}")))?;
-    Ok((data.convert::<f32>().try_to_vec().map_err(|e| TesseraError::Device(format!("{e:?}")))?, shape))
+    Ok((read_f32(images).await?, shape))
+}
+
+/// Reads a tensor back to the host as f32 values. Always async: WebGPU has no synchronous read-back.
+pub async fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, TesseraError> {
+    let data = t.into_data_async().await.map_err(|e| TesseraError::Device(format!("{e:?}")))?;
+    data.convert::<f32>().try_to_vec().map_err(|e| TesseraError::Device(format!("{e:?}")))
 }
 
 /// `[n, c, s, s]` values in [-1, 1] -> n RGBA images (s * s * 4 bytes each), grey or RGB(A).
