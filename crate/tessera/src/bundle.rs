@@ -2,9 +2,13 @@
 //! provenance, sha256 and size of each weights file) beside safetensors weights. The same loader
 //! runs natively (files) and in the browser (fetched bytes); every failure is a [`BundleError`].
 use crate::error::BundleError;
+use crate::error::TesseraError;
+use crate::generate::{ArSampling, NarSampling, Request, Sampling};
 use crate::gpt::{Gpt, GptConfig};
+use crate::maskgit::{MaskGit, MaskGitConfig};
 use crate::sampler::SamplingOptions;
-use crate::vq::{VqTokenizer, VqTokenizerConfig};
+pub use crate::tokenizer::TokenizerSpec;
+use crate::tokenizer::Tokenizer;
 use crate::weights::{from_safetensors, load_module};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -12,7 +16,8 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
 pub const FORMAT: &str = "tessera-bundle";
-pub const FORMAT_VERSION: u32 = 1;
+/// Version 2: one tokenizer shared by several proposal networks (v1 had exactly one AR network).
+pub const FORMAT_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct FileEntry {
@@ -21,16 +26,44 @@ pub struct FileEntry {
     pub sha256: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(tag = "kind", content = "config", rename_all = "lowercase")]
-pub enum TokenizerSpec {
-    Vq(VqTokenizerConfig),
-}
-
+/// A proposal network's kind and configuration.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "kind", content = "config", rename_all = "lowercase")]
 pub enum ProposalSpec {
+    /// Autoregressive GPT, raster order.
     Ar(GptConfig),
+    /// Non-autoregressive MaskGIT.
+    Nar(MaskGitConfig),
+}
+
+impl ProposalSpec {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProposalSpec::Ar(_) => "ar",
+            ProposalSpec::Nar(_) => "nar",
+        }
+    }
+    /// (vocab, classes, block size, n_embd, n_head)
+    fn dims(&self) -> (usize, usize, usize, usize, usize) {
+        match self {
+            ProposalSpec::Ar(c) => (c.vocab_size, c.num_classes, c.block_size, c.n_embd, c.n_head),
+            ProposalSpec::Nar(c) => (c.vocab_size, c.num_classes, c.block_size, c.n_embd, c.n_head),
+        }
+    }
+    pub fn num_classes(&self) -> usize {
+        self.dims().1
+    }
+    pub fn vocab_size(&self) -> usize {
+        self.dims().0
+    }
+}
+
+/// One proposal network of a bundle and its default sampling options; its weights file has the
+/// same role name as its key in `Manifest::proposals`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ProposalEntry {
+    pub model: ProposalSpec,
+    pub sampling: SamplingOptions,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -59,15 +92,16 @@ pub struct Manifest {
     /// Token grid `[rows, cols]`, raster order.
     pub grid: [usize; 2],
     pub tokenizer: TokenizerSpec,
-    pub proposal: ProposalSpec,
+    /// Proposal networks by name (`ar`, `nar`), all over this tokenizer's codes.
+    pub proposals: BTreeMap<String, ProposalEntry>,
     /// Token of an empty (background) patch: fills not-yet-sampled positions in previews.
     pub blank_token: u32,
-    pub sampling: SamplingOptions,
     /// The classifier that measured class consistency (native evaluation only; the browser
     /// never downloads it).
     #[serde(default)]
     pub classifier: Option<crate::classifier::ClassifierConfig>,
-    /// Weights files by role: `tokenizer`, `proposal` (required), `classifier` (optional, native eval).
+    /// Weights files by role: `tokenizer`, one per proposal (its key), `classifier` (optional,
+    /// native evaluation only).
     pub files: BTreeMap<String, FileEntry>,
     pub provenance: Provenance,
 }
@@ -93,37 +127,43 @@ impl Manifest {
 
     fn validate(&self) -> Result<(), BundleError> {
         let bad = |s: String| Err(BundleError::Invalid(s));
-        let TokenizerSpec::Vq(t) = &self.tokenizer;
-        let ProposalSpec::Ar(p) = &self.proposal;
-        if self.grid != [t.grid, t.grid] {
-            return bad(format!("grid {:?} does not match the tokenizer grid {}", self.grid, t.grid));
+        let t = &self.tokenizer;
+        if self.grid != [t.grid(), t.grid()] {
+            return bad(format!("grid {:?} does not match the tokenizer grid {}", self.grid, t.grid()));
         }
-        if p.vocab_size != t.codebook_size {
-            return bad(format!("proposal vocabulary {} != codebook size {}", p.vocab_size, t.codebook_size));
+        if t.image_channels() != self.dataset.channels {
+            return bad(format!("tokenizer has {} image channels, dataset {}", t.image_channels(), self.dataset.channels));
         }
-        if p.block_size != t.tokens_per_image() {
-            return bad(format!("proposal block size {} != tokens per image {}", p.block_size, t.tokens_per_image()));
+        for (name, p) in &self.proposals {
+            let (vocab, classes, block, embd, heads) = p.model.dims();
+            if vocab != t.codebook_size() {
+                return bad(format!("proposal '{name}': vocabulary {vocab} != codebook size {}", t.codebook_size()));
+            }
+            if block != t.tokens_per_image() {
+                return bad(format!("proposal '{name}': block size {block} != tokens per image {}", t.tokens_per_image()));
+            }
+            if classes != self.dataset.classes.len() {
+                return bad(format!("proposal '{name}' has {classes} classes, dataset lists {}", self.dataset.classes.len()));
+            }
+            if heads == 0 || embd % heads != 0 {
+                return bad(format!("proposal '{name}': n_embd {embd} is not divisible by n_head {heads}"));
+            }
+            if !self.files.contains_key(name) {
+                return bad(format!("no file listed for proposal '{name}'"));
+            }
+            p.sampling.validate(vocab).map_err(|e| BundleError::Invalid(format!("proposal '{name}' sampling defaults: {e}")))?;
         }
-        if p.num_classes != self.dataset.classes.len() {
-            return bad(format!("proposal has {} classes, dataset lists {}", p.num_classes, self.dataset.classes.len()));
-        }
-        if p.n_head == 0 || p.n_embd % p.n_head != 0 {
-            return bad(format!("n_embd {} is not divisible by n_head {}", p.n_embd, p.n_head));
-        }
-        if self.blank_token as usize >= t.codebook_size {
+        if self.blank_token as usize >= t.codebook_size() {
             return bad(format!("blank token {} outside the codebook", self.blank_token));
         }
-        for role in ["tokenizer", "proposal"] {
-            if !self.files.contains_key(role) {
-                return bad(format!("no '{role}' file listed"));
-            }
+        if !self.files.contains_key("tokenizer") {
+            return bad("no 'tokenizer' file listed".into());
         }
         for f in self.files.values() {
             if f.path.contains("..") || f.path.starts_with('/') || f.sha256.len() != 64 {
                 return bad(format!("bad file entry {:?}", f));
             }
         }
-        self.sampling.validate(p.vocab_size).map_err(|e| BundleError::Invalid(format!("sampling defaults: {e}")))?;
         Ok(())
     }
 
@@ -144,43 +184,83 @@ impl Manifest {
         Ok(())
     }
 
-    pub fn tokenizer_config(&self) -> &VqTokenizerConfig {
-        let TokenizerSpec::Vq(c) = &self.tokenizer;
-        c
-    }
-    pub fn proposal_config(&self) -> &GptConfig {
-        let ProposalSpec::Ar(c) = &self.proposal;
-        c
+    pub fn proposal(&self, name: &str) -> Result<&ProposalEntry, TesseraError> {
+        self.proposals.get(name).ok_or_else(|| {
+            TesseraError::InvalidOption(format!("no proposal network '{name}' in this bundle (it has: {})", self.proposals.keys().cloned().collect::<Vec<_>>().join(", ")))
+        })
     }
 }
 
-/// A loaded bundle: the tokenizer and the proposal network on one device.
+/// A loaded proposal network.
+#[derive(Debug, Clone)]
+pub enum Proposal {
+    Ar(Gpt),
+    Nar(MaskGit),
+}
+
+/// A loaded bundle: the tokenizer and the proposal networks that were asked for, on one device.
 #[derive(Debug, Clone)]
 pub struct Bundle {
     pub manifest: Manifest,
-    pub tokenizer: VqTokenizer,
-    pub proposal: Gpt,
+    pub tokenizer: Tokenizer,
+    pub proposals: BTreeMap<String, Proposal>,
 }
 
 impl Bundle {
-    /// Builds the models from verified bytes of the `tokenizer` and `proposal` files.
-    pub fn from_bytes(manifest: Manifest, tokenizer: &[u8], proposal: &[u8], device: &Device) -> Result<Self, BundleError> {
+    /// Builds the models from verified bytes of the `tokenizer` file and of the named proposal files
+    /// (any subset of the manifest's proposals: the browser fetches only what it needs).
+    pub fn from_bytes(manifest: Manifest, tokenizer: &[u8], proposals: &[(&str, &[u8])], device: &Device) -> Result<Self, BundleError> {
         manifest.verify("tokenizer", tokenizer)?;
-        manifest.verify("proposal", proposal)?;
         let t_file = &manifest.file("tokenizer")?.path;
-        let p_file = &manifest.file("proposal")?.path;
-        let tok = load_module(manifest.tokenizer_config().init(device), from_safetensors(t_file, tokenizer)?, t_file, device, false)?;
-        let prop = load_module(manifest.proposal_config().init(device), from_safetensors(p_file, proposal)?, p_file, device, false)?;
-        Ok(Bundle { manifest, tokenizer: tok, proposal: prop })
+        let tok = manifest.tokenizer.load(from_safetensors(t_file, tokenizer)?, t_file, device)?;
+        let mut loaded = BTreeMap::new();
+        for &(name, bytes) in proposals {
+            let entry = manifest.proposals.get(name).ok_or_else(|| BundleError::MissingFile(format!("proposal '{name}' is not in the manifest")))?;
+            manifest.verify(name, bytes)?;
+            let file = &manifest.file(name)?.path;
+            let tensors = from_safetensors(file, bytes)?;
+            let p = match &entry.model {
+                ProposalSpec::Ar(c) => Proposal::Ar(load_module(c.init(device), tensors, file, device, false)?),
+                ProposalSpec::Nar(c) => Proposal::Nar(load_module(c.init(device), tensors, file, device, false)?),
+            };
+            loaded.insert(name.to_string(), p);
+        }
+        Ok(Bundle { manifest, tokenizer: tok, proposals: loaded })
     }
 
-    /// Loads a bundle directory natively.
+    /// Loads a bundle directory natively, with every proposal network.
     pub fn load_dir(dir: &std::path::Path, device: &Device) -> Result<Self, BundleError> {
         let read = |p: &std::path::Path| std::fs::read(p).map_err(|_| BundleError::MissingFile(p.display().to_string()));
         let json = read(&dir.join("manifest.json"))?;
         let manifest = Manifest::parse(&String::from_utf8_lossy(&json))?;
         let t = read(&dir.join(&manifest.file("tokenizer")?.path))?;
-        let p = read(&dir.join(&manifest.file("proposal")?.path))?;
-        Self::from_bytes(manifest, &t, &p, device)
+        let mut bytes = Vec::new();
+        for name in manifest.proposals.keys() {
+            bytes.push((name.clone(), read(&dir.join(&manifest.file(name)?.path))?));
+        }
+        let refs: Vec<(&str, &[u8])> = bytes.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
+        Self::from_bytes(manifest, &t, &refs, device)
+    }
+
+    /// Starts sampling with proposal network `name`. `given` (NAR only) keeps the `Some` tokens of
+    /// each grid and resamples the rest (inpainting).
+    pub fn sampler(&self, name: &str, req: Request, given: Option<Vec<Vec<Option<u32>>>>, device: &Device) -> Result<Sampling<'_>, TesseraError> {
+        let entry = self.manifest.proposal(name)?;
+        let model = self.proposals.get(name).ok_or_else(|| TesseraError::InvalidOption(format!("proposal network '{name}' was not loaded")))?;
+        match (model, &entry.model) {
+            (Proposal::Ar(m), ProposalSpec::Ar(c)) => {
+                if given.is_some() {
+                    return Err(TesseraError::InvalidOption(format!("'{name}' is autoregressive: inpainting needs a NAR (MaskGIT) proposal network")));
+                }
+                Ok(Sampling::Ar(ArSampling::new(m, c, req, device)?))
+            }
+            (Proposal::Nar(m), ProposalSpec::Nar(c)) => Ok(Sampling::Nar(NarSampling::new(m, c, req, given, device)?)),
+            _ => Err(TesseraError::InvalidOption(format!("proposal '{name}' does not match its manifest entry"))),
+        }
+    }
+
+    /// Sampling options: the proposal's defaults, overridden by `f`.
+    pub fn defaults(&self, name: &str) -> Result<SamplingOptions, TesseraError> {
+        Ok(self.manifest.proposal(name)?.sampling.clone())
     }
 }

@@ -1,9 +1,9 @@
 //! The AR proposal network: a GPT over `[class] + tokens` (nanoGPT's `model.py` in burn).
 //! The first position holds a class embedding (index `num_classes` is the null class used for
 //! classifier-free guidance); the logits at position i predict token i of the raster-order grid.
+use crate::transformer::{Block, KvSlot};
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::{gelu, softmax};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -55,26 +55,10 @@ pub struct Gpt {
     n_head: usize,
 }
 
-#[derive(Module, Debug)]
-struct Block {
-    ln1: LayerNorm,
-    attn: CausalSelfAttention,
-    ln2: LayerNorm,
-    fc: Linear,
-    proj: Linear,
-}
-
-#[derive(Module, Debug)]
-struct CausalSelfAttention {
-    qkv: Linear,
-    proj: Linear,
-    n_head: usize,
-}
-
 /// Keys and values of every layer for the positions seen so far: `[b, n_head, t, head_dim]`.
 #[derive(Debug, Clone, Default)]
 pub struct KvCache {
-    layers: Vec<Option<(Tensor<4>, Tensor<4>)>>,
+    layers: Vec<KvSlot>,
 }
 
 impl KvCache {
@@ -84,55 +68,6 @@ impl KvCache {
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-}
-
-impl CausalSelfAttention {
-    fn forward(&self, x: Tensor<3>, cache: Option<&mut Option<(Tensor<4>, Tensor<4>)>>) -> Tensor<3> {
-        let [b, t, c] = x.dims();
-        let hd = c / self.n_head;
-        let heads = |y: Tensor<3>| y.reshape([b, t, self.n_head, hd]).swap_dims(1, 2); // [b, h, t, hd]
-        let qkv = self.qkv.forward(x);
-        let q = heads(qkv.clone().narrow(2, 0, c));
-        let mut k = heads(qkv.clone().narrow(2, c, c));
-        let mut v = heads(qkv.narrow(2, 2 * c, c));
-        let past = match cache {
-            Some(slot) => {
-                let past = slot.as_ref().map_or(0, |(pk, _)| pk.dims()[2]);
-                if let Some((pk, pv)) = slot.take() {
-                    k = Tensor::cat(vec![pk, k], 2);
-                    v = Tensor::cat(vec![pv, v], 2);
-                }
-                *slot = Some((k.clone(), v.clone()));
-                past
-            }
-            None => 0,
-        };
-        let s = past + t;
-        let mut att = q.matmul(k.swap_dims(2, 3)).div_scalar((hd as f32).sqrt()); // [b, h, t, s]
-        if t > 1 {
-            // query i (absolute position past + i) may not see key j > past + i
-            let mask = Tensor::<2, Bool>::tril_mask([t, s], past as i64, &att.device()); // true above the diagonal
-            att = att.mask_fill(mask.reshape([1, 1, t, s]).expand([b, self.n_head, t, s]), -1.0e9);
-        }
-        let y = softmax(att, 3).matmul(v); // [b, h, t, hd]
-        self.proj.forward(y.swap_dims(1, 2).reshape([b, t, c]))
-    }
-}
-
-impl Block {
-    fn new(e: usize, n_head: usize, device: &Device) -> Self {
-        Block {
-            ln1: LayerNormConfig::new(e).init(device),
-            attn: CausalSelfAttention { qkv: LinearConfig::new(e, 3 * e).init(device), proj: LinearConfig::new(e, e).init(device), n_head },
-            ln2: LayerNormConfig::new(e).init(device),
-            fc: LinearConfig::new(e, 4 * e).init(device),
-            proj: LinearConfig::new(4 * e, e).init(device),
-        }
-    }
-    fn forward(&self, x: Tensor<3>, cache: Option<&mut Option<(Tensor<4>, Tensor<4>)>>) -> Tensor<3> {
-        let x = x.clone() + self.attn.forward(self.ln1.forward(x), cache);
-        x.clone() + self.proj.forward(gelu(self.fc.forward(self.ln2.forward(x))))
     }
 }
 
@@ -161,7 +96,7 @@ impl Gpt {
                 }
                 &mut c.layers[i]
             });
-            x = block.forward(x, slot);
+            x = block.forward(x, true, slot);
         }
         self.head.forward(self.ln_f.forward(x))
     }

@@ -8,14 +8,22 @@
 
 pub mod bundle;
 pub mod classifier;
+pub mod cluster;
 pub mod decoder;
 pub mod encoder;
 pub mod error;
+pub mod fsq;
 pub mod generate;
 pub mod gpt;
+pub mod kmeans;
+pub mod maskgit;
 pub mod quantizer;
 pub mod sampler;
+pub mod tokenizer;
+pub mod transformer;
+pub mod vit;
 pub mod vq;
+pub mod vqkd;
 pub mod weights;
 
 pub use error::{BundleError, TesseraError};

@@ -17,11 +17,15 @@ pub struct SamplingOptions {
     pub top_p: f32,
     /// Classifier-free guidance scale s: logits = uncond + s (cond - uncond); 1 = conditional only.
     pub guidance: f32,
+    /// NAR (MaskGIT) only: number of parallel decoding steps.
+    pub steps: usize,
+    /// NAR only: scale of the Gumbel noise added to confidences, annealed to 0 over the steps.
+    pub confidence_noise: f32,
 }
 
 impl Default for SamplingOptions {
     fn default() -> Self {
-        Self { seed: 0, temperature: 1.0, top_k: 0, top_p: 1.0, guidance: 1.0 }
+        Self { seed: 0, temperature: 1.0, top_k: 0, top_p: 1.0, guidance: 1.0, steps: 10, confidence_noise: 4.5 }
     }
 }
 
@@ -39,6 +43,12 @@ impl SamplingOptions {
         }
         if !(self.guidance.is_finite() && (0.0..=20.0).contains(&self.guidance)) {
             return bad(format!("guidance must be in [0, 20], got {}", self.guidance));
+        }
+        if !(1..=256).contains(&self.steps) {
+            return bad(format!("steps must be in 1..=256, got {}", self.steps));
+        }
+        if !(self.confidence_noise.is_finite() && (0.0..=100.0).contains(&self.confidence_noise)) {
+            return bad(format!("confidence_noise must be in [0, 100], got {}", self.confidence_noise));
         }
         Ok(())
     }
@@ -110,11 +120,21 @@ pub fn filtered_probs(logits: &[f64], opts: &SamplingOptions) -> Vec<(usize, f64
 
 /// Draws one token from `logits` (cond) — guided by `uncond` when given.
 pub fn sample(cond: &[f32], uncond: Option<&[f32]>, opts: &SamplingOptions, rng: &mut Rng) -> u32 {
+    sample_with_logits(cond, uncond, opts, rng).0
+}
+
+/// [`sample`], also returning the guided logits the token was drawn from (MaskGIT scores its
+/// confidence on them).
+pub fn sample_with_logits(cond: &[f32], uncond: Option<&[f32]>, opts: &SamplingOptions, rng: &mut Rng) -> (u32, Vec<f64>) {
     let logits: Vec<f64> = match uncond {
         Some(u) => guide(cond, u, opts.guidance),
         None => cond.iter().map(|&x| x as f64).collect(),
     };
-    let probs = filtered_probs(&logits, opts);
+    (draw(&logits, opts, rng), logits)
+}
+
+fn draw(logits: &[f64], opts: &SamplingOptions, rng: &mut Rng) -> u32 {
+    let probs = filtered_probs(logits, opts);
     let u = rng.uniform();
     let mut cum = 0.0;
     for &(i, p) in &probs {
@@ -210,6 +230,8 @@ mod tests {
             SamplingOptions { top_k: 1000, ..opts() },
             SamplingOptions { top_p: 0.0, ..opts() },
             SamplingOptions { guidance: -1.0, ..opts() },
+            SamplingOptions { steps: 0, ..opts() },
+            SamplingOptions { confidence_noise: f32::INFINITY, ..opts() },
         ] {
             assert!(o.validate(256).is_err(), "{o:?}");
         }

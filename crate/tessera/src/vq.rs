@@ -4,6 +4,7 @@
 use crate::decoder::{Decoder, DecoderConfig};
 use crate::encoder::{Encoder, EncoderConfig};
 use crate::quantizer::{QuantizerConfig, VectorQuantizer};
+use crate::tokenizer::{grid_to_rows, rows_to_grid};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -57,28 +58,18 @@ pub struct VqOutput {
 }
 
 impl VqTokenizer {
-    /// `[b, d, g, g]` -> `[b * g * g, d]` in raster order (row-major over the grid).
-    fn to_rows(z: Tensor<4>) -> Tensor<2> {
-        let [b, d, g, _] = z.dims();
-        z.permute([0, 2, 3, 1]).reshape([b * g * g, d])
-    }
-    fn from_rows(z: Tensor<2>, b: usize, g: usize) -> Tensor<4> {
-        let [_, d] = z.dims();
-        z.reshape([b, g, g, d]).permute([0, 3, 1, 2])
-    }
-
     pub fn forward(&self, images: Tensor<4>) -> VqOutput {
         let b = images.dims()[0];
-        let latents = Self::to_rows(self.encoder.forward(images));
+        let latents = grid_to_rows(self.encoder.forward(images));
         let q = self.quantizer.forward(latents.clone());
-        let reconstruction = self.decoder.forward(Self::from_rows(q.quantized, b, self.grid));
+        let reconstruction = self.decoder.forward(rows_to_grid(q.quantized, b, self.grid));
         VqOutput { reconstruction, tokens: q.tokens.reshape([b, self.grid * self.grid]), latents, vq_loss: q.loss }
     }
 
     /// Images `[b, c, s, s]` in [-1, 1] -> tokens `[b, grid * grid]` in raster order.
     pub fn encode(&self, images: Tensor<4>) -> Tensor<2, Int> {
         let b = images.dims()[0];
-        let latents = Self::to_rows(self.encoder.forward(images));
+        let latents = grid_to_rows(self.encoder.forward(images));
         self.quantizer.nearest(latents).reshape([b, self.grid * self.grid])
     }
 
@@ -86,6 +77,6 @@ impl VqTokenizer {
     pub fn decode(&self, tokens: Tensor<2, Int>) -> Tensor<4> {
         let b = tokens.dims()[0];
         let codes = self.quantizer.lookup(tokens.flatten(0, 1));
-        self.decoder.forward(Self::from_rows(codes, b, self.grid))
+        self.decoder.forward(rows_to_grid(codes, b, self.grid))
     }
 }
