@@ -8,28 +8,41 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
-use tessera::bundle::{Bundle, DatasetInfo, FileEntry, Manifest, ProposalSpec, Provenance, TokenizerSpec, sha256_hex};
+use tessera::bundle::{Bundle, DatasetInfo, FileEntry, Manifest, ProposalEntry, ProposalSpec, Provenance, TokenizerSpec, sha256_hex};
 use tessera::classifier::{Classifier, ClassifierConfig};
-use tessera::generate::{ArSampling, Request, decode, to_rgba, tokens_tensor};
+use tessera::generate::{Request, decode, to_rgba, tokens_tensor};
 use tessera::gpt::GptConfig;
+use tessera::maskgit::MaskGitConfig;
 use tessera::sampler::SamplingOptions;
 use tessera::vq::VqTokenizerConfig;
 use tessera::weights::{from_safetensors, load_module};
 
-/// Sampling defaults stored in the bundle (the paper's AR settings, scaled to a 256-code book).
-pub fn default_sampling() -> SamplingOptions {
-    SamplingOptions { seed: 0, temperature: 1.0, top_k: 100, top_p: 0.92, guidance: 1.75 }
+/// Sampling defaults stored in the bundle: AR uses the paper's top-k/top-p settings scaled to a
+/// 256-code book; NAR uses MaskGIT's (10 steps, confidence noise 4.5); both guidance 1.75.
+pub fn default_sampling(kind: &str) -> SamplingOptions {
+    match kind {
+        "nar" => SamplingOptions { seed: 0, temperature: 1.0, top_k: 0, top_p: 1.0, guidance: 1.75, steps: 10, confidence_noise: 4.5 },
+        _ => SamplingOptions { seed: 0, temperature: 1.0, top_k: 100, top_p: 0.92, guidance: 1.75, ..Default::default() },
+    }
 }
 
-fn sampling(bundle: &Manifest, a: &SampleArgs) -> SamplingOptions {
-    let d = &bundle.sampling;
+fn sampling(d: &SamplingOptions, a: &SampleArgs) -> SamplingOptions {
     SamplingOptions {
         seed: a.seed,
         temperature: a.temperature.unwrap_or(d.temperature),
         top_k: a.top_k.unwrap_or(d.top_k),
         top_p: a.top_p.unwrap_or(d.top_p),
         guidance: a.guidance.unwrap_or(d.guidance),
+        steps: a.steps.unwrap_or(d.steps),
+        confidence_noise: a.confidence_noise.unwrap_or(d.confidence_noise),
     }
+}
+
+/// The tokenizer spec a run saved (older VQ runs saved the bare VQ config).
+pub fn tokenizer_spec(config: &serde_json::Value) -> Result<TokenizerSpec> {
+    serde_json::from_value::<TokenizerSpec>(config.clone())
+        .or_else(|_| serde_json::from_value::<VqTokenizerConfig>(config.clone()).map(TokenizerSpec::Vq))
+        .context("unrecognised tokenizer config in the run")
 }
 
 fn git_commit() -> String {
@@ -42,20 +55,26 @@ fn git_commit() -> String {
         .unwrap_or_default()
 }
 
-/// Writes `run/{tokenizer,proposal,classifier}` checkpoints as a bundle in `out`.
-pub fn export(run: &Path, out: &Path, name: &str, device: &Device) -> Result<()> {
+/// Writes a run's tokenizer and its finished proposal networks (`run/ar`, `run/nar`), plus the
+/// classifier checkpoint in `classifier`, as a bundle in `out`.
+pub fn export(run: &Path, classifier: &Path, out: &Path, name: &str, device: &Device) -> Result<()> {
     std::fs::create_dir_all(out)?;
     let mut files = BTreeMap::new();
     let mut details = BTreeMap::new();
     let mut configs = BTreeMap::new();
-    for role in ["tokenizer", "proposal", "classifier"] {
-        let ck = Checkpoint::new(&run.join(role))?;
+    let sources = [("tokenizer", run.join("tokenizer")), ("ar", run.join("ar")), ("nar", run.join("nar")), ("classifier", classifier.to_path_buf())];
+    for (role, dir) in &sources {
+        let ck = Checkpoint::new(dir)?;
+        let optional = matches!(*role, "ar" | "nar");
         if !ck.exists() {
-            bail!("{} has no trained {role} (run `tessera-train train` first)", run.display());
+            if optional {
+                continue;
+            }
+            bail!("{} has no trained {role} (run `tessera-train train` first)", dir.display());
         }
         let st = ck.state()?;
         if !st.done {
-            bail!("the {role} in {} stopped at step {} of {}: finish it with `train --resume`", run.display(), st.step, st.steps);
+            bail!("the {role} in {} stopped at step {} of {}: finish it with `train --resume`", dir.display(), st.step, st.steps);
         }
         let bytes = std::fs::read(ck.weights_path())?;
         let path = format!("{role}.safetensors");
@@ -66,13 +85,23 @@ pub fn export(run: &Path, out: &Path, name: &str, device: &Device) -> Result<()>
             json!({"steps": st.step, "batch_size": st.batch_size, "seed": st.seed, "train_seconds": st.elapsed_s.round(),
                    "final_loss": st.losses.last().map(|l| l.1), "command": st.command, "extra": st.extra}),
         );
-        configs.insert(role, st.config);
+        configs.insert(*role, st.config);
     }
-    let tok: VqTokenizerConfig = serde_json::from_value(configs["tokenizer"].clone())?;
-    let gpt: GptConfig = serde_json::from_value(configs["proposal"].clone())?;
+    let tok = tokenizer_spec(&configs["tokenizer"])?;
+    let mut proposals = BTreeMap::new();
+    if let Some(c) = configs.get("ar") {
+        proposals.insert("ar".to_string(), ProposalEntry { model: ProposalSpec::Ar(serde_json::from_value::<GptConfig>(c.clone())?), sampling: default_sampling("ar") });
+    }
+    if let Some(c) = configs.get("nar") {
+        proposals.insert("nar".to_string(), ProposalEntry { model: ProposalSpec::Nar(serde_json::from_value::<MaskGitConfig>(c.clone())?), sampling: default_sampling("nar") });
+    }
+    if proposals.is_empty() {
+        bail!("{} has no finished proposal network (ar or nar)", run.display());
+    }
     let cls: ClassifierConfig = serde_json::from_value(configs["classifier"].clone())?;
     // The blank token: the code of an empty (all background) patch.
-    let (t, _) = Checkpoint::new(&run.join("tokenizer"))?.load(tok.init(device), None, device, false)?;
+    let bytes = std::fs::read(Checkpoint::new(&run.join("tokenizer"))?.weights_path())?;
+    let t = tok.load(from_safetensors("tokenizer", &bytes)?, "tokenizer", device)?;
     let blank = t.encode(Tensor::full([1, 1, SIZE, SIZE], -1.0, device)).into_data().convert::<i64>().try_to_vec::<i64>().expect("ints");
     let blank_token = *blank.iter().max_by_key(|&&v| blank.iter().filter(|&&w| w == v).count()).expect("64 tokens") as u32;
     let manifest = Manifest {
@@ -80,11 +109,10 @@ pub fn export(run: &Path, out: &Path, name: &str, device: &Device) -> Result<()>
         format_version: tessera::bundle::FORMAT_VERSION,
         name: name.into(),
         dataset: DatasetInfo { name: "fashion-mnist".into(), image_size: SIZE, channels: 1, classes: CLASSES.iter().map(|s| s.to_string()).collect() },
-        grid: [tok.grid, tok.grid],
-        tokenizer: TokenizerSpec::Vq(tok),
-        proposal: ProposalSpec::Ar(gpt),
+        grid: [tok.grid(), tok.grid()],
+        tokenizer: tok,
+        proposals,
         blank_token,
-        sampling: default_sampling(),
         classifier: Some(cls),
         files,
         provenance: Provenance {
@@ -114,11 +142,13 @@ fn class_index(m: &Manifest, s: &str) -> Result<usize> {
         .with_context(|| format!("unknown class '{s}'; classes: {}", m.dataset.classes.join(", ")))
 }
 
-/// Samples `count` images of `class` and decodes them: (tokens, RGBA images).
-pub fn sample(b: &Bundle, class: usize, count: usize, opts: &SamplingOptions, device: &Device) -> Result<(Vec<Vec<u32>>, Vec<f32>)> {
+/// Samples `count` images of `class` with proposal network `proposal` and decodes them:
+/// (tokens, pixels in [-1, 1]).
+pub fn sample(b: &Bundle, proposal: &str, class: usize, count: usize, opts: &SamplingOptions, device: &Device) -> Result<(Vec<Vec<u32>>, Vec<f32>)> {
     let req = Request { class, count, options: opts.clone() };
-    let tokens = pollster::block_on(ArSampling::new(&b.proposal, b.manifest.proposal_config(), req, device)?.run())?;
-    let t = tokens_tensor(&tokens, b.manifest.proposal_config().block_size, b.manifest.tokenizer_config().codebook_size, device)?;
+    let per = b.manifest.tokenizer.tokens_per_image();
+    let tokens = pollster::block_on(b.sampler(proposal, req, None, device)?.run(per))?;
+    let t = tokens_tensor(&tokens, per, b.manifest.tokenizer.codebook_size(), device)?;
     let (pixels, _) = pollster::block_on(decode(&b.tokenizer, t))?;
     Ok((tokens, pixels))
 }
@@ -143,9 +173,10 @@ pub fn write_grid(pixels: &[f32], n: usize, cols: usize, path: &Path) -> Result<
     Ok(())
 }
 
-pub fn generate_grid(dir: &Path, class: Option<&str>, count: usize, a: &SampleArgs, out: &Path, tokens_out: Option<&Path>, device: &Device) -> Result<()> {
+#[allow(clippy::too_many_arguments)]
+pub fn generate_grid(dir: &Path, proposal: &str, class: Option<&str>, count: usize, a: &SampleArgs, out: &Path, tokens_out: Option<&Path>, device: &Device) -> Result<()> {
     let b = Bundle::load_dir(dir, device)?;
-    let opts = sampling(&b.manifest, a);
+    let opts = sampling(&b.defaults(proposal)?, a);
     let classes: Vec<usize> = match class {
         Some(c) => vec![class_index(&b.manifest, c)?],
         None => (0..b.manifest.dataset.classes.len()).collect(),
@@ -154,7 +185,7 @@ pub fn generate_grid(dir: &Path, class: Option<&str>, count: usize, a: &SampleAr
     let mut all_tokens = Vec::new();
     let t0 = Instant::now();
     for &c in &classes {
-        let (tokens, pixels) = sample(&b, c, count, &opts, device)?;
+        let (tokens, pixels) = sample(&b, proposal, c, count, &opts, device)?;
         all_pixels.extend(pixels);
         all_tokens.push(json!({"class": c, "name": b.manifest.dataset.classes[c], "tokens": tokens}));
     }
@@ -162,7 +193,7 @@ pub fn generate_grid(dir: &Path, class: Option<&str>, count: usize, a: &SampleAr
     write_grid(&all_pixels, n, count, out)?;
     eprintln!("{} images in {:.2}s -> {}", n, t0.elapsed().as_secs_f64(), out.display());
     if let Some(p) = tokens_out {
-        std::fs::write(p, serde_json::to_string(&json!({"options": opts, "samples": all_tokens}))?)?;
+        std::fs::write(p, serde_json::to_string(&json!({"proposal": proposal, "options": opts, "samples": all_tokens}))?)?;
     }
     Ok(())
 }
@@ -183,7 +214,7 @@ pub fn evaluate(dir: &Path, data_dir: &Path, per_class: usize, a: &SampleArgs, o
     let b = Bundle::load_dir(dir, device)?;
     let classifier = load_classifier(dir, &b.manifest, device)?;
     let test = data::load(data_dir, "test")?;
-    let k = b.manifest.tokenizer_config().codebook_size;
+    let k = b.manifest.tokenizer.codebook_size();
     // Test-set reconstruction, codebook usage and classifier accuracy on real images.
     let (mut se, mut used, mut correct) = (0f64, vec![false; k], 0usize);
     for start in (0..test.len()).step_by(500) {
@@ -209,41 +240,49 @@ pub fn evaluate(dir: &Path, data_dir: &Path, per_class: usize, a: &SampleArgs, o
     let psnr = 10.0 * (1.0 / mse).log10();
     let usage = used.iter().filter(|&&u| u).count() as f64 / k as f64;
     let classifier_acc = correct as f64 / test.len() as f64;
-    // Class consistency of generated samples.
-    let opts = sampling(&b.manifest, a);
-    let mut per = BTreeMap::new();
-    let t0 = Instant::now();
-    let mut total_ok = 0;
-    for c in 0..b.manifest.dataset.classes.len() {
-        let mut ok = 0;
-        let mut done = 0;
-        while done < per_class {
-            let n = (per_class - done).min(50);
-            let o = SamplingOptions { seed: opts.seed.wrapping_add((c * 1000 + done) as u64), ..opts.clone() };
-            let (_, pixels) = sample(&b, c, n, &o, device)?;
-            let preds = argmax_rows(classifier.forward(Tensor::from_data(TensorData::new(pixels, [n, 1, SIZE, SIZE]), device)));
-            ok += preds.iter().filter(|&&p| p == c).count();
-            done += n;
-        }
-        total_ok += ok;
-        per.insert(b.manifest.dataset.classes[c].clone(), ok as f64 / per_class as f64);
-        eprintln!("  {:<12} {:.1}%", b.manifest.dataset.classes[c], 100.0 * ok as f64 / per_class as f64);
-    }
-    let gen_s = t0.elapsed().as_secs_f64();
+    // Class consistency of generated samples, for every proposal network of the bundle.
+    let mut proposals = BTreeMap::new();
     let n_classes = b.manifest.dataset.classes.len();
+    for name in b.manifest.proposals.keys() {
+        let opts = sampling(&b.defaults(name)?, a);
+        let mut per = BTreeMap::new();
+        let t0 = Instant::now();
+        let mut total_ok = 0;
+        eprintln!("{name}: class consistency");
+        for c in 0..n_classes {
+            let mut ok = 0;
+            let mut done = 0;
+            while done < per_class {
+                let n = (per_class - done).min(50);
+                let o = SamplingOptions { seed: opts.seed.wrapping_add((c * 1000 + done) as u64), ..opts.clone() };
+                let (_, pixels) = sample(&b, name, c, n, &o, device)?;
+                let preds = argmax_rows(classifier.forward(Tensor::from_data(TensorData::new(pixels, [n, 1, SIZE, SIZE]), device)));
+                ok += preds.iter().filter(|&&p| p == c).count();
+                done += n;
+            }
+            total_ok += ok;
+            per.insert(b.manifest.dataset.classes[c].clone(), ok as f64 / per_class as f64);
+            eprintln!("  {:<12} {:.1}%", b.manifest.dataset.classes[c], 100.0 * ok as f64 / per_class as f64);
+        }
+        proposals.insert(name.clone(), json!({
+            "class_consistency_mean": total_ok as f64 / (per_class * n_classes) as f64,
+            "class_consistency": per,
+            "sampling": opts,
+            "generation_seconds": t0.elapsed().as_secs_f64(),
+        }));
+    }
     let result = json!({
         "bundle": b.manifest.name,
+        "tokenizer": b.manifest.tokenizer.kind(),
         "evaluator": "in-project CNN classifier trained on Fashion-MNIST train (not Inception)",
         "test_images": test.len(),
         "reconstruction_mse_01": mse,
         "reconstruction_psnr_db": psnr,
+        "codebook_size": k,
         "codebook_usage": usage,
         "classifier_test_accuracy": classifier_acc,
-        "class_consistency_mean": total_ok as f64 / (per_class * n_classes) as f64,
-        "class_consistency": per,
         "samples_per_class": per_class,
-        "sampling": opts,
-        "generation_seconds": gen_s,
+        "proposals": proposals,
     });
     println!("{}", serde_json::to_string_pretty(&result)?);
     if let Some(p) = out {
@@ -252,20 +291,20 @@ pub fn evaluate(dir: &Path, data_dir: &Path, per_class: usize, a: &SampleArgs, o
     Ok(())
 }
 
-pub fn bench(dir: &Path, count: usize, runs: usize, device: &Device, device_name: &str) -> Result<()> {
+pub fn bench(dir: &Path, proposal: &str, count: usize, runs: usize, device: &Device, device_name: &str) -> Result<()> {
     let b = Bundle::load_dir(dir, device)?;
-    let opts = b.manifest.sampling.clone();
+    let opts = b.defaults(proposal)?;
     let t0 = Instant::now();
-    sample(&b, 0, count, &opts, device)?; // warm-up (kernel compilation on GPU backends)
+    sample(&b, proposal, 0, count, &opts, device)?; // warm-up (kernel compilation on GPU backends)
     let first = t0.elapsed().as_secs_f64();
     let mut times = Vec::new();
     for r in 0..runs {
         let t = Instant::now();
-        sample(&b, r % 10, count, &SamplingOptions { seed: r as u64 + 1, ..opts.clone() }, device)?;
+        sample(&b, proposal, r % 10, count, &SamplingOptions { seed: r as u64 + 1, ..opts.clone() }, device)?;
         times.push(t.elapsed().as_secs_f64());
     }
     times.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
     let med = times[times.len() / 2];
-    println!("{}", json!({"device": device_name, "count": count, "first_s": first, "median_s": med, "images_per_s": count as f64 / med, "ms_per_image": 1000.0 * med / count as f64}));
+    println!("{}", json!({"device": device_name, "proposal": proposal, "count": count, "first_s": first, "median_s": med, "images_per_s": count as f64 / med, "ms_per_image": 1000.0 * med / count as f64}));
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! `tessera-train`: train, evaluate and export Tessera models natively (burn flex on the CPU by
 //! default; `--device wgpu` for burn's wgpu backend, a GPU when one is present).
+mod assemble;
 mod checkpoint;
 mod data;
 mod eval;
@@ -10,8 +11,14 @@ use burn::prelude::*;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use tessera::classifier::ClassifierConfig;
+use tessera::cluster::ClusterConfig;
+use tessera::fsq::FsqConfig;
 use tessera::gpt::GptConfig;
+use tessera::maskgit::MaskGitConfig;
+use tessera::tokenizer::Tokenizer;
+use tessera::vit::VitConfig;
 use tessera::vq::VqTokenizerConfig;
+use tessera::vqkd::VqKdConfig;
 
 #[derive(Parser)]
 #[command(name = "tessera-train", version, about = "Train, evaluate and export Tessera models")]
@@ -41,19 +48,44 @@ pub fn device(d: DeviceArg) -> Result<Device> {
 
 #[derive(Clone, Copy, ValueEnum, Debug, PartialEq)]
 enum Stage {
+    /// tokenizer, then AR and NAR proposal networks
     All,
+    /// the classifier used by `eval` (class consistency)
     Classifier,
+    /// the supervised ViT teacher (IU encoder) used by VQ-KD and Cluster
+    Teacher,
     Tokenizer,
-    Proposal,
+    Ar,
+    Nar,
+}
+
+#[derive(Clone, Copy, ValueEnum, Debug, PartialEq)]
+enum TokenizerKind {
+    /// VQ codebook learned by pixel reconstruction
+    Vq,
+    /// finite scalar quantization, pixel reconstruction
+    Fsq,
+    /// VQ-KD: codebook learned by distilling the teacher's features
+    Vqkd,
+    /// k-means on the teacher's features
+    Cluster,
 }
 
 #[derive(clap::Args, Debug, Clone)]
 struct TrainArgs {
-    /// Run directory (checkpoints, logs, cached tokens).
-    #[arg(long, default_value = "runs/fmnist")]
+    /// Run directory of one tokenizer and its proposal networks (checkpoints, cached tokens).
+    #[arg(long, default_value = "runs/vq")]
     run: PathBuf,
+    #[arg(long, value_enum, default_value_t = TokenizerKind::Vq)]
+    tokenizer: TokenizerKind,
     #[arg(long, value_enum, default_value_t = Stage::All)]
     stage: Stage,
+    /// Teacher checkpoint directory (trained by `--stage teacher`, used by vqkd and cluster).
+    #[arg(long, default_value = "runs/teacher-vit")]
+    teacher: PathBuf,
+    /// Classifier checkpoint directory (trained by `--stage classifier`).
+    #[arg(long, default_value = "runs/classifier")]
+    classifier: PathBuf,
     /// Continue from the last checkpoint of each stage.
     #[arg(long)]
     resume: bool,
@@ -68,20 +100,28 @@ struct TrainArgs {
     batch_size: usize,
     #[arg(long, default_value_t = 500)]
     classifier_steps: usize,
+    #[arg(long, default_value_t = 500)]
+    teacher_steps: usize,
+    /// Steps of tokenizer training (VQ, FSQ, VQ-KD distillation) and of the pixel decoder (VQ-KD, Cluster).
     #[arg(long, default_value_t = 1200)]
     tokenizer_steps: usize,
     #[arg(long, default_value_t = 1600)]
     proposal_steps: usize,
     #[arg(long, default_value_t = 200)]
     checkpoint_every: usize,
-    /// Tokenizer width and codebook.
+    /// Tokenizer width and codebook (FSQ: --fsq-levels instead of --codebook-size).
     #[arg(long, default_value_t = 32)]
     channels: usize,
     #[arg(long, default_value_t = 256)]
     codebook_size: usize,
     #[arg(long, default_value_t = 16)]
     code_dim: usize,
-    /// GPT size.
+    #[arg(long, value_delimiter = ',', default_value = "8,6,5")]
+    fsq_levels: Vec<usize>,
+    /// Training images whose patch features Cluster's k-means sees.
+    #[arg(long, default_value_t = 4000)]
+    cluster_images: usize,
+    /// Proposal network size (AR and NAR alike).
     #[arg(long, default_value_t = 4)]
     n_layer: usize,
     #[arg(long, default_value_t = 4)]
@@ -106,25 +146,36 @@ pub struct SampleArgs {
     /// Classifier-free guidance scale (1 = off).
     #[arg(long)]
     pub guidance: Option<f32>,
+    /// NAR: parallel decoding steps.
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// NAR: Gumbel noise on confidences (annealed to 0).
+    #[arg(long)]
+    pub confidence_noise: Option<f32>,
 }
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Train the classifier, the tokenizer and the AR proposal network (resumable).
+    /// Train the classifier, a teacher, a tokenizer and its AR/NAR proposal networks (resumable).
     Train(TrainArgs),
     /// Export a trained run as a model bundle (manifest + safetensors + checksums).
     Export {
-        #[arg(long, default_value = "runs/fmnist")]
+        #[arg(long, default_value = "runs/vq")]
         run: PathBuf,
-        #[arg(long, default_value = "models/fmnist-vq-ar")]
+        #[arg(long, default_value = "runs/classifier")]
+        classifier: PathBuf,
+        #[arg(long, default_value = "models/fmnist-vq")]
         out: PathBuf,
-        #[arg(long, default_value = "fmnist-vq-ar")]
+        #[arg(long, default_value = "fmnist-vq")]
         name: String,
     },
     /// Generate a PNG grid (rows = classes or one class) with a bundle.
     Generate {
-        #[arg(long, default_value = "models/fmnist-vq-ar")]
+        #[arg(long, default_value = "models/fmnist-vq")]
         bundle: PathBuf,
+        /// Proposal network of the bundle: ar or nar.
+        #[arg(long, default_value = "ar")]
+        proposal: String,
         /// Class name ("Sneaker") or index; all classes (one row each) when omitted.
         #[arg(long)]
         class: Option<String>,
@@ -140,7 +191,7 @@ enum Cmd {
     },
     /// Test-set reconstruction error, codebook usage and class consistency of samples.
     Eval {
-        #[arg(long, default_value = "models/fmnist-vq-ar")]
+        #[arg(long, default_value = "models/fmnist-vq")]
         bundle: PathBuf,
         #[arg(long, default_value = data::DEFAULT_DIR)]
         data: PathBuf,
@@ -157,8 +208,10 @@ enum Cmd {
     },
     /// Native generation speed (images/s) on this device.
     Bench {
-        #[arg(long, default_value = "models/fmnist-vq-ar")]
+        #[arg(long, default_value = "models/fmnist-vq")]
         bundle: PathBuf,
+        #[arg(long, default_value = "ar")]
+        proposal: String,
         #[arg(long, default_value_t = 8)]
         count: usize,
         #[arg(long, default_value_t = 3)]
@@ -172,14 +225,14 @@ fn main() -> Result<()> {
     let command_line = std::env::args().collect::<Vec<_>>().join(" ");
     match cli.cmd {
         Cmd::Train(a) => run_train(&a, &dev, &command_line),
-        Cmd::Export { run, out, name } => eval::export(&run, &out, &name, &dev),
-        Cmd::Generate { bundle, class, count, sampling, out, tokens_out } => {
-            eval::generate_grid(&bundle, class.as_deref(), count, &sampling, &out, tokens_out.as_deref(), &dev)
+        Cmd::Export { run, classifier, out, name } => eval::export(&run, &classifier, &out, &name, &dev),
+        Cmd::Generate { bundle, proposal, class, count, sampling, out, tokens_out } => {
+            eval::generate_grid(&bundle, &proposal, class.as_deref(), count, &sampling, &out, tokens_out.as_deref(), &dev)
         }
         Cmd::Eval { bundle, data, samples_per_class, sampling, out, recon_png } => {
             eval::evaluate(&bundle, &data, samples_per_class, &sampling, out.as_deref(), recon_png.as_deref(), &dev)
         }
-        Cmd::Bench { bundle, count, runs } => eval::bench(&bundle, count, runs, &dev, &format!("{:?}", cli.device).to_lowercase()),
+        Cmd::Bench { bundle, proposal, count, runs } => eval::bench(&bundle, &proposal, count, runs, &dev, &format!("{:?}", cli.device).to_lowercase()),
     }
 }
 
@@ -201,33 +254,87 @@ fn run_train(a: &TrainArgs, dev: &Device, command: &str) -> Result<()> {
         resume: a.resume,
         command: command.to_string(),
     };
-    let tok_cfg = VqTokenizerConfig { channels: a.channels, codebook_size: a.codebook_size, code_dim: a.code_dim, ..Default::default() };
-    let cls_cfg = ClassifierConfig { in_channels: 1, channels: 32, num_classes: data::CLASSES.len() };
-    let gpt_cfg = GptConfig {
-        vocab_size: a.codebook_size,
-        num_classes: data::CLASSES.len(),
-        block_size: tok_cfg.tokens_per_image(),
-        n_layer: a.n_layer,
-        n_head: a.n_head,
-        n_embd: a.n_embd,
-    };
-    if a.stage == Stage::All || a.stage == Stage::Classifier {
-        let s = train::train_classifier(&a.run.join("classifier"), &cls_cfg, &train, &sched(a.classifier_steps, 2e-3, 50), dev)?;
+    let n_classes = data::CLASSES.len();
+    let cls_cfg = ClassifierConfig { in_channels: 1, channels: 32, num_classes: n_classes };
+    let vit_cfg = VitConfig { num_classes: n_classes, ..Default::default() };
+    let stage = |s: Stage| a.stage == s || (a.stage == Stage::All && matches!(s, Stage::Tokenizer | Stage::Ar | Stage::Nar));
+    if stage(Stage::Classifier) {
+        let s = train::train_classifier(&a.classifier, &cls_cfg, &train, &sched(a.classifier_steps, 2e-3, 50), dev)?;
         eprintln!("classifier: {} steps in {:.0}s", s.step, s.elapsed_s);
     }
-    if a.stage == Stage::All || a.stage == Stage::Tokenizer {
-        let s = train::train_tokenizer(&a.run.join("tokenizer"), &tok_cfg, &train, &sched(a.tokenizer_steps, 2e-3, 50), dev)?;
-        eprintln!("tokenizer: {} steps in {:.0}s", s.step, s.elapsed_s);
+    if stage(Stage::Teacher) {
+        let s = train::train_teacher(&a.teacher, &vit_cfg, &train, &sched(a.teacher_steps, 1e-3, 50), dev)?;
+        eprintln!("teacher: {} steps in {:.0}s", s.step, s.elapsed_s);
     }
-    if a.stage == Stage::All || a.stage == Stage::Proposal {
-        let ckpt = checkpoint::Checkpoint::new(&a.run.join("tokenizer"))?;
-        if !ckpt.exists() {
-            bail!("no trained tokenizer in {} (run --stage tokenizer first)", a.run.display());
+    let load_teacher = || -> Result<tessera::vit::Vit> {
+        let ck = checkpoint::Checkpoint::new(&a.teacher)?;
+        if !ck.exists() || !ck.state()?.done {
+            bail!("no finished teacher in {} (run --stage teacher first)", a.teacher.display());
         }
-        let (tokenizer, _) = ckpt.load(tok_cfg.init(dev), None, dev, false).context("loading the tokenizer")?;
-        let tokens = train::tokenize(&tokenizer, &train, dev);
-        let s = train::train_proposal(&a.run.join("proposal"), &gpt_cfg, &tokens, &train.labels, a.class_dropout, &sched(a.proposal_steps, 1e-3, 100), dev)?;
-        eprintln!("proposal: {} steps in {:.0}s", s.step, s.elapsed_s);
+        let cfg: VitConfig = serde_json::from_value(ck.state()?.config)?;
+        Ok(ck.load(cfg.init(dev), None, dev, false)?.0)
+    };
+    let teacher_name = a.teacher.file_name().map(|s| s.to_string_lossy().replace("teacher-", "")).unwrap_or_default();
+    if stage(Stage::Tokenizer) {
+        let tsched = sched(a.tokenizer_steps, 2e-3, 50);
+        let dir = a.run.join("tokenizer");
+        let t0 = std::time::Instant::now();
+        match a.tokenizer {
+            TokenizerKind::Vq => {
+                let cfg = VqTokenizerConfig { channels: a.channels, codebook_size: a.codebook_size, code_dim: a.code_dim, ..Default::default() };
+                train::train_tokenizer(&dir, &cfg, &train, &tsched, dev)?;
+            }
+            TokenizerKind::Fsq => {
+                let cfg = FsqConfig { channels: a.channels, levels: a.fsq_levels.clone(), ..Default::default() };
+                train::train_fsq(&dir, &cfg, &train, &tsched, dev)?;
+            }
+            TokenizerKind::Vqkd => {
+                let teacher = load_teacher()?;
+                let cfg = VqKdConfig {
+                    image_channels: 1, image_size: data::SIZE, grid: vit_cfg.grid(), channels: a.channels, codebook_size: a.codebook_size,
+                    code_dim: a.code_dim, teacher_dim: vit_cfg.n_embd, teacher_name: teacher_name.clone(), decay: 0.99, commitment: 0.25,
+                };
+                train::train_vqkd(&a.run.join("vqkd"), &cfg, &teacher, &train, &tsched, dev)?;
+                let (distill, _) = checkpoint::Checkpoint::new(&a.run.join("vqkd"))?.load(cfg.init_distill(dev), None, dev, false)?;
+                let codebook: Vec<f32> = distill.codebook.val().into_data().convert::<f32>().try_to_vec().expect("floats");
+                let encoder_only = tessera::vqkd::VqKdTokenizer { encoder: distill.encoder.clone(), codebook: distill.codebook.clone(), decoder: cfg.init(dev).decoder, grid: cfg.grid };
+                let tokens = train::tokenize(&Tokenizer::Vqkd(encoder_only), &train, dev);
+                train::train_decoder(&a.run.join("decoder"), &cfg.decoder(), &codebook, cfg.grid, &tokens, &train, &tsched, dev)?;
+                assemble::vqkd(&a.run, &cfg, command, t0.elapsed().as_secs_f64())?;
+            }
+            TokenizerKind::Cluster => {
+                let teacher = load_teacher()?;
+                let cfg = ClusterConfig { teacher: vit_cfg.clone(), teacher_name: teacher_name.clone(), codebook_size: a.codebook_size, channels: a.channels };
+                let codebook = assemble::cluster_codebook(&a.run, &teacher, &train, a.cluster_images, a.codebook_size, a.seed, dev)?;
+                let mut feats = train::teacher_features(&teacher, &train, train.len(), dev);
+                tessera::kmeans::normalize_rows(&mut feats, vit_cfg.n_embd);
+                let tokens: Vec<u16> = tessera::kmeans::assign(&feats, &codebook, vit_cfg.n_embd).into_iter().map(|t| t as u16).collect();
+                train::train_decoder(&a.run.join("decoder"), &cfg.decoder(), &codebook, vit_cfg.grid(), &tokens, &train, &tsched, dev)?;
+                assemble::cluster(&a.run, &a.teacher, &cfg, &codebook, command, t0.elapsed().as_secs_f64())?;
+            }
+        }
+        eprintln!("tokenizer: done in {:.0}s", t0.elapsed().as_secs_f64());
+    }
+    if stage(Stage::Ar) || stage(Stage::Nar) {
+        let ck = checkpoint::Checkpoint::new(&a.run.join("tokenizer"))?;
+        if !ck.exists() || !ck.state()?.done {
+            bail!("no finished tokenizer in {} (run --stage tokenizer first)", a.run.display());
+        }
+        let spec = eval::tokenizer_spec(&ck.state()?.config)?;
+        let bytes = std::fs::read(ck.weights_path())?;
+        let tokenizer = spec.load(tessera::weights::from_safetensors("tokenizer", &bytes)?, "tokenizer", dev).context("loading the tokenizer")?;
+        let tokens = assemble::cached_tokens(&a.run, &bytes, || train::tokenize(&tokenizer, &train, dev))?;
+        let (vocab, block) = (spec.codebook_size(), spec.tokens_per_image());
+        if stage(Stage::Ar) {
+            let cfg = GptConfig { vocab_size: vocab, num_classes: n_classes, block_size: block, n_layer: a.n_layer, n_head: a.n_head, n_embd: a.n_embd };
+            let s = train::train_proposal(&a.run.join("ar"), &cfg, &tokens, &train.labels, a.class_dropout, &sched(a.proposal_steps, 1e-3, 100), dev)?;
+            eprintln!("ar: {} steps in {:.0}s", s.step, s.elapsed_s);
+        }
+        if stage(Stage::Nar) {
+            let cfg = MaskGitConfig { vocab_size: vocab, num_classes: n_classes, block_size: block, n_layer: a.n_layer, n_head: a.n_head, n_embd: a.n_embd };
+            let s = train::train_nar(&a.run.join("nar"), &cfg, &tokens, &train.labels, a.class_dropout, &sched(a.proposal_steps, 1e-3, 100), dev)?;
+            eprintln!("nar: {} steps in {:.0}s", s.step, s.elapsed_s);
+        }
     }
     Ok(())
 }

@@ -1,5 +1,7 @@
-//! The training loops: tokenizer (VQ on pixels), AR proposal network on the tokenizer's codes, and
-//! the classifier used to measure class consistency. Each is resumable (see `checkpoint.rs`),
+//! The training loops: the IU teacher (supervised ViT), the tokenizers (VQ and FSQ on pixels; VQ-KD
+//! by feature distillation; Cluster by k-means on teacher features; the last two then get a pixel
+//! decoder trained on their frozen tokens), the AR and NAR proposal networks on a tokenizer's codes,
+//! and the classifier used to measure class consistency. Each is resumable (see `checkpoint.rs`),
 //! deterministic given `--seed` (the batch at step s depends only on the seed and s), and shows
 //! an indicatif progress bar.
 use crate::checkpoint::{Checkpoint, TrainState};
@@ -11,9 +13,16 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::path::Path;
 use std::time::Instant;
 use tessera::classifier::ClassifierConfig;
+use tessera::decoder::DecoderConfig;
+use tessera::fsq::{FsqConfig, FsqTokenizer};
 use tessera::gpt::GptConfig;
+use tessera::kmeans::kmeans_cosine;
+use tessera::maskgit::{MaskGitConfig, training_mask_count};
 use tessera::sampler::Rng;
+use tessera::tokenizer::{Tokenizer, rows_to_grid};
+use tessera::vit::{Vit, VitConfig};
 use tessera::vq::{VqTokenizer, VqTokenizerConfig};
+use tessera::vqkd::{VqKdConfig, VqKdDistill, ema_update};
 
 /// Options common to every training stage.
 #[derive(Debug, Clone)]
@@ -181,7 +190,7 @@ pub fn train_tokenizer(dir: &Path, cfg: &VqTokenizerConfig, data: &Dataset, sche
 }
 
 /// Tokenizes a whole data set with a trained tokenizer (inference device, batches of 500).
-pub fn tokenize(tokenizer: &VqTokenizer, data: &Dataset, device: &Device) -> Vec<u16> {
+pub fn tokenize(tokenizer: &Tokenizer, data: &Dataset, device: &Device) -> Vec<u16> {
     let mut out = Vec::with_capacity(data.len() * 64);
     for start in (0..data.len()).step_by(500) {
         let idx: Vec<usize> = (start..(start + 500).min(data.len())).collect();
@@ -190,6 +199,173 @@ pub fn tokenize(tokenizer: &VqTokenizer, data: &Dataset, device: &Device) -> Vec
         out.extend(t.into_data().convert::<i64>().try_to_vec::<i64>().expect("ints").into_iter().map(|v| v as u16));
     }
     out
+}
+
+/// Trains the FSQ tokenizer: MSE on pixels (the implicit codebook needs no codebook loss).
+pub fn train_fsq(dir: &Path, cfg: &FsqConfig, data: &Dataset, sched: &Schedule, device: &Device) -> Result<TrainState> {
+    let device = device.clone().autodiff();
+    device.seed(sched.seed);
+    let model = cfg.init(&device);
+    let spec = serde_json::to_value(tessera::tokenizer::TokenizerSpec::Fsq(cfg.clone()))?;
+    let (_, state) = run_stage("tokenizer", dir, sched, spec, model, &device, |model: FsqTokenizer, optim, step, lr, _| {
+        let idx = sched.batch(step, data.len());
+        let (x, _) = data.batch(&idx);
+        let x = images(x, idx.len(), &device);
+        let (rec, _) = model.forward(x.clone());
+        let loss = (rec - x).powi_scalar(2).mean();
+        Ok(update(model, optim, loss, lr, step))
+    })?;
+    Ok(state)
+}
+
+/// Trains the supervised ViT teacher (cross-entropy on the class token).
+pub fn train_teacher(dir: &Path, cfg: &VitConfig, data: &Dataset, sched: &Schedule, device: &Device) -> Result<TrainState> {
+    let device = device.clone().autodiff();
+    device.seed(sched.seed);
+    let model = cfg.init(&device);
+    let (_, state) = run_stage("teacher", dir, sched, serde_json::to_value(cfg)?, model, &device, |model: Vit, optim, step, lr, _| {
+        let idx = sched.batch(step, data.len());
+        let (x, y) = data.batch(&idx);
+        let b = idx.len();
+        let logits = model.forward(images(x, b, &device));
+        let loss = burn::nn::loss::CrossEntropyLossConfig::new().init(&device).forward(logits, Tensor::from_data(TensorData::new(y, [b]), &device));
+        Ok(update(model, optim, loss, lr, step))
+    })?;
+    Ok(state)
+}
+
+/// VQ-KD stage 1: encoder + cosine codebook (k-means initialised, EMA updated) + feature adaptor,
+/// trained to reconstruct the frozen `teacher`'s patch features.
+pub fn train_vqkd(dir: &Path, cfg: &VqKdConfig, teacher: &Vit, data: &Dataset, sched: &Schedule, device: &Device) -> Result<TrainState> {
+    let plain = device.clone();
+    let device = device.clone().autodiff();
+    device.seed(sched.seed);
+    let model = cfg.init_distill(&device);
+    let (k, d) = (cfg.codebook_size, cfg.code_dim);
+    let mut host: Option<Vec<f32>> = None; // host copy of the codebook (EMA runs on the host)
+    let mut usage = vec![0u32; k];
+    let mut reseeded_total = 0usize;
+    let (_, state) = run_stage("vqkd", dir, sched, serde_json::to_value(cfg)?, model, &device, |mut model: VqKdDistill, optim, step, lr, state| {
+        if host.is_none() {
+            if step == 0 {
+                // k-means initialisation on encoder outputs of the first 4 batches
+                let mut z = Vec::new();
+                for s in 0..4 {
+                    let idx = sched.batch(s, data.len());
+                    let (x, _) = data.batch(&idx);
+                    let e = model.encoder.forward(images(x, idx.len(), &device).detach());
+                    z.extend(tessera::tokenizer::grid_to_rows(e).detach().into_data().convert::<f32>().try_to_vec::<f32>().expect("floats"));
+                }
+                let (c, _) = kmeans_cosine(&z, d, k, 10, sched.seed);
+                model = model.with_codebook(c.clone());
+                host = Some(c);
+            } else {
+                host = Some(model.codebook.val().into_data().convert::<f32>().try_to_vec().expect("floats"));
+            }
+        }
+        let idx = sched.batch(step, data.len());
+        let (x, _) = data.batch(&idx);
+        let b = idx.len();
+        let feats = teacher.patch_features(images(x.clone(), b, &plain)).autodiff();
+        let out = model.forward(images(x, b, &device), feats, cfg.commitment);
+        let grads = GradientsParams::from_grads(out.loss.backward(), &model);
+        let model: VqKdDistill = optim.step(lr, model, grads);
+        let toks: Vec<usize> = out.tokens.into_data().convert::<i64>().try_to_vec::<i64>().expect("ints").into_iter().map(|t| t as usize).collect();
+        let lat: Vec<f32> = out.latents.into_data().convert::<f32>().try_to_vec().expect("floats");
+        let cb = host.as_mut().expect("initialised");
+        ema_update(cb, d, &lat, &toks, cfg.decay);
+        toks.iter().for_each(|&t| usage[t] += 1);
+        if step % 100 == 99 {
+            // codes unused for 100 steps restart at random latents of this batch
+            let mut rng = Rng::new(sched.seed ^ 0x5EED, step as u64);
+            let rows = lat.len() / d;
+            let dead: Vec<usize> = (0..k).filter(|&i| usage[i] == 0).collect();
+            for &j in &dead {
+                let r = (rng.next_u64() % rows as u64) as usize;
+                cb[j * d..(j + 1) * d].copy_from_slice(&lat[r * d..(r + 1) * d]);
+            }
+            reseeded_total += dead.len();
+            usage.iter_mut().for_each(|u| *u = 0);
+            state.extra.insert("codes_reseeded".into(), reseeded_total.into());
+        }
+        let model = model.with_codebook(cb.clone());
+        Ok((model, (step % 10 == 0).then(|| out.feature_loss.into_scalar::<f32>())))
+    })?;
+    Ok(state)
+}
+
+/// Patch features of the first `n` training images (`[n * patches, dim]`, inference device).
+pub fn teacher_features(teacher: &Vit, data: &Dataset, n: usize, device: &Device) -> Vec<f32> {
+    let mut out = Vec::new();
+    for start in (0..n.min(data.len())).step_by(250) {
+        let idx: Vec<usize> = (start..(start + 250).min(n).min(data.len())).collect();
+        let (x, _) = data.batch(&idx);
+        let f = teacher.patch_features(images(x, idx.len(), device));
+        out.extend(f.into_data().convert::<f32>().try_to_vec::<f32>().expect("floats"));
+    }
+    out
+}
+
+/// Trains a pixel decoder on frozen tokens (VQ-KD and Cluster): codes of `codebook` (`[k, d]`)
+/// looked up from cached `tokens` -> decoder -> MSE against the images.
+#[allow(clippy::too_many_arguments)]
+pub fn train_decoder(dir: &Path, cfg: &DecoderConfig, codebook: &[f32], grid: usize, tokens: &[u16], data: &Dataset, sched: &Schedule, device: &Device) -> Result<TrainState> {
+    let device = device.clone().autodiff();
+    device.seed(sched.seed);
+    let model = cfg.init(&device);
+    let d = cfg.latent_dim;
+    let k = codebook.len() / d;
+    let codes = Tensor::<2>::from_data(TensorData::new(codebook.to_vec(), [k, d]), &device);
+    let t = grid * grid;
+    let (_, state) = run_stage("decoder", dir, sched, serde_json::to_value(cfg)?, model, &device, |model: tessera::decoder::Decoder, optim, step, lr, _| {
+        let idx = sched.batch(step, data.len());
+        let (x, _) = data.batch(&idx);
+        let b = idx.len();
+        let tok: Vec<i64> = idx.iter().flat_map(|&i| tokens[i * t..(i + 1) * t].iter().map(|&v| v as i64)).collect();
+        let z = codes.clone().select(0, Tensor::from_data(TensorData::new(tok, [b * t]), &device));
+        let rec = model.forward(rows_to_grid(z, b, grid));
+        let loss = (rec - images(x, b, &device)).powi_scalar(2).mean();
+        Ok(update(model, optim, loss, lr, step))
+    })?;
+    Ok(state)
+}
+
+/// Trains the NAR (MaskGIT) proposal network: each sequence gets a cosine-schedule number of
+/// random positions masked; the loss is cross-entropy on those. Class dropout as for AR.
+pub fn train_nar(dir: &Path, cfg: &MaskGitConfig, tokens: &[u16], labels: &[u8], class_dropout: f64, sched: &Schedule, device: &Device) -> Result<TrainState> {
+    let device = device.clone().autodiff();
+    device.seed(sched.seed);
+    let model = cfg.init(&device);
+    let t = cfg.block_size;
+    let n = labels.len();
+    let (_, state) = run_stage("nar", dir, sched, serde_json::to_value(cfg)?, model, &device, |model, optim, step, lr, _| {
+        let idx = sched.batch(step, n);
+        let mut rng = Rng::new(sched.seed ^ 0x3A5C, step as u64);
+        let classes: Vec<i64> = idx.iter().map(|&i| if rng.uniform() < class_dropout { cfg.null_class() as i64 } else { labels[i] as i64 }).collect();
+        let toks: Vec<i64> = idx.iter().flat_map(|&i| tokens[i * t..(i + 1) * t].iter().map(|&v| v as i64)).collect();
+        let mut mask = Vec::with_capacity(idx.len() * t);
+        for _ in &idx {
+            // choose `m` distinct positions by a partial Fisher-Yates shuffle
+            let m = training_mask_count(rng.uniform(), t);
+            let mut order: Vec<usize> = (0..t).collect();
+            for j in 0..m {
+                let r = j + (rng.next_u64() % (t - j) as u64) as usize;
+                order.swap(j, r);
+            }
+            let mut row = vec![false; t];
+            order[..m].iter().for_each(|&p| row[p] = true);
+            mask.extend(row);
+        }
+        let b = idx.len();
+        let loss = model.loss(
+            Tensor::from_data(TensorData::new(classes, [b]), &device),
+            Tensor::from_data(TensorData::new(toks, [b, t]), &device),
+            Tensor::from_data(TensorData::new(mask, [b, t]), &device),
+            cfg.mask_token(),
+        );
+        Ok(update(model, optim, loss, lr, step))
+    })?;
+    Ok(state)
 }
 
 /// Trains the AR proposal network on cached tokens; the class is replaced by the null class
@@ -283,12 +459,44 @@ mod tests {
         assert_eq!(&s2.losses[..l.len()], &l[..], "resumed run must keep the earlier log");
 
         let (tok, _) = Checkpoint::new(&tok_dir).unwrap().load(cfg.init(&d), None, &d, false).unwrap();
-        let tokens = tokenize(&tok, &data, &d);
+        let tokens = tokenize(&Tokenizer::Vq(tok), &data, &d);
         assert_eq!(tokens.len(), 64 * 64);
         let gpt = GptConfig { vocab_size: 16, num_classes: 4, block_size: 64, n_layer: 1, n_head: 2, n_embd: 32 };
         let s = train_proposal(&dir.join("proposal"), &gpt, &tokens, &data.labels, 0.1, &sched(40, false), &d).unwrap();
         let l = &s.losses;
         assert!(mean(&l[l.len() - 2..]) < mean(&l[..2]) * 0.8, "proposal loss did not fall: {l:?}");
+        let mg = MaskGitConfig { vocab_size: 16, num_classes: 4, block_size: 64, n_layer: 1, n_head: 2, n_embd: 32 };
+        let s = train_nar(&dir.join("nar"), &mg, &tokens, &data.labels, 0.1, &sched(40, false), &d).unwrap();
+        let l = &s.losses;
+        assert!(mean(&l[l.len() - 2..]) < mean(&l[..2]) * 0.8, "NAR loss did not fall: {l:?}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn feature_tokenizers_train() {
+        let dir = std::env::temp_dir().join(format!("tessera-train-iu-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let d = Device::flex();
+        let data = squares();
+        let vit = VitConfig { n_layer: 1, n_head: 2, n_embd: 16, num_classes: 4, ..Default::default() };
+        let s = train_teacher(&dir.join("teacher"), &vit, &data, &sched(30, false), &d).unwrap();
+        assert!(s.losses.last().unwrap().1 < s.losses[0].1, "teacher loss did not fall: {:?}", s.losses);
+        let (teacher, _) = Checkpoint::new(&dir.join("teacher")).unwrap().load(vit.init(&d), None, &d, false).unwrap();
+        let kd = VqKdConfig { image_channels: 1, image_size: 32, grid: 8, channels: 8, codebook_size: 16, code_dim: 8, teacher_dim: 16, teacher_name: "t".into(), decay: 0.9, commitment: 0.25 };
+        let s = train_vqkd(&dir.join("vqkd"), &kd, &teacher, &data, &sched(30, false), &d).unwrap();
+        let l = &s.losses;
+        assert!(l.last().unwrap().1 < l[0].1, "VQ-KD feature loss did not fall: {l:?}");
+        // Cluster: k-means on teacher features, then a decoder on the frozen tokens
+        let f = teacher_features(&teacher, &data, 32, &d);
+        let (codebook, labels) = kmeans_cosine(&f, 16, 16, 5, 0);
+        assert_eq!(labels.len(), 32 * 64);
+        let toks: Vec<u16> = tessera::kmeans::assign(&{ let mut g = teacher_features(&teacher, &data, 64, &d); tessera::kmeans::normalize_rows(&mut g, 16); g }, &codebook, 16).into_iter().map(|t| t as u16).collect();
+        let dc = DecoderConfig { latent_dim: 16, channels: 8, out_channels: 1 };
+        let s = train_decoder(&dir.join("decoder"), &dc, &codebook, 8, &toks, &data, &sched(30, false), &d).unwrap();
+        assert!(s.losses.last().unwrap().1 < s.losses[0].1 * 0.8, "decoder loss did not fall: {:?}", s.losses);
+        let fsq = FsqConfig { channels: 8, levels: vec![4, 4], ..Default::default() };
+        let s = train_fsq(&dir.join("fsq"), &fsq, &data, &sched(30, false), &d).unwrap();
+        assert!(s.losses.last().unwrap().1 < s.losses[0].1 * 0.8, "FSQ loss did not fall: {:?}", s.losses);
         std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -1,6 +1,7 @@
 //! Tessera in the browser. A thin wasm-bindgen layer over `tessera`: load a bundle from bytes
 //! (checksums verified), pick a device (`webgpu`, `cpu`, or `auto` = WebGPU with a checked
-//! fallback to CPU), generate with streamed tokens and previews, decode tokens. Every entry point
+//! fallback to CPU), generate with AR or NAR proposal networks with streamed tokens and previews,
+//! inpaint (NAR), encode images to tokens (reconstruction) and decode tokens. Every entry point
 //! validates its input before burn sees it and returns a rejected Promise on error; a failed call
 //! leaves the model usable.
 use burn::prelude::*;
@@ -9,8 +10,8 @@ use js_sys::{Function, Object, Reflect, Uint8ClampedArray};
 use serde::Deserialize;
 use std::cell::RefCell;
 use std::rc::Rc;
-use tessera::bundle::{Bundle, Manifest};
-use tessera::generate::{ArSampling, Request, decode, read_f32, to_rgba, tokens_tensor};
+use tessera::bundle::{Bundle, Manifest, Proposal};
+use tessera::generate::{MAX_COUNT, Request, decode, read_f32, to_rgba, tokens_tensor};
 use tessera::sampler::SamplingOptions;
 use tessera::TesseraError;
 use wasm_bindgen::prelude::*;
@@ -69,21 +70,29 @@ struct Inner {
 
 /// Largest absolute difference between two decodings of the same tokens.
 async fn max_abs_diff(a: &Bundle, da: &Device, b: &Bundle, db: &Device, tokens: &[Vec<u32>]) -> Result<f32, TesseraError> {
-    let per = a.manifest.proposal_config().block_size;
-    let k = a.manifest.tokenizer_config().codebook_size;
+    let per = a.manifest.tokenizer.tokens_per_image();
+    let k = a.manifest.tokenizer.codebook_size();
     let (x, _) = decode(&a.tokenizer, tokens_tensor(tokens, per, k, da)?).await?;
     let (y, _) = decode(&b.tokenizer, tokens_tensor(tokens, per, k, db)?).await?;
     Ok(x.iter().zip(&y).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max))
 }
 
-/// Loads a bundle from its manifest text and the bytes of its `tokenizer` and `proposal` files on
-/// `device` ("webgpu", "cpu" or "auto"). Rejects with a message on any invalid input.
+/// Loads a bundle from its manifest text and its weights files (`files`: an object mapping roles
+/// to `Uint8Array`s: `tokenizer`, plus any of the manifest's proposal networks, e.g. `ar`, `nar`)
+/// on `device` ("webgpu", "cpu" or "auto"). Rejects with a message on any invalid input.
 #[wasm_bindgen(js_name = loadModel)]
-pub async fn load_model(manifest: String, tokenizer: Vec<u8>, proposal: Vec<u8>, device: String) -> Result<Tessera, JsValue> {
+pub async fn load_model(manifest: String, files: JsValue, device: String) -> Result<Tessera, JsValue> {
     let t0 = now();
     let manifest = Manifest::parse(&manifest).map_err(js_err)?;
+    let mut files: std::collections::BTreeMap<String, serde_bytes::ByteBuf> =
+        serde_wasm_bindgen::from_value(files).map_err(|e| js_err(format!("files must map roles to Uint8Arrays: {e}")))?;
+    let tokenizer = files.remove("tokenizer").ok_or_else(|| js_err("files: missing 'tokenizer'"))?;
+    if let Some(role) = files.keys().find(|r| !manifest.proposals.contains_key(*r)) {
+        return Err(js_err(format!("files: '{role}' is not a proposal network of this bundle")));
+    }
+    let proposals: Vec<(&str, &[u8])> = files.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
     let cpu = Device::flex();
-    let load = |d: &Device| Bundle::from_bytes(manifest.clone(), &tokenizer, &proposal, d).map_err(js_err);
+    let load = |d: &Device| Bundle::from_bytes(manifest.clone(), &tokenizer, &proposals, d).map_err(js_err);
     let (bundle, dev, name, adapter, fallback_reason) = match device.as_str() {
         "cpu" => (load(&cpu)?, cpu, "cpu", "burn flex (wasm simd128)".to_string(), None),
         "webgpu" => {
@@ -98,8 +107,8 @@ pub async fn load_model(manifest: String, tokenizer: Vec<u8>, proposal: Vec<u8>,
                     // Guard against a WebGPU path that runs but computes wrong values: decode a
                     // few token grids on both devices and compare before trusting it.
                     let gpu_bundle = load(&d)?;
-                    let k = manifest.tokenizer_config().codebook_size as u32;
-                    let probe: Vec<Vec<u32>> = (0..2u32).map(|i| (0..manifest.proposal_config().block_size as u32).map(|j| (j * 37 + i * 11) % k).collect()).collect();
+                    let k = manifest.tokenizer.codebook_size() as u32;
+                    let probe: Vec<Vec<u32>> = (0..2u32).map(|i| (0..manifest.tokenizer.tokens_per_image() as u32).map(|j| (j * 37 + i * 11) % k).collect()).collect();
                     match max_abs_diff(&gpu_bundle, &d, &cpu_bundle, &cpu, &probe).await {
                         Ok(diff) if diff < 1e-3 => (gpu_bundle, d, "webgpu", adapter, None),
                         Ok(diff) => (cpu_bundle, cpu, "cpu", "burn flex (wasm simd128)".into(), Some(format!("WebGPU results differ from CPU (max abs diff {diff})"))),
@@ -124,6 +133,8 @@ enum ClassRef {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct GenerateOptions {
+    /// Proposal network: "ar" or "nar" (default: "ar" when loaded, else the first loaded).
+    proposal: Option<String>,
     class: ClassRef,
     #[serde(default = "one")]
     count: usize,
@@ -132,7 +143,14 @@ struct GenerateOptions {
     top_k: Option<usize>,
     top_p: Option<f32>,
     guidance: Option<f32>,
-    /// Post a preview image every this many tokens (0 = never; default: one grid row).
+    /// NAR: parallel decoding steps.
+    steps: Option<usize>,
+    /// NAR: Gumbel noise on confidences, annealed to 0.
+    confidence_noise: Option<f32>,
+    /// NAR inpainting: one grid per image; numbers are kept, `null`s are resampled.
+    given: Option<Vec<Vec<Option<u32>>>>,
+    /// Post a preview image every this many steps (0 = never; default: one grid row for AR,
+    /// every step for NAR).
     preview_every: Option<usize>,
 }
 fn one() -> usize {
@@ -143,15 +161,28 @@ fn set(o: &Object, k: &str, v: impl Into<JsValue>) {
     let _ = Reflect::set(o, &k.into(), &v.into());
 }
 
+fn token_arrays(tokens: &[Vec<u32>]) -> js_sys::Array {
+    let a = js_sys::Array::new();
+    for t in tokens {
+        a.push(&js_sys::Uint32Array::from(t.as_slice()));
+    }
+    a
+}
+
 fn rgba_array(images: &[Vec<u8>]) -> Uint8ClampedArray {
     let flat: Vec<u8> = images.concat();
     Uint8ClampedArray::from(flat.as_slice())
 }
 
 impl Inner {
-    fn request(&self, opts: JsValue) -> Result<(Request, usize), TesseraError> {
-        let o: GenerateOptions = serde_wasm_bindgen::from_value(opts).map_err(|e| TesseraError::InvalidOption(e.to_string()))?;
+    fn request(&self, o: GenerateOptions) -> Result<(String, Request, usize), TesseraError> {
         let m = &self.bundle.manifest;
+        let proposal = match o.proposal {
+            Some(p) => p,
+            None if self.bundle.proposals.contains_key("ar") => "ar".into(),
+            None => self.bundle.proposals.keys().next().cloned().ok_or_else(|| TesseraError::InvalidOption("no proposal network loaded".into()))?,
+        };
+        let entry = m.proposal(&proposal)?;
         let class = match o.class {
             ClassRef::Index(i) => i,
             ClassRef::Name(n) => m.dataset.classes.iter().position(|c| c.eq_ignore_ascii_case(&n)).ok_or_else(|| {
@@ -163,57 +194,95 @@ impl Inner {
             Some(s) if s.is_finite() && s >= 0.0 && s.fract() == 0.0 && s <= 9007199254740991.0 => s as u64,
             Some(s) => return Err(TesseraError::InvalidOption(format!("seed must be a non-negative integer, got {s}"))),
         };
-        let d = &m.sampling;
+        let d = &entry.sampling;
         let options = SamplingOptions {
             seed,
             temperature: o.temperature.unwrap_or(d.temperature),
             top_k: o.top_k.unwrap_or(d.top_k),
             top_p: o.top_p.unwrap_or(d.top_p),
             guidance: o.guidance.unwrap_or(d.guidance),
+            steps: o.steps.unwrap_or(d.steps),
+            confidence_noise: o.confidence_noise.unwrap_or(d.confidence_noise),
         };
         let req = Request { class, count: o.count, options };
-        req.validate(m.proposal_config())?;
-        Ok((req, o.preview_every.unwrap_or(m.grid[1])))
+        req.validate(entry.model.num_classes(), entry.model.vocab_size())?;
+        let every = o.preview_every.unwrap_or(if entry.model.kind() == "nar" { 1 } else { m.grid[1] });
+        Ok((proposal, req, every))
     }
 
     async fn generate(self: Rc<Self>, opts: JsValue, on_progress: Option<Function>) -> Result<JsValue, TesseraError> {
-        let (req, preview_every) = self.request(opts)?;
+        let mut o: GenerateOptions = serde_wasm_bindgen::from_value(opts).map_err(|e| TesseraError::InvalidOption(e.to_string()))?;
+        let given = o.given.take();
+        let (proposal, req, preview_every) = self.request(o)?;
         let t0 = now();
         let m = &self.bundle.manifest;
-        let (per, k) = (m.proposal_config().block_size, m.tokenizer_config().codebook_size);
+        let (per, k) = (m.tokenizer.tokens_per_image(), m.tokenizer.codebook_size());
         let count = req.count;
-        let mut s = ArSampling::new(&self.bundle.proposal, m.proposal_config(), req, &self.device)?;
+        let mut s = self.bundle.sampler(&proposal, req, given, &self.device)?;
         while !s.done() {
             s.step().await?;
             if let Some(cb) = &on_progress {
                 let ev = Object::new();
-                set(&ev, "position", s.position() as u32);
-                set(&ev, "total", s.total() as u32);
-                let last: Vec<u32> = s.tokens.iter().map(|t| *t.last().expect("stepped")).collect();
-                set(&ev, "tokens", js_sys::Uint32Array::from(last.as_slice()));
-                if preview_every > 0 && (s.position() % preview_every == 0) && !s.done() {
-                    let filled: Vec<Vec<u32>> = s.tokens.iter().map(|t| {
-                        let mut f = t.clone();
-                        f.resize(per, m.blank_token);
-                        f
-                    }).collect();
+                let (pos, total) = s.progress();
+                set(&ev, "position", pos as u32);
+                set(&ev, "total", total as u32);
+                // tokens set by this step, per image: [position, token, position, token, ...]
+                let set_now = js_sys::Array::new();
+                for row in s.last_step() {
+                    let flat: Vec<u32> = row.iter().flat_map(|&(p, t)| [p as u32, t]).collect();
+                    set_now.push(&js_sys::Uint32Array::from(flat.as_slice()));
+                }
+                set(&ev, "revealed", set_now);
+                if preview_every > 0 && pos % preview_every == 0 && !s.done() {
+                    let filled = s.filled(m.blank_token, per);
                     let (px, shape) = decode(&self.bundle.tokenizer, tokens_tensor(&filled, per, k, &self.device)?).await?;
                     set(&ev, "preview", rgba_array(&to_rgba(&px, shape)));
                 }
                 let _ = cb.call1(&JsValue::NULL, &ev);
             }
         }
-        let tokens = s.tokens;
+        let tokens = s.filled(0, per);
         let (px, shape) = decode(&self.bundle.tokenizer, tokens_tensor(&tokens, per, k, &self.device)?).await?;
         let out = self.images_object(&px, shape);
-        let tok = js_sys::Array::new();
-        for t in &tokens {
-            tok.push(&js_sys::Uint32Array::from(t.as_slice()));
-        }
-        set(&out, "tokens", tok);
+        set(&out, "tokens", token_arrays(&tokens));
+        set(&out, "proposal", proposal.as_str());
         let ms = now() - t0;
         set(&out, "ms", ms);
         set(&out, "msPerImage", ms / count as f64);
+        Ok(out.into())
+    }
+
+    /// RGBA images (`count` x size x size x 4 bytes) -> tokens and their reconstructions.
+    async fn reconstruct(self: Rc<Self>, rgba: Vec<u8>, count: usize) -> Result<JsValue, TesseraError> {
+        let m = &self.bundle.manifest;
+        let (s, c) = (m.dataset.image_size, m.dataset.channels);
+        if count == 0 || count > MAX_COUNT || rgba.len() != count * s * s * 4 {
+            return Err(TesseraError::InvalidOption(format!("expected 1..={MAX_COUNT} RGBA images of {s}x{s} ({} bytes each), got {} bytes for {count}", s * s * 4, rgba.len())));
+        }
+        // [n, c, s, s] in [-1, 1]: grey = luminance for one-channel models
+        let mut x = vec![0f32; count * c * s * s];
+        for i in 0..count {
+            for p in 0..s * s {
+                let px = &rgba[(i * s * s + p) * 4..(i * s * s + p) * 4 + 4];
+                let f = |v: u8| v as f32 / 127.5 - 1.0;
+                if c == 1 {
+                    x[i * s * s + p] = f(((px[0] as f32 * 0.299 + px[1] as f32 * 0.587 + px[2] as f32 * 0.114).round()) as u8);
+                } else {
+                    for ch in 0..c {
+                        x[(i * c + ch) * s * s + p] = f(px[ch.min(3)]);
+                    }
+                }
+            }
+        }
+        let images = Tensor::<4>::from_data(TensorData::new(x, [count, c, s, s]), &self.device);
+        let tokens = self.bundle.tokenizer.encode(images);
+        let data = tokens.clone().into_data_async().await.map_err(|e| TesseraError::Device(format!("{e:?}")))?;
+        let flat: Vec<i64> = data.convert::<i64>().try_to_vec().map_err(|e| TesseraError::Device(format!("{e:?}")))?;
+        let per = m.tokenizer.tokens_per_image();
+        let rows: Vec<Vec<u32>> = flat.chunks(per).map(|r| r.iter().map(|&v| v as u32).collect()).collect();
+        let (px, shape) = decode(&self.bundle.tokenizer, tokens).await?;
+        let out = self.images_object(&px, shape);
+        set(&out, "tokens", token_arrays(&rows));
         Ok(out.into())
     }
 
@@ -234,26 +303,44 @@ impl Inner {
     async fn decode(self: Rc<Self>, tokens: JsValue) -> Result<JsValue, TesseraError> {
         let tokens = self.parse_tokens(tokens)?;
         let m = &self.bundle.manifest;
-        let t = tokens_tensor(&tokens, m.proposal_config().block_size, m.tokenizer_config().codebook_size, &self.device)?;
+        let t = tokens_tensor(&tokens, m.tokenizer.tokens_per_image(), m.tokenizer.codebook_size(), &self.device)?;
         let (px, shape) = decode(&self.bundle.tokenizer, t).await?;
         Ok(self.images_object(&px, shape).into())
     }
 
-    /// Logits of the proposal network for `[class] + tokens` (every position), flattened.
-    async fn logits(self: Rc<Self>, class: usize, tokens: JsValue) -> Result<JsValue, TesseraError> {
+    /// Logits of a proposal network, flattened: AR, for `[class] + tokens` at every position;
+    /// NAR, for a full grid (`null` = mask token) at every position.
+    async fn logits(self: Rc<Self>, proposal: String, class: usize, tokens: JsValue) -> Result<JsValue, TesseraError> {
         let m = &self.bundle.manifest;
-        let cfg = m.proposal_config();
-        let tokens = self.parse_tokens(tokens)?;
-        if class > cfg.num_classes {
-            return Err(TesseraError::InvalidOption(format!("class must be in 0..={} (the last is the null class)", cfg.num_classes)));
+        let entry = m.proposal(&proposal)?;
+        let (classes, vocab) = (entry.model.num_classes(), entry.model.vocab_size());
+        let per = m.tokenizer.tokens_per_image();
+        if class > classes {
+            return Err(TesseraError::InvalidOption(format!("class must be in 0..={classes} (the last is the null class)")));
         }
-        let [row] = tokens.as_slice() else { return Err(TesseraError::InvalidTokens("expected exactly one token array".into())) };
-        if row.len() >= cfg.block_size || row.iter().any(|&t| t as usize >= cfg.vocab_size) {
-            return Err(TesseraError::InvalidTokens(format!("need fewer than {} tokens below {}", cfg.block_size, cfg.vocab_size)));
+        let rows: Vec<Vec<Option<u32>>> = serde_wasm_bindgen::from_value(tokens).map_err(|e| TesseraError::InvalidTokens(format!("expected an array of token arrays: {e}")))?;
+        let [row] = rows.as_slice() else { return Err(TesseraError::InvalidTokens("expected exactly one token array".into())) };
+        if row.iter().flatten().any(|&t| t as usize >= vocab) {
+            return Err(TesseraError::InvalidTokens(format!("tokens must be below {vocab}")));
         }
         let cls = Tensor::<1, Int>::from_data(TensorData::new(vec![class as i64], [1]), &self.device);
-        let t = Tensor::<2, Int>::from_data(TensorData::new(row.iter().map(|&v| v as i64).collect::<Vec<_>>(), [1, row.len()]), &self.device);
-        let logits = self.bundle.proposal.forward(cls, t);
+        let logits = match self.bundle.proposals.get(&proposal) {
+            Some(Proposal::Ar(g)) => {
+                if row.len() >= per || row.iter().any(|t| t.is_none()) {
+                    return Err(TesseraError::InvalidTokens(format!("AR: need fewer than {per} tokens, no nulls")));
+                }
+                let t = Tensor::<2, Int>::from_data(TensorData::new(row.iter().map(|&v| v.unwrap_or(0) as i64).collect::<Vec<_>>(), [1, row.len()]), &self.device);
+                g.forward(cls, t)
+            }
+            Some(Proposal::Nar(n)) => {
+                if row.len() != per {
+                    return Err(TesseraError::InvalidTokens(format!("NAR: need a full grid of {per} entries")));
+                }
+                let t = Tensor::<2, Int>::from_data(TensorData::new(row.iter().map(|&v| v.map_or(vocab as i64, |v| v as i64)).collect::<Vec<_>>(), [1, per]), &self.device);
+                n.forward(cls, t)
+            }
+            None => return Err(TesseraError::InvalidOption(format!("proposal network '{proposal}' was not loaded"))),
+        };
         let v = read_f32(logits).await?;
         Ok(js_sys::Float32Array::from(v.as_slice()).into())
     }
@@ -277,27 +364,43 @@ impl Tessera {
         set(&o, "classes", serde_wasm_bindgen::to_value(&m.dataset.classes).map_err(js_err)?);
         set(&o, "imageSize", m.dataset.image_size as u32);
         set(&o, "grid", serde_wasm_bindgen::to_value(&m.grid).map_err(js_err)?);
-        set(&o, "codebookSize", m.tokenizer_config().codebook_size as u32);
+        set(&o, "tokenizer", m.tokenizer.kind());
+        set(&o, "codebookSize", m.tokenizer.codebook_size() as u32);
         set(&o, "device", i.device_name);
         set(&o, "adapter", i.adapter.as_str());
         set(&o, "loadMs", i.load_ms);
         if let Some(r) = &i.fallback_reason {
             set(&o, "fallbackReason", r.as_str());
         }
-        let s = &m.sampling;
-        let d = Object::new();
-        set(&d, "temperature", s.temperature);
-        set(&d, "topK", s.top_k as u32);
-        set(&d, "topP", s.top_p);
-        set(&d, "guidance", s.guidance);
-        set(&o, "defaults", d);
+        let props = Object::new();
+        for name in i.bundle.proposals.keys() {
+            let e = m.proposal(name).map_err(js_err)?;
+            let s = &e.sampling;
+            let d = Object::new();
+            set(&d, "kind", e.model.kind());
+            set(&d, "temperature", s.temperature);
+            set(&d, "topK", s.top_k as u32);
+            set(&d, "topP", s.top_p);
+            set(&d, "guidance", s.guidance);
+            set(&d, "steps", s.steps as u32);
+            set(&d, "confidenceNoise", s.confidence_noise);
+            set(&props, name, d);
+        }
+        set(&o, "proposals", props);
         Ok(o.into())
     }
 
-    /// Generates images. `options`: `{ class, count?, seed?, temperature?, topK?, topP?, guidance?,
-    /// previewEvery? }`; `onProgress(event)` is called after every sampled token.
+    /// Generates images. `options`: `{ proposal?, class, count?, seed?, temperature?, topK?, topP?,
+    /// guidance?, steps?, confidenceNoise?, given?, previewEvery? }`; `onProgress(event)` is called
+    /// after every step (a token for AR, a parallel decoding step for NAR).
     pub fn generate(&self, options: JsValue, on_progress: Option<Function>) -> js_sys::Promise {
         promise(self.inner.clone().generate(options, on_progress))
+    }
+
+    /// Encodes RGBA images (`count` images of imageSize x imageSize, concatenated) to tokens and
+    /// decodes them again: the tokenizer's reconstruction.
+    pub fn reconstruct(&self, rgba: Vec<u8>, count: usize) -> js_sys::Promise {
+        promise(self.inner.clone().reconstruct(rgba, count))
     }
 
     /// Decodes token grids (`number[][]`, raster order) to RGBA images.
@@ -305,9 +408,9 @@ impl Tessera {
         promise(self.inner.clone().decode(tokens))
     }
 
-    /// Proposal-network logits for `[class] + tokens` (testing and debugging).
+    /// Proposal-network logits (testing and debugging); see `Inner::logits`.
     #[wasm_bindgen(js_name = proposalLogits)]
-    pub fn proposal_logits(&self, class: usize, tokens: JsValue) -> js_sys::Promise {
-        promise(self.inner.clone().logits(class, tokens))
+    pub fn proposal_logits(&self, proposal: String, class: usize, tokens: JsValue) -> js_sys::Promise {
+        promise(self.inner.clone().logits(proposal, class, tokens))
     }
 }
