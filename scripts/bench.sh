@@ -10,23 +10,25 @@ dpkg -s mesa-vulkan-drivers >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FR
 bash scripts/build-web.sh
 cargo build --release -p tessera-train
 BIN="$CARGO_TARGET_DIR/release/tessera-train"
-B=models/fmnist-vq-ar
+B=models/fmnist-vq
 COUNT="${BENCH_COUNT:-8}"
 mkdir -p docs
 flex=$("$BIN" --device flex bench --bundle $B --count "$COUNT" --runs 3)
+flex_nar=$("$BIN" --device flex bench --bundle $B --proposal nar --count "$COUNT" --runs 3)
 wgpu=$("$BIN" --device wgpu bench --bundle $B --count "$COUNT" --runs 3 2>/dev/null || echo '{"error":"wgpu bench failed"}')
 browser=$(cd tests/browser && BENCH_COUNT="$COUNT" node bench.mjs)
 wasm=web/package/dist/tessera_wasm_bg.wasm
-python3 - "$flex" "$wgpu" "$browser" "$wasm" "$B" <<'PY'
+python3 - "$flex" "$wgpu" "$browser" "$wasm" "$B" "$flex_nar" <<'PY'
 import gzip, json, os, sys, platform, datetime
 flex, wgpu, browser = (json.loads(a) for a in sys.argv[1:4])
 wasm, bundle = sys.argv[4], sys.argv[5]
+flex_nar = json.loads(sys.argv[6])
 raw = open(wasm, 'rb').read()
 model_files = {f: os.path.getsize(os.path.join(bundle, f)) for f in sorted(os.listdir(bundle)) if f.endswith('.safetensors')}
 shipped = sum(v for k, v in model_files.items() if not k.startswith('classifier'))
 r = {
   'date': datetime.datetime.utcnow().strftime('%Y-%m-%dT%H:%M:%SZ'), 'machine': f'{os.cpu_count()} cores, {platform.machine()}, no GPU',
-  'native_flex': flex, 'native_wgpu': wgpu, 'browser': browser,
+  'native_flex': flex, 'native_flex_nar': flex_nar, 'native_wgpu': wgpu, 'browser': browser,
   'wasm_bytes': len(raw), 'wasm_gzip_bytes': len(gzip.compress(raw, 9)),
   'model_files_bytes': model_files, 'browser_download_bytes': shipped,
 }
@@ -34,13 +36,15 @@ r['ratios'] = {
   'native_flex_over_wgpu_images_per_s': flex['images_per_s'] / wgpu['images_per_s'] if 'images_per_s' in wgpu else None,
   'browser_cpu_ms_per_image_over_native_flex': browser['cpu']['ms_per_image_warm_median'] / flex['ms_per_image'],
   'browser_webgpu_ms_per_image_over_browser_cpu': browser['webgpu']['ms_per_image_warm_median'] / browser['cpu']['ms_per_image_warm_median'],
+  'native_flex_ar_ms_per_image_over_nar': flex['ms_per_image'] / flex_nar['ms_per_image'],
 }
 json.dump(r, open('docs/bench.json', 'w'), indent=2)
 mb = lambda b: f'{b / 1e6:.2f} MB'
 lines = [
   '# Benchmarks', '', f"Measured {r['date']} on {r['machine']} by `scripts/bench.sh` ({flex['count']} images per call; median of warm runs).", '',
   '| what | figure |', '|---|---|',
-  f"| native flex (CPU) | {flex['images_per_s']:.1f} images/s ({flex['ms_per_image']:.1f} ms/image) |",
+  f"| native flex (CPU), AR | {flex['images_per_s']:.1f} images/s ({flex['ms_per_image']:.1f} ms/image) |",
+  f"| native flex (CPU), NAR ({flex_nar.get('steps', 10)} steps) | {flex_nar['images_per_s']:.1f} images/s ({flex_nar['ms_per_image']:.1f} ms/image) |",
   f"| native wgpu | {wgpu['images_per_s']:.2f} images/s ({wgpu['ms_per_image']:.1f} ms/image) |" if 'images_per_s' in wgpu else f"| native wgpu | {wgpu.get('error')} |",
   f"| browser CPU (wasm simd128) | {browser['cpu']['images_per_s']:.1f} images/s ({browser['cpu']['ms_per_image_warm_median']:.1f} ms/image) |",
   f"| browser WebGPU ({browser['webgpu']['adapter']}) | {browser['webgpu']['images_per_s']:.2f} images/s ({browser['webgpu']['ms_per_image_warm_median']:.1f} ms/image) |",
@@ -48,6 +52,9 @@ lines = [
   f"| page load to first image, WebGPU | {browser['webgpu']['first_image_ms_after_load'] / 1000:.2f} s (a grid of {browser['webgpu']['first_grid_images']}) |",
   f"| wasm module | {mb(r['wasm_bytes'])} raw, {mb(r['wasm_gzip_bytes'])} gzip -9 |",
   f"| model download (tokenizer + proposal) | {mb(shipped)} |",
+  '', '## Browser ms per image: every shipped tokenizer x proposal network (warm, same run)', '',
+  '| tokenizer/proposal | CPU | WebGPU |', '|---|---|---|',
+  *(f"| {k} | {v:.1f} | {browser['webgpu']['ms_per_image_by_tokenizer_and_proposal'].get(k, float('nan')):.1f} |" for k, v in browser['cpu']['ms_per_image_by_tokenizer_and_proposal'].items()),
   '', '## Ratios (same run)', '',
   *(f"- {k}: {v:.2f}" for k, v in r['ratios'].items() if v is not None),
   '', 'WebGPU here is Chromium\'s SwiftShader (a CPU emulation of a GPU): it proves the WebGPU path correct, not GPU speed.',

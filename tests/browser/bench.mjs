@@ -25,6 +25,21 @@ try {
       }, count));
     }
     warm.sort((a, b) => a - b);
+    // Every shipped tokenizer x {AR, NAR}: warm ms per image (one warm-up call first).
+    const zoo = await page.evaluate(async ({ count, device }) => {
+      const { loadGenerator } = await import('./tessera/src/index.js');
+      const out = {};
+      for (const b of window.tessera.index.bundles) {
+        const g = await loadGenerator({ modelUrl: 'models/' + b.path, device });
+        for (const proposal of Object.keys(g.info.proposals)) {
+          await g.generate({ proposal, class: 7, count: 1, seed: 1, previewEvery: 0 });
+          const r = await g.generate({ proposal, class: 7, count, seed: 100, previewEvery: 0 });
+          out[`${b.tokenizer}/${proposal}`] = r.msPerImage;
+        }
+        g.dispose();
+      }
+      return out;
+    }, { count, device });
     out[device] = {
       adapter: first.info.adapter,
       first_image_ms_after_load: first.firstImageMs,
@@ -33,6 +48,7 @@ try {
       ms_per_image_warm_median: warm[Math.floor(warm.length / 2)],
       first_grid_ms_per_image_with_previews: first.r.msPerImage,
       images_per_s: 1000 / warm[Math.floor(warm.length / 2)],
+      ms_per_image_by_tokenizer_and_proposal: zoo,
     };
     await ctx.close();
   }

@@ -25,11 +25,20 @@ test('npm pack -> install -> generate in the browser', { timeout: 10 * 60 * 1000
 <script type="module">
 import { loadGenerator } from './node_modules/tessera-web/src/index.js';
 const progress = [];
-const gen = await loadGenerator({ modelUrl: 'models/fmnist-vq-ar/', device: 'cpu', onProgress: (p) => progress.push(p.stage) });
+const gen = await loadGenerator({ modelUrl: 'models/fmnist-vq/', device: 'cpu', onProgress: (p) => progress.push(p.stage) });
 const { images, tokens } = await gen.generate({ class: 'Bag', count: 2, seed: 1 });
 const c = document.getElementById('c'); c.width = images[0].width; c.height = images[0].height;
 c.getContext('2d').putImageData(images[0], 0, 0);
-window.done = { n: images.length, w: images[0].width, tokens: tokens[0].length, progress, max: Math.max(...images[0].data) };
+// NAR, reconstruction and inpainting through the same package
+const nar = await gen.generate({ proposal: 'nar', class: 'Bag', count: 1, seed: 1 });
+const rec = await gen.reconstruct(images[0]);
+const mask = [Array.from({ length: 64 }, (_, p) => p < 16)];
+const edited = await gen.inpaint({ tokens: [rec.tokens[0]], mask, class: 'Bag', seed: 4 });
+let badInput = null;
+try { await gen.generate({ class: 'Bag', colour: 'red' }); } catch (e) { badInput = e.message; }
+window.done = { n: images.length, w: images[0].width, tokens: tokens[0].length, progress, max: Math.max(...images[0].data),
+  narTokens: nar.tokens[0].length, recTokens: rec.tokens[0].length,
+  keptAfterEdit: edited.tokens[0].slice(16).every((t, i) => t === rec.tokens[0][16 + i]), badInput };
 </script>`);
   const server = await serve(app);
   const browser = await launch();
@@ -43,6 +52,10 @@ window.done = { n: images.length, w: images[0].width, tokens: tokens[0].length, 
     assert.equal(done.tokens, 64);
     assert.ok(done.max > 100, 'image is not blank');
     assert.ok(done.progress.includes('download'), 'progress callback was called');
+    assert.equal(done.narTokens, 64);
+    assert.equal(done.recTokens, 64);
+    assert.ok(done.keptAfterEdit, 'inpainting changed tokens outside the mask');
+    assert.match(done.badInput, /colour/, 'unknown options are rejected with a message');
     await page.screenshot({ path: path.join(OUT, 'package.png') });
   } finally {
     await browser.close();

@@ -1,5 +1,7 @@
 // End to end through the static site in headless Chromium: WebGPU and forced CPU, class
-// conditioning, seed determinism across devices and against native, error recovery, screenshot.
+// conditioning, seed determinism across devices and against native, error recovery, every shipped
+// tokenizer x {AR, NAR} on both devices, NAR step-by-step unmasking, inpainting, reconstruction of an
+// uploaded image by every tokenizer, the results page.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -96,14 +98,17 @@ test('WebGPU and CPU agree: logits within tolerance, tokens for the same seed', 
   await page.waitForFunction(() => window.tessera?.ready, null, { timeout: TIMEOUT });
   const r = await page.evaluate(async () => {
     const { loadGenerator } = await import('./tessera/src/index.js');
-    const gpu = await loadGenerator({ modelUrl: 'models/fmnist-vq-ar/', device: 'webgpu' });
-    const cpu = await loadGenerator({ modelUrl: 'models/fmnist-vq-ar/', device: 'cpu' });
+    const gpu = await loadGenerator({ modelUrl: 'models/fmnist-vq/', device: 'webgpu' });
+    const cpu = await loadGenerator({ modelUrl: 'models/fmnist-vq/', device: 'cpu' });
     const prefix = Array.from({ length: 40 }, (_, i) => (i * 29) % gpu.info.codebookSize);
+    const grid = Array.from({ length: 64 }, (_, i) => (i % 3 ? null : (i * 29) % gpu.info.codebookSize));
     let maxDiff = 0, maxAbs = 0;
-    for (const cls of [0, 7, 10]) {
-      const a = await gpu.proposalLogits(cls, prefix);
-      const b = await cpu.proposalLogits(cls, prefix);
-      for (let i = 0; i < a.length; i++) { maxDiff = Math.max(maxDiff, Math.abs(a[i] - b[i])); maxAbs = Math.max(maxAbs, Math.abs(b[i])); }
+    for (const [proposal, tokens] of [['ar', prefix], ['nar', grid]]) {
+      for (const cls of [0, 7, 10]) {
+        const a = await gpu.proposalLogits(proposal, cls, tokens);
+        const b = await cpu.proposalLogits(proposal, cls, tokens);
+        for (let i = 0; i < a.length; i++) { maxDiff = Math.max(maxDiff, Math.abs(a[i] - b[i])); maxAbs = Math.max(maxAbs, Math.abs(b[i])); }
+      }
     }
     const dg = await gpu.decode([prefix.concat(prefix).slice(0, 64)]);
     const dc = await cpu.decode([prefix.concat(prefix).slice(0, 64)]);
@@ -113,7 +118,7 @@ test('WebGPU and CPU agree: logits within tolerance, tokens for the same seed', 
     return { maxDiff, maxAbs, pixDiff };
   });
   results.logits = r;
-  console.log(`WebGPU vs CPU: max |logit diff| ${r.maxDiff.toExponential(2)} (max |logit| ${r.maxAbs.toFixed(2)}), max pixel diff ${r.pixDiff}`);
+  console.log(`WebGPU vs CPU (AR and NAR): max |logit diff| ${r.maxDiff.toExponential(2)} (max |logit| ${r.maxAbs.toFixed(2)}), max pixel diff ${r.pixDiff}`);
   assert.ok(r.maxDiff < 1e-3, `logits differ by ${r.maxDiff}`);
   assert.ok(r.pixDiff <= 1, `decoded pixels differ by ${r.pixDiff}`);
   await page.close();
@@ -133,4 +138,106 @@ test('same seed gives the same tokens on WebGPU, CPU and natively', { timeout: T
   const exact = (a, b) => a.filter((row, i) => row.join() === b[i].join()).length;
   assert.ok(exact(native, results.cpu.tokens) >= 3, `native vs browser: ${exact(native, results.cpu.tokens)}/4 images identical`);
   assert.ok(exact(results.webgpu.tokens, results.cpu.tokens) >= 3, `webgpu vs cpu: ${exact(results.webgpu.tokens, results.cpu.tokens)}/4 identical`);
+});
+
+test('every shipped tokenizer x {AR, NAR} generates on WebGPU and CPU', { timeout: 2 * TIMEOUT }, async () => {
+  const page = await newPage(browser);
+  await page.goto(`${server.url}?autostart=0&device=cpu`);
+  await page.waitForFunction(() => window.tessera?.ready, null, { timeout: TIMEOUT });
+  const index = await page.evaluate(() => window.tessera.index);
+  assert.ok(index.bundles.length >= 1, 'models/index.json lists no bundle');
+  const rows = [];
+  for (const b of index.bundles) {
+    for (const device of ['webgpu', 'cpu']) {
+      const r = await page.evaluate(async ({ path, device }) => {
+        const { loadGenerator } = await import('./tessera/src/index.js');
+        const g = await loadGenerator({ modelUrl: 'models/' + path, device });
+        const out = {};
+        for (const proposal of Object.keys(g.info.proposals)) {
+          const t0 = performance.now();
+          const res = await g.generate({ proposal, class: 1, count: 1, seed: 2, previewEvery: 0 });
+          const d = res.images[0].data;
+          let sum = 0, sq = 0;
+          for (let i = 0; i < d.length; i += 4) { sum += d[i]; sq += d[i] * d[i]; }
+          const mean = sum / (d.length / 4);
+          out[proposal] = { device: res.device, tokens: res.tokens[0].length, std: Math.sqrt(sq / (d.length / 4) - mean * mean), ms: performance.now() - t0 };
+        }
+        g.dispose();
+        return out;
+      }, { path: b.path, device });
+      for (const [proposal, x] of Object.entries(r)) {
+        rows.push({ bundle: b.name, device, proposal, ...x });
+        assert.equal(x.device, device);
+        assert.equal(x.tokens, 64);
+        assert.ok(x.std > 10, `${b.name} ${proposal} on ${device}: blank image`);
+      }
+      assert.deepEqual(Object.keys(r).sort(), [...b.proposals].sort());
+    }
+  }
+  results.zoo = rows;
+  console.log(rows.map((r) => `${r.bundle} ${r.proposal} ${r.device}: ${r.ms.toFixed(0)} ms/image`).join('\n'));
+  await page.close();
+});
+
+test('NAR unmasks step by step; inpainting keeps the unbrushed tokens', { timeout: TIMEOUT }, async () => {
+  const page = await openSite('cpu');
+  const r = await page.evaluate(async () => {
+    await window.tessera.generate({ proposal: 'nar', class: 7, count: 4, seed: 5, temperature: 1, topK: 0, topP: 1, guidance: 1.75, steps: 8 });
+    const gen = window.tessera.lastResult;
+    window.tessera.selectForEdit(0);
+    const cells = [0, 1, 2, 8, 9, 10, 16, 17, 18, 27, 28, 35, 36];
+    const inp = await window.tessera.inpaint({ cells, count: 3, seed: 9, cls: 7 });
+    const repeat = await window.tessera.inpaint({ cells, count: 3, seed: 9, cls: 7 });
+    return { gen, inp, repeat: repeat.tokens, cells, error: window.tessera.lastError };
+  });
+  assert.equal(r.gen.proposal, 'nar');
+  assert.equal(r.gen.revealedPerStep.length, 8, 'one progress event per NAR step');
+  assert.equal(r.gen.revealedPerStep.reduce((a, v) => a + v, 0), 64, 'every token revealed once');
+  assert.ok(r.gen.revealedPerStep[0] < r.gen.revealedPerStep[7], `cosine schedule reveals few tokens first: ${r.gen.revealedPerStep}`);
+  for (const t of r.inp.tokens) {
+    for (let p = 0; p < 64; p++) if (!r.cells.includes(p)) assert.equal(t[p], r.inp.source[p], `kept token ${p} changed`);
+  }
+  assert.ok(r.inp.tokens.some((t) => r.cells.some((p) => t[p] !== r.inp.source[p])), 'nothing was resampled');
+  assert.deepEqual(r.repeat, r.inp.tokens, 'same seed, same inpainting');
+  await page.screenshot({ path: path.join(OUT, 'site-inpaint.png'), fullPage: true });
+  await page.close();
+});
+
+test('an uploaded image is reconstructed by every tokenizer', { timeout: TIMEOUT }, async () => {
+  const page = await openSite('cpu');
+  // The upload: a real test-set reconstruction grid cell would do, but use an image the page did
+  // not make: a generated sneaker, re-encoded as PNG bytes, scaled 4x (the page scales it back).
+  await generate(page, { ...base, class: 7, seed: 3, count: 1 });
+  const png = await page.evaluate(() => {
+    const src = document.querySelector('#grid canvas');
+    const c = document.createElement('canvas'); c.width = 128; c.height = 128;
+    const ctx = c.getContext('2d'); ctx.imageSmoothingEnabled = false; ctx.drawImage(src, 0, 0, 128, 128);
+    return c.toDataURL('image/png').split(',')[1];
+  });
+  await page.setInputFiles('#upload', { name: 'sneaker.png', mimeType: 'image/png', buffer: Buffer.from(png, 'base64') });
+  await page.waitForFunction(() => document.getElementById('draw').getContext('2d').getImageData(0, 0, 32, 32).data.some((v, i) => i % 4 === 0 && v > 100));
+  await page.click('#reconstruct');
+  const index = await page.evaluate(() => window.tessera.index);
+  await page.waitForFunction((n) => window.tessera.lastReconstruction?.length === n, index.bundles.length, { timeout: TIMEOUT });
+  const rec = await page.evaluate(() => window.tessera.lastReconstruction);
+  results.reconstruction = rec.map(({ tokens, ...r }) => r);
+  for (const r of rec) {
+    assert.equal(r.error, undefined, `${r.bundle}: ${r.error}`);
+    assert.equal(r.tokens.length, 64);
+    assert.ok(r.mse < 0.05, `${r.bundle}: reconstruction MSE ${r.mse}`);
+  }
+  console.log(rec.map((r) => `${r.tokenizer}: ${r.distinct} distinct codes, MSE ${r.mse.toFixed(4)}`).join('; '));
+  await page.screenshot({ path: path.join(OUT, 'site-reconstruct.png'), fullPage: true });
+  await page.close();
+});
+
+test('the results page is built from models/index.json', { timeout: TIMEOUT }, async () => {
+  const page = await newPage(browser);
+  await page.goto(`${server.url}results.html`);
+  await page.waitForFunction(() => window.resultsReady !== undefined, null, { timeout: 60000 });
+  const rows = await page.evaluate(() => [...document.querySelectorAll('#results tbody tr')].map((tr) => [...tr.cells].map((c) => c.textContent)));
+  const index = JSON.parse(fs.readFileSync(path.join(ROOT, 'models/index.json'), 'utf8'));
+  assert.equal(rows.length, index.bundles.length);
+  for (const [i, b] of index.bundles.entries()) assert.equal(rows[i][4], b.eval.reconstruction_psnr_db.toFixed(2));
+  await page.close();
 });

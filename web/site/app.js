@@ -1,41 +1,70 @@
 // The Tessera demo page: a thin UI over the tessera-web package (the same code users install).
+// Generate (any shipped tokenizer, AR or NAR with step-by-step unmasking), Reconstruct (draw or
+// upload; every tokenizer side by side with its token map) and Edit (brush + NAR inpainting).
 import { loadGenerator } from './tessera/src/index.js';
 
 const $ = (id) => document.getElementById(id);
 const pageStart = performance.now();
 const params = new URLSearchParams(location.search);
-const modelUrl = params.get('model') || 'models/fmnist-vq-ar/';
+let index = { default: 'fmnist-vq/', bundles: [] };
 let generator = null;
 let busy = false;
+let lastImages = [];     // ImageData of the last generation
+let lastTokens = [];     // and their tokens
+const edit = { tokens: null, image: null, mask: new Array(64).fill(false), source: null };
 
 // State exposed for tests and curious visitors.
-window.tessera = { ready: false, runs: 0, lastResult: null, lastError: null, firstImageMs: null, info: null };
+window.tessera = { ready: false, runs: 0, lastResult: null, lastError: null, firstImageMs: null, info: null, index: null };
 
-function status(text, error = false) {
-  $('status').textContent = text;
-  $('status').classList.toggle('error', error);
+function status(text, error = false, el = $('status')) {
+  el.textContent = text;
+  el.classList.toggle('error', error);
 }
 
-function draw(images) {
-  const grid = $('grid');
+function paint(canvas, img) {
+  canvas.width = img.width; canvas.height = img.height;
+  canvas.getContext('2d').putImageData(img, 0, 0);
+}
+
+function drawGrid(grid, images, onClick) {
   while (grid.children.length > images.length) grid.lastChild.remove();
   while (grid.children.length < images.length) grid.append(document.createElement('canvas'));
   images.forEach((img, i) => {
     const c = grid.children[i];
-    c.width = img.width; c.height = img.height;
-    c.getContext('2d').putImageData(img, 0, 0);
+    paint(c, img);
+    c.onclick = onClick ? () => onClick(i, c) : null;
   });
 }
 
-async function load(device) {
+/** A token map as an image: one colour per code (golden-angle hues), so equal codes look alike. */
+function tokenMap(tokens, side = 8) {
+  const img = new ImageData(side, side);
+  tokens.forEach((t, p) => {
+    const h = (t * 137.508) % 360, s = 0.65, l = 0.35 + 0.3 * ((t * 7) % 5) / 4;
+    const k = (n) => (n + h / 30) % 12;
+    const a = s * Math.min(l, 1 - l);
+    const f = (n) => Math.round(255 * (l - a * Math.max(-1, Math.min(k(n) - 3, 9 - k(n), 1))));
+    img.data.set([f(0), f(8), f(4), 255], p * 4);
+  });
+  return img;
+}
+
+// ---- Generate ---------------------------------------------------------------------------------
+
+function modelUrl() {
+  return 'models/' + ($('model').value || index.default);
+}
+
+async function load() {
   $('generate').disabled = true;
   window.tessera.ready = false;
   generator?.dispose();
   generator = null;
-  status(`Loading the model on ${device}…`);
+  const device = $('device').value;
+  status(`Loading ${$('model').selectedOptions[0]?.textContent ?? 'the model'} on ${device}…`);
   try {
     generator = await loadGenerator({
-      modelUrl, device,
+      modelUrl: modelUrl(), device,
       onProgress: (p) => p.stage === 'download'
         ? status(`Downloading ${p.file}: ${(p.loaded / 1024).toFixed(0)} KiB${p.cached ? ' (cached)' : ''}`)
         : status(`Starting ${p.device}…`),
@@ -49,44 +78,74 @@ async function load(device) {
   window.tessera.info = info;
   const sel = $('class');
   if (!sel.options.length) info.classes.forEach((name, i) => sel.add(new Option(name, String(i))));
-  // defaults are f32 in the model: show them rounded (0.92, not 0.9200000166893005)
-  for (const [k, v] of Object.entries(info.defaults)) if ($(k).value === '') $(k).value = String(+Number(v).toPrecision(6));
-  status(`Ready on ${info.device === 'webgpu' ? 'WebGPU' : 'CPU'} (${info.adapter})${info.fallbackReason ? ` — fell back: ${info.fallbackReason}` : ''}. Loaded in ${info.loadMs.toFixed(0)} ms.`);
+  const prop = $('proposal');
+  const keep = prop.value;
+  prop.replaceChildren(...Object.entries(info.proposals).map(([k, d]) => new Option(`${k.toUpperCase()} (${d.kind === 'ar' ? 'GPT' : 'MaskGIT'})`, k)));
+  if (info.proposals[keep]) prop.value = keep;
+  applyDefaults();
+  status(`Ready: ${info.name} on ${info.device === 'webgpu' ? 'WebGPU' : 'CPU'} (${info.adapter})${info.fallbackReason ? ` — fell back: ${info.fallbackReason}` : ''}. Loaded in ${info.loadMs.toFixed(0)} ms.`);
   $('generate').disabled = false;
+  $('inpaint').disabled = !info.proposals.nar || !edit.tokens;
+  $('use-drawing').disabled = false;
   window.tessera.ready = true;
+}
+
+function applyDefaults() {
+  const d = generator.info.proposals[$('proposal').value];
+  // defaults are f32 in the model: show them rounded (0.92, not 0.9200000166893005)
+  for (const k of ['temperature', 'topK', 'topP', 'guidance', 'steps']) $(k).value = String(+Number(d[k]).toPrecision(6));
+  document.querySelectorAll('.nar').forEach((e) => e.classList.toggle('hidden', d.kind !== 'nar'));
 }
 
 function options() {
   const num = (id) => Number($(id).value);
-  return {
-    class: num('class'), count: num('count'), seed: num('seed'), temperature: num('temperature'),
-    topK: num('topK'), topP: num('topP'), guidance: num('guidance'),
-  };
+  const o = { proposal: $('proposal').value, class: num('class'), count: num('count'), seed: num('seed'), temperature: num('temperature'),
+    topK: num('topK'), topP: num('topP'), guidance: num('guidance') };
+  if (generator.info.proposals[o.proposal]?.kind === 'nar') o.steps = num('steps');
+  return o;
 }
 
-async function generate(opts = options()) {
+async function generate(opts) {
   if (!generator || busy) return;
+  opts = opts ?? options();
   // keep the form in step with what runs (tests and scripts call this directly)
-  for (const k of ['class', 'count', 'seed', 'temperature', 'topK', 'topP', 'guidance']) if (opts[k] !== undefined && $(k)) $(k).value = String(opts[k]);
+  for (const k of ['proposal', 'class', 'count', 'seed', 'temperature', 'topK', 'topP', 'guidance', 'steps']) if (opts[k] !== undefined && $(k)) $(k).value = String(opts[k]);
   busy = true;
   $('generate').disabled = true;
-  $('progress').max = generator.info.grid[0] * generator.info.grid[1];
+  const proposal = opts.proposal ?? $('proposal').value;
+  const nar = generator.info.proposals[proposal]?.kind === 'nar';
   const className = generator.info.classes[opts.class] ?? opts.class;
-  status(`Generating ${opts.count} × ${className}…`);
+  status(`Generating ${opts.count} × ${className} with ${proposal.toUpperCase()}…`);
+  const order = new Array(64).fill(-1);
+  const steps = [];
+  const orderCanvas = $('order');
+  const drawOrder = (total) => {
+    const img = new ImageData(8, 8);
+    order.forEach((s, p) => { const v = s < 0 ? 255 : Math.round(40 + 200 * s / Math.max(1, total - 1)); img.data.set(s < 0 ? [255, 240, 240, 255] : [v, v, 255, 255], p * 4); });
+    paint(orderCanvas, img);
+  };
   try {
     const r = await generator.generate({
       ...opts,
-      onToken: (e) => { $('progress').value = e.position; },
-      onPreview: (e) => draw(e.images),
+      onStep: (e) => {
+        $('progress').max = e.total; $('progress').value = e.position;
+        for (const [p] of e.revealed[0] ?? []) order[p] = e.position - 1;
+        steps.push(e.revealed[0]?.length ?? 0);
+        drawOrder(e.total);
+        if (nar) status(`NAR step ${e.position}/${e.total}: revealed ${e.revealed[0]?.length ?? 0} tokens of image 1`);
+      },
+      onPreview: (e) => drawGrid($('grid'), e.images),
     });
-    draw(r.images);
+    lastImages = r.images;
+    lastTokens = r.tokens;
+    drawGrid($('grid'), r.images, selectForEdit);
     window.tessera.runs += 1;
-    window.tessera.lastResult = { tokens: r.tokens, device: r.device, msPerImage: r.msPerImage, ms: r.ms, options: opts };
+    window.tessera.lastResult = { tokens: r.tokens, device: r.device, proposal: r.proposal, msPerImage: r.msPerImage, ms: r.ms, options: opts, revealedPerStep: steps };
     window.tessera.lastError = null;
     if (window.tessera.firstImageMs === null) window.tessera.firstImageMs = performance.now() - pageStart;
     const dev = r.device === 'webgpu' ? 'WebGPU' : 'CPU';
-    status(`Done: ${r.images.length} × ${className} on ${dev}.`);
-    $('stats').textContent = `${dev}: ${r.msPerImage.toFixed(0)} ms per image (${r.ms.toFixed(0)} ms for ${r.images.length}).`;
+    status(`Done: ${r.images.length} × ${className} with ${r.proposal.toUpperCase()} on ${dev}. Click an image to edit it.`);
+    $('stats').textContent = `${generator.info.name}, ${r.proposal.toUpperCase()} on ${dev}: ${r.msPerImage.toFixed(0)} ms per image (${r.ms.toFixed(0)} ms for ${r.images.length}` + (nar ? `, ${steps.length} steps: ${steps.join('+')} tokens)` : ')');
   } catch (e) {
     window.tessera.lastError = e.message;
     status(`Error: ${e.message}`, true);
@@ -96,11 +155,150 @@ async function generate(opts = options()) {
   }
 }
 
-window.tessera.generate = generate;
+// ---- Reconstruct ------------------------------------------------------------------------------
+
+const draw = $('draw');
+const dctx = draw.getContext('2d');
+function clearDrawing() { dctx.fillStyle = '#000'; dctx.fillRect(0, 0, 32, 32); }
+clearDrawing();
+let drawing = false;
+function stroke(e) {
+  const r = draw.getBoundingClientRect();
+  const x = (e.clientX - r.left) * 32 / r.width, y = (e.clientY - r.top) * 32 / r.height;
+  dctx.fillStyle = '#fff';
+  dctx.beginPath(); dctx.arc(x, y, 1.6, 0, 2 * Math.PI); dctx.fill();
+}
+draw.addEventListener('pointerdown', (e) => { drawing = true; stroke(e); });
+draw.addEventListener('pointermove', (e) => drawing && stroke(e));
+addEventListener('pointerup', () => { drawing = false; });
+$('clear').onclick = clearDrawing;
+$('upload').onchange = async () => {
+  const f = $('upload').files[0];
+  if (!f) return;
+  const bmp = await createImageBitmap(f);
+  // fit inside 28x28 centred (as Fashion-MNIST does), black background
+  clearDrawing();
+  const s = 28 / Math.max(bmp.width, bmp.height);
+  const w = bmp.width * s, h = bmp.height * s;
+  dctx.drawImage(bmp, (32 - w) / 2, (32 - h) / 2, w, h);
+  if ($('invert').checked) invertDrawing();
+};
+function invertDrawing() {
+  const d = dctx.getImageData(0, 0, 32, 32);
+  for (let i = 0; i < d.data.length; i += 4) for (let k = 0; k < 3; k++) d.data[i + k] = 255 - d.data[i + k];
+  dctx.putImageData(d, 0, 0);
+}
+$('invert').onchange = invertDrawing;
+
+const tokenizerOnly = new Map(); // bundle path -> Generator (tokenizer only, no proposal download)
+async function reconstructAll(image = dctx.getImageData(0, 0, 32, 32)) {
+  const body = $('recon-table').tBodies[0];
+  body.replaceChildren();
+  const results = [];
+  for (const b of index.bundles) {
+    const tr = body.insertRow();
+    tr.insertCell().textContent = `${b.label}${b.teacher ? ` (${b.teacher})` : ''}`;
+    const [c1, c2, c3, c4] = [tr.insertCell(), tr.insertCell(), tr.insertCell(), tr.insertCell()];
+    c3.textContent = 'loading…';
+    try {
+      let g = tokenizerOnly.get(b.path);
+      if (!g) {
+        g = await loadGenerator({ modelUrl: 'models/' + b.path, device: $('device').value === 'webgpu' ? 'webgpu' : 'cpu', proposals: [] });
+        tokenizerOnly.set(b.path, g);
+      }
+      const r = await g.reconstruct(image);
+      const rec = document.createElement('canvas'); paint(rec, r.images[0]); c1.append(rec);
+      const map = document.createElement('canvas'); paint(map, tokenMap(r.tokens[0])); c2.append(map);
+      const distinct = new Set(r.tokens[0]).size;
+      c3.textContent = `${distinct} of ${g.info.codebookSize}`;
+      let se = 0;
+      for (let i = 0; i < image.data.length; i += 4) se += ((image.data[i] - r.images[0].data[i]) / 255) ** 2;
+      const mse = se / (image.data.length / 4);
+      c4.textContent = mse.toFixed(4);
+      results.push({ bundle: b.name, tokenizer: b.tokenizer, tokens: r.tokens[0], distinct, mse, device: r.device });
+    } catch (e) {
+      c3.textContent = `error: ${e.message}`;
+      results.push({ bundle: b.name, tokenizer: b.tokenizer, error: e.message });
+    }
+  }
+  window.tessera.lastReconstruction = results;
+  return results;
+}
+$('reconstruct').onclick = () => reconstructAll();
+
+// ---- Edit -------------------------------------------------------------------------------------
+
+function showEditSource() {
+  if (edit.image) paint($('edit-src'), edit.image);
+  const m = new ImageData(8, 8);
+  edit.mask.forEach((on, p) => m.data.set(on ? [255, 40, 40, 255] : [0, 0, 0, 0], p * 4));
+  paint($('edit-mask'), m);
+  $('inpaint').disabled = !edit.tokens || !generator?.info.proposals.nar;
+}
+function selectForEdit(i, canvas) {
+  document.querySelectorAll('#grid canvas').forEach((c) => c.classList.remove('selected'));
+  canvas.classList.add('selected');
+  edit.tokens = lastTokens[i].slice();
+  edit.image = lastImages[i];
+  edit.source = `generated image ${i + 1}`;
+  showEditSource();
+}
+async function useDrawing() {
+  const r = await generator.reconstruct(dctx.getImageData(0, 0, 32, 32));
+  edit.tokens = r.tokens[0];
+  edit.image = r.images[0];
+  edit.source = 'drawing';
+  showEditSource();
+}
+$('use-drawing').onclick = () => useDrawing().catch((e) => status(e.message, true, $('edit-status')));
+let brushing = false;
+function brush(e) {
+  const r = $('edit-mask').getBoundingClientRect();
+  const x = Math.floor((e.clientX - r.left) * 8 / r.width), y = Math.floor((e.clientY - r.top) * 8 / r.height);
+  if (x >= 0 && x < 8 && y >= 0 && y < 8) { edit.mask[y * 8 + x] = true; showEditSource(); }
+}
+$('edit-mask').addEventListener('pointerdown', (e) => { brushing = true; brush(e); });
+$('edit-mask').addEventListener('pointermove', (e) => brushing && brush(e));
+addEventListener('pointerup', () => { brushing = false; });
+$('clear-mask').onclick = () => { edit.mask.fill(false); showEditSource(); };
+
+async function inpaint({ cells, count = 4, seed = Number($('seed').value), cls = Number($('class').value) } = {}) {
+  if (cells) { edit.mask.fill(false); cells.forEach((p) => { edit.mask[p] = true; }); showEditSource(); }
+  if (!edit.tokens) throw new Error('select an image to edit first');
+  const masked = edit.mask.filter(Boolean).length;
+  if (!masked) throw new Error('brush over at least one cell');
+  status(`Inpainting ${masked} tokens of the ${edit.source}, ${count} variants…`, false, $('edit-status'));
+  const tokens = Array.from({ length: count }, () => edit.tokens);
+  const mask = Array.from({ length: count }, () => edit.mask);
+  const r = await generator.inpaint({ tokens, mask, class: cls, seed });
+  drawGrid($('edit-out'), r.images);
+  status(`Done: ${masked} tokens resampled by NAR, ${64 - masked} kept (${r.msPerImage.toFixed(0)} ms per image).`, false, $('edit-status'));
+  window.tessera.lastInpaint = { source: edit.tokens, mask: edit.mask.slice(), tokens: r.tokens };
+  return window.tessera.lastInpaint;
+}
+$('inpaint').onclick = () => inpaint().catch((e) => status(e.message, true, $('edit-status')));
+
+// ---- Start ------------------------------------------------------------------------------------
+
+Object.assign(window.tessera, { generate, reconstructAll, inpaint, useDrawing, selectForEdit: (i) => selectForEdit(i, $('grid').children[i]) });
 $('controls').addEventListener('submit', (e) => { e.preventDefault(); generate(); });
-$('device').addEventListener('change', () => load($('device').value));
+$('device').addEventListener('change', load);
+$('model').addEventListener('change', load);
+$('proposal').addEventListener('change', applyDefaults);
 if (params.get('device')) $('device').value = params.get('device');
 
-await load($('device').value);
+try {
+  index = await (await fetch('models/index.json', { cache: 'no-cache' })).json();
+} catch (e) {
+  status(`Could not read models/index.json: ${e.message}`, true);
+}
+window.tessera.index = index;
+for (const b of index.bundles) $('model').add(new Option(`${b.label}${b.teacher ? ` (${b.teacher})` : ''} — ${b.family}`, b.path));
+$('model').value = params.get('model') ?? index.default;
+if (!$('model').value && index.bundles.length) $('model').value = index.bundles[0].path;
+if (params.get('proposal')) $('proposal').add(new Option(params.get('proposal'), params.get('proposal')));
+$('proposal').value = params.get('proposal') ?? 'ar';
+await load();
+$('reconstruct').disabled = false;
 // The visitor sees images at once: generate the first grid on load (skip with ?autostart=0).
 if (generator && params.get('autostart') !== '0') await generate();

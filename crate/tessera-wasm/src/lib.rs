@@ -81,11 +81,19 @@ async fn max_abs_diff(a: &Bundle, da: &Device, b: &Bundle, db: &Device, tokens: 
 /// to `Uint8Array`s: `tokenizer`, plus any of the manifest's proposal networks, e.g. `ar`, `nar`)
 /// on `device` ("webgpu", "cpu" or "auto"). Rejects with a message on any invalid input.
 #[wasm_bindgen(js_name = loadModel)]
-pub async fn load_model(manifest: String, files: JsValue, device: String) -> Result<Tessera, JsValue> {
+pub async fn load_model(manifest: String, files_obj: JsValue, device: String) -> Result<Tessera, JsValue> {
     let t0 = now();
     let manifest = Manifest::parse(&manifest).map_err(js_err)?;
-    let mut files: std::collections::BTreeMap<String, serde_bytes::ByteBuf> =
-        serde_wasm_bindgen::from_value(files).map_err(|e| js_err(format!("files must map roles to Uint8Arrays: {e}")))?;
+    let mut files = std::collections::BTreeMap::new();
+    if !files_obj.is_object() {
+        return Err(js_err("files must be an object mapping roles to Uint8Arrays"));
+    }
+    for key in Object::keys(&Object::from(files_obj.clone())) {
+        let role = key.as_string().unwrap_or_default();
+        let v = Reflect::get(&files_obj, &key)?;
+        let bytes = v.dyn_into::<js_sys::Uint8Array>().map_err(|_| js_err(format!("files['{role}'] is not a Uint8Array")))?;
+        files.insert(role, bytes.to_vec());
+    }
     let tokenizer = files.remove("tokenizer").ok_or_else(|| js_err("files: missing 'tokenizer'"))?;
     if let Some(role) = files.keys().find(|r| !manifest.proposals.contains_key(*r)) {
         return Err(js_err(format!("files: '{role}' is not a proposal network of this bundle")));

@@ -1,6 +1,9 @@
 /** Which device runs the model: WebGPU, the CPU (wasm), or WebGPU with a checked CPU fallback. */
 export type DeviceChoice = 'auto' | 'webgpu' | 'cpu';
 
+/** Tokenizer kinds of the paper: pixel reconstruction (vq, fsq) or image-understanding features (vqkd, cluster). */
+export type TokenizerKind = 'vq' | 'fsq' | 'vqkd' | 'cluster';
+
 export interface LoadProgress {
   stage: 'download' | 'init';
   file?: string;
@@ -10,11 +13,25 @@ export interface LoadProgress {
   device?: DeviceChoice;
 }
 
+export interface SamplingDefaults {
+  /** 'ar' = autoregressive GPT, 'nar' = MaskGIT. */
+  kind: 'ar' | 'nar';
+  temperature: number;
+  topK: number;
+  topP: number;
+  guidance: number;
+  /** NAR: parallel decoding steps. */
+  steps: number;
+  /** NAR: Gumbel noise on confidences, annealed to 0. */
+  confidenceNoise: number;
+}
+
 export interface ModelInfo {
   name: string;
   classes: string[];
   imageSize: number;
   grid: [number, number];
+  tokenizer: TokenizerKind;
   codebookSize: number;
   /** The device actually used. */
   device: 'webgpu' | 'cpu';
@@ -22,10 +39,21 @@ export interface ModelInfo {
   loadMs: number;
   /** Why `auto` fell back to the CPU, if it did. */
   fallbackReason?: string;
-  defaults: { temperature: number; topK: number; topP: number; guidance: number };
+  /** Loaded proposal networks by name ('ar', 'nar') with their default sampling options. */
+  proposals: Record<string, SamplingDefaults>;
+}
+
+export interface StepEvent {
+  /** Steps taken (tokens for AR, parallel decoding steps for NAR) and their total. */
+  position: number;
+  total: number;
+  /** Per image: the [position, token] pairs set by this step. */
+  revealed: [number, number][][];
 }
 
 export interface GenerateOptions {
+  /** Proposal network: 'ar' (default when loaded) or 'nar'. */
+  proposal?: string;
   /** Class index or name (e.g. "Sneaker"). */
   class: number | string;
   /** Images to generate (1..64, default 1). */
@@ -39,30 +67,58 @@ export interface GenerateOptions {
   topP?: number;
   /** Classifier-free guidance scale; 1 = off. */
   guidance?: number;
-  /** Send a preview every this many tokens (default: one grid row; 0 = never). */
+  /** NAR: parallel decoding steps (1..256). */
+  steps?: number;
+  /** NAR: confidence noise (0 = greedy by confidence). */
+  confidenceNoise?: number;
+  /** NAR inpainting: one grid per image; numbers are kept, nulls resampled (see `inpaint`). */
+  given?: (number | null)[][];
+  /** Send a preview every this many steps (default: a grid row for AR, every step for NAR; 0 = never). */
   previewEvery?: number;
-  onToken?: (e: { position: number; total: number; tokens: Uint32Array }) => void;
+  onStep?: (e: StepEvent) => void;
+  /** AR convenience: the token each image got at this step. */
+  onToken?: (e: { position: number; total: number; tokens: (number | undefined)[] }) => void;
   onPreview?: (e: { position: number; total: number; images: ImageData[] }) => void;
 }
 
-export interface GenerateResult {
+export interface ImagesResult {
   images: ImageData[];
   /** All images' RGBA bytes, back to back. */
   pixels: Uint8ClampedArray;
-  /** Sampled tokens, raster order, one array per image. */
-  tokens: number[][];
   device: 'webgpu' | 'cpu';
-  ms: number;
-  msPerImage: number;
   width: number;
   height: number;
+}
+
+export interface GenerateResult extends ImagesResult {
+  /** Sampled tokens, raster order, one array per image. */
+  tokens: number[][];
+  proposal: string;
+  ms: number;
+  msPerImage: number;
+}
+
+export interface ReconstructResult extends ImagesResult {
+  /** The tokenizer's token map of each input image, raster order. */
+  tokens: number[][];
+}
+
+export interface InpaintOptions extends Omit<GenerateOptions, 'given' | 'count'> {
+  /** Token grids to edit, one per image. */
+  tokens: ArrayLike<number>[];
+  /** Same shape: true where the tokens are resampled. */
+  mask: ArrayLike<boolean>[];
 }
 
 export declare class Generator {
   readonly info: ModelInfo;
   generate(options: GenerateOptions): Promise<GenerateResult>;
-  decode(tokens: ArrayLike<number>[]): Promise<Omit<GenerateResult, 'tokens' | 'ms' | 'msPerImage'>>;
-  proposalLogits(classIndex: number, tokens: ArrayLike<number>): Promise<Float32Array>;
+  /** NAR inpainting: resample the masked tokens, keep the rest. */
+  inpaint(options: InpaintOptions): Promise<GenerateResult>;
+  /** Tokenize and decode images (scaled to imageSize). */
+  reconstruct(images: ImageData | ImageBitmapSource | (ImageData | ImageBitmapSource)[]): Promise<ReconstructResult>;
+  decode(tokens: ArrayLike<number>[]): Promise<ImagesResult>;
+  proposalLogits(proposal: string, classIndex: number, tokens: ArrayLike<number | null>): Promise<Float32Array>;
   dispose(): void;
 }
 
@@ -70,6 +126,8 @@ export interface LoadOptions {
   /** URL of the bundle folder (the one holding manifest.json). */
   modelUrl: string;
   device?: DeviceChoice;
+  /** Proposal networks to download (default: all of the bundle's; [] = tokenizer only, for reconstruction). */
+  proposals?: string[];
   onProgress?: (p: LoadProgress) => void;
   /** Cache weights with the Cache API (default true). */
   cache?: boolean;

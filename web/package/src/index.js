@@ -39,6 +39,32 @@ function toImages(r) {
   return images;
 }
 
+function splitImages(pixels, size) {
+  const n = pixels.length / (size * size * 4);
+  const out = [];
+  for (let i = 0; i < n; i++) out.push(new ImageData(pixels.slice(i * size * size * 4, (i + 1) * size * size * 4), size, size));
+  return out;
+}
+
+/** RGBA bytes of `images` scaled to size x size (ImageData of that size is used as is). */
+async function toModelPixels(images, size) {
+  const out = new Uint8Array(images.length * size * size * 4);
+  for (const [i, img] of images.entries()) {
+    let data;
+    if (img instanceof ImageData && img.width === size && img.height === size) {
+      data = img.data;
+    } else {
+      const bitmap = await createImageBitmap(img);
+      const canvas = new OffscreenCanvas(size, size);
+      const ctx = canvas.getContext('2d');
+      ctx.drawImage(bitmap, 0, 0, size, size);
+      data = ctx.getImageData(0, 0, size, size).data;
+    }
+    out.set(data, i * size * size * 4);
+  }
+  return out;
+}
+
 export class Generator {
   /** @internal */
   constructor(client, worker, info) {
@@ -47,20 +73,47 @@ export class Generator {
     this.info = info;
   }
 
-  /** Generates `count` images of `class`; resolves with ImageData objects and their tokens. */
+  /**
+   * Generates `count` images of `class` with the AR or NAR proposal network; resolves with
+   * ImageData objects and their tokens. `onStep` gets the tokens set by every step (one per image
+   * for AR, many for NAR); `onPreview` decoded previews (unsampled positions blank).
+   */
   async generate(options = {}) {
-    const { onToken, onPreview, ...opts } = options;
+    const { onToken, onStep, onPreview, ...opts } = options;
     const r = await this._client.call('generate', { options: opts }, (ev) => {
-      onToken?.({ position: ev.position, total: ev.total, tokens: ev.tokens });
-      if (ev.preview) {
-        const size = this.info.imageSize;
-        const n = ev.preview.length / (size * size * 4);
-        const previews = [];
-        for (let i = 0; i < n; i++) previews.push(new ImageData(ev.preview.slice(i * size * size * 4, (i + 1) * size * size * 4), size, size));
-        onPreview?.({ position: ev.position, total: ev.total, images: previews });
-      }
+      const revealed = ev.revealed.map((flat) => {
+        const pairs = [];
+        for (let i = 0; i < flat.length; i += 2) pairs.push([flat[i], flat[i + 1]]);
+        return pairs;
+      });
+      onStep?.({ position: ev.position, total: ev.total, revealed });
+      onToken?.({ position: ev.position, total: ev.total, tokens: revealed.map((r) => r.at(-1)?.[1]) });
+      if (ev.preview) onPreview?.({ position: ev.position, total: ev.total, images: splitImages(ev.preview, this.info.imageSize) });
     });
-    return { images: toImages(r), pixels: r.pixels, tokens: r.tokens.map((t) => Array.from(t)), device: r.device, ms: r.ms, msPerImage: r.msPerImage, width: r.width, height: r.height };
+    return { images: toImages(r), pixels: r.pixels, tokens: r.tokens.map((t) => Array.from(t)), proposal: r.proposal, device: r.device, ms: r.ms, msPerImage: r.msPerImage, width: r.width, height: r.height };
+  }
+
+  /**
+   * Inpainting with the NAR proposal network: keeps `tokens[i][p]` where `mask[i][p]` is false and
+   * resamples the positions where it is true (one grid per image, raster order).
+   */
+  inpaint({ tokens, mask, ...options } = {}) {
+    if (!Array.isArray(tokens) || !Array.isArray(mask) || tokens.length !== mask.length) {
+      return Promise.reject(new Error('inpaint: tokens and mask must be arrays with one grid per image'));
+    }
+    const given = tokens.map((row, i) => Array.from(row, (t, p) => (mask[i][p] ? null : t)));
+    return this.generate({ proposal: 'nar', ...options, count: tokens.length, given });
+  }
+
+  /**
+   * Encodes images with the tokenizer and decodes the tokens: resolves with the reconstructions and
+   * the token maps. Accepts ImageData, ImageBitmap, canvases or Blobs (scaled to the model size).
+   */
+  async reconstruct(images) {
+    const list = Array.isArray(images) ? images : [images];
+    const rgba = await toModelPixels(list, this.info.imageSize);
+    const r = await this._client.call('reconstruct', { rgba, count: list.length });
+    return { images: toImages(r), pixels: r.pixels, tokens: r.tokens.map((t) => Array.from(t)), device: r.device, width: r.width, height: r.height };
   }
 
   /** Decodes token grids (raster order, one array per image) to images. */
@@ -69,9 +122,12 @@ export class Generator {
     return { images: toImages(r), pixels: r.pixels, device: r.device, width: r.width, height: r.height };
   }
 
-  /** Proposal-network logits for `[class] + tokens` at every position (Float32Array). */
-  proposalLogits(classIndex, tokens) {
-    return this._client.call('logits', { classIndex, tokens: Array.from(tokens) });
+  /**
+   * Proposal-network logits (Float32Array): AR, `[class] + tokens` at every position; NAR, a full
+   * grid (`null` = masked).
+   */
+  proposalLogits(proposal, classIndex, tokens) {
+    return this._client.call('logits', { proposal, classIndex, tokens: Array.from(tokens) });
   }
 
   /** Stops the worker; the generator cannot be used afterwards. */
@@ -82,15 +138,16 @@ export class Generator {
 
 /**
  * Loads a model bundle (a folder with manifest.json and safetensors files) in a Web Worker.
- * Weights are cached with the Cache API (keyed by checksum) and verified in wasm.
+ * `proposals`: the proposal networks to download (default: all of the bundle's; `[]` for
+ * reconstruction only). Weights are cached with the Cache API (keyed by checksum) and verified in wasm.
  */
-export async function loadGenerator({ modelUrl, device = 'auto', onProgress, cache = true, workerUrl } = {}) {
+export async function loadGenerator({ modelUrl, device = 'auto', proposals, onProgress, cache = true, workerUrl } = {}) {
   if (!modelUrl) throw new Error('loadGenerator: modelUrl is required');
   const worker = new Worker(workerUrl ?? new URL('./worker.js', import.meta.url), { type: 'module' });
   const client = new WorkerClient(worker);
   const base = new URL(modelUrl.endsWith('/') ? modelUrl : modelUrl + '/', globalThis.location?.href);
   try {
-    const info = await client.call('load', { modelUrl: base.href, device, cache }, onProgress);
+    const info = await client.call('load', { modelUrl: base.href, device, cache, proposals }, onProgress);
     return new Generator(client, worker, info);
   } catch (e) {
     worker.terminate();

@@ -1,5 +1,6 @@
 // The Tessera model worker: owns the wasm module and the loaded model; answers typed messages
-// { id, type: 'load' | 'generate' | 'decode' | 'logits', ... } with 'progress', 'result' or 'error'.
+// { id, type: 'load' | 'generate' | 'reconstruct' | 'decode' | 'logits', ... } with 'progress',
+// 'result' or 'error'.
 import init, { loadModel } from '../dist/tessera_wasm.js';
 
 const ready = init();
@@ -37,7 +38,7 @@ async function fetchBytes(url, sha256, useCache, report) {
   return { bytes, fromCache: false, store, key };
 }
 
-async function load({ modelUrl, device, cache }, progress) {
+async function load({ modelUrl, device, cache, proposals }, progress) {
   await ready;
   const manifestUrl = new URL('manifest.json', modelUrl).href;
   const res = await fetch(manifestUrl, { cache: 'no-cache' });
@@ -45,15 +46,19 @@ async function load({ modelUrl, device, cache }, progress) {
   const text = await res.text();
   let manifest;
   try { manifest = JSON.parse(text); } catch (e) { throw new Error(`manifest is not valid JSON: ${e.message}`); }
+  // Only the files asked for are downloaded: the tokenizer, plus the requested proposal networks.
+  const wanted = proposals ?? Object.keys(manifest.proposals ?? {});
+  if (!Array.isArray(wanted)) throw new Error('proposals must be an array of names');
+  for (const p of wanted) if (!manifest.proposals?.[p]) throw new Error(`this bundle has no proposal network '${p}' (it has: ${Object.keys(manifest.proposals ?? {}).join(', ')})`);
   const files = {};
-  for (const role of ['tokenizer', 'proposal']) {
+  for (const role of ['tokenizer', ...wanted]) {
     const f = manifest.files?.[role];
     if (!f) throw new Error(`missing file '${role}' in manifest`);
     files[role] = await fetchBytes(new URL(f.path, modelUrl).href, f.sha256, cache, (p) => progress({ stage: 'download', file: f.path, ...p }));
   }
   progress({ stage: 'init', device });
   try {
-    model = await loadModel(text, files.tokenizer.bytes, files.proposal.bytes, device);
+    model = await loadModel(text, Object.fromEntries(Object.entries(files).map(([k, v]) => [k, v.bytes])), device);
   } catch (e) {
     // A corrupt cache entry must not poison later loads: drop it so the next load refetches.
     for (const f of Object.values(files)) if (f.fromCache && f.store) await f.store.delete(f.key);
@@ -76,11 +81,14 @@ self.onmessage = async (e) => {
       if (type === 'generate') {
         value = await model.generate(e.data.options, (ev) => self.postMessage({ id, type: 'progress', event: ev }));
         transfer = [value.pixels.buffer];
+      } else if (type === 'reconstruct') {
+        value = await model.reconstruct(e.data.rgba, e.data.count);
+        transfer = [value.pixels.buffer];
       } else if (type === 'decode') {
         value = await model.decode(e.data.tokens);
         transfer = [value.pixels.buffer];
       } else if (type === 'logits') {
-        value = await model.proposalLogits(e.data.classIndex, [e.data.tokens]);
+        value = await model.proposalLogits(e.data.proposal, e.data.classIndex, [e.data.tokens]);
       } else {
         throw new Error(`unknown message type '${type}'`);
       }
