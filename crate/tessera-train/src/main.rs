@@ -206,6 +206,18 @@ enum Cmd {
         #[arg(long)]
         recon_png: Option<PathBuf>,
     },
+    /// Import a pretrained ViT (Hugging Face safetensors of CLIP-vision or DINOv2) as a teacher
+    /// checkpoint for `train --teacher DIR`. Nothing is downloaded: bring the file.
+    ImportTeacher {
+        /// The checkpoint's model.safetensors.
+        #[arg(long)]
+        file: PathBuf,
+        /// Attention heads (`num_attention_heads` in the checkpoint's config.json).
+        #[arg(long)]
+        heads: usize,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Native generation speed (images/s) on this device.
     Bench {
         #[arg(long, default_value = "models/fmnist-vq")]
@@ -232,8 +244,21 @@ fn main() -> Result<()> {
         Cmd::Eval { bundle, data, samples_per_class, sampling, out, recon_png } => {
             eval::evaluate(&bundle, &data, samples_per_class, &sampling, out.as_deref(), recon_png.as_deref(), &dev)
         }
+        Cmd::ImportTeacher { file, heads, out } => import_teacher(&file, heads, &out, &dev, &command_line),
         Cmd::Bench { bundle, proposal, count, runs } => eval::bench(&bundle, &proposal, count, runs, &dev, &format!("{:?}", cli.device).to_lowercase()),
     }
+}
+
+fn import_teacher(file: &std::path::Path, heads: usize, out: &std::path::Path, dev: &Device, command: &str) -> Result<()> {
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let name = file.display().to_string();
+    let tensors = tessera::weights::from_safetensors(&name, &bytes)?;
+    let layout = tessera::import::HfLayout::detect(&tensors);
+    let (cfg, vit) = tessera::import::import_vit(&tensors, &name, heads, dev)?;
+    let state = checkpoint::TrainState { stage: "teacher".into(), command: command.into(), config: serde_json::to_value(&cfg)?, done: true, ..Default::default() };
+    checkpoint::Checkpoint::new(out)?.save(&vit, None, &state)?;
+    eprintln!("imported {layout:?}: {} layers, width {}, patch {}, {}x{} input, {} channels -> {}", cfg.n_layer, cfg.n_embd, cfg.patch, cfg.image_size, cfg.image_size, cfg.image_channels, out.display());
+    Ok(())
 }
 
 fn run_train(a: &TrainArgs, dev: &Device, command: &str) -> Result<()> {
@@ -266,13 +291,17 @@ fn run_train(a: &TrainArgs, dev: &Device, command: &str) -> Result<()> {
         let s = train::train_teacher(&a.teacher, &vit_cfg, &train, &sched(a.teacher_steps, 1e-3, 50), dev)?;
         eprintln!("teacher: {} steps in {:.0}s", s.step, s.elapsed_s);
     }
-    let load_teacher = || -> Result<tessera::vit::Vit> {
+    let load_teacher = || -> Result<(VitConfig, tessera::vit::Vit)> {
         let ck = checkpoint::Checkpoint::new(&a.teacher)?;
         if !ck.exists() || !ck.state()?.done {
             bail!("no finished teacher in {} (run --stage teacher first)", a.teacher.display());
         }
         let cfg: VitConfig = serde_json::from_value(ck.state()?.config)?;
-        Ok(ck.load(cfg.init(dev), None, dev, false)?.0)
+        if cfg.image_channels != 1 || cfg.image_size != data::SIZE || cfg.grid() != 8 {
+            bail!("the teacher in {} takes {}x{}x{} images with a {}x{} patch grid; the tokenizers here need 1x32x32 and 8x8", a.teacher.display(), cfg.image_channels, cfg.image_size, cfg.image_size, cfg.grid(), cfg.grid());
+        }
+        let vit = ck.load(cfg.init(dev), None, dev, false)?.0;
+        Ok((cfg, vit))
     };
     let teacher_name = a.teacher.file_name().map(|s| s.to_string_lossy().replace("teacher-", "")).unwrap_or_default();
     if stage(Stage::Tokenizer) {
@@ -289,10 +318,10 @@ fn run_train(a: &TrainArgs, dev: &Device, command: &str) -> Result<()> {
                 train::train_fsq(&dir, &cfg, &train, &tsched, dev)?;
             }
             TokenizerKind::Vqkd => {
-                let teacher = load_teacher()?;
+                let (tcfg, teacher) = load_teacher()?;
                 let cfg = VqKdConfig {
-                    image_channels: 1, image_size: data::SIZE, grid: vit_cfg.grid(), channels: a.channels, codebook_size: a.codebook_size,
-                    code_dim: a.code_dim, teacher_dim: vit_cfg.n_embd, teacher_name: teacher_name.clone(), decay: 0.99, commitment: 0.25,
+                    image_channels: 1, image_size: data::SIZE, grid: tcfg.grid(), channels: a.channels, codebook_size: a.codebook_size,
+                    code_dim: a.code_dim, teacher_dim: tcfg.n_embd, teacher_name: teacher_name.clone(), decay: 0.99, commitment: 0.25,
                 };
                 train::train_vqkd(&a.run.join("vqkd"), &cfg, &teacher, &train, &tsched, dev)?;
                 let (distill, _) = checkpoint::Checkpoint::new(&a.run.join("vqkd"))?.load(cfg.init_distill(dev), None, dev, false)?;
@@ -303,13 +332,13 @@ fn run_train(a: &TrainArgs, dev: &Device, command: &str) -> Result<()> {
                 assemble::vqkd(&a.run, &cfg, command, t0.elapsed().as_secs_f64())?;
             }
             TokenizerKind::Cluster => {
-                let teacher = load_teacher()?;
-                let cfg = ClusterConfig { teacher: vit_cfg.clone(), teacher_name: teacher_name.clone(), codebook_size: a.codebook_size, channels: a.channels };
+                let (tcfg, teacher) = load_teacher()?;
+                let cfg = ClusterConfig { teacher: tcfg.clone(), teacher_name: teacher_name.clone(), codebook_size: a.codebook_size, channels: a.channels };
                 let codebook = assemble::cluster_codebook(&a.run, &teacher, &train, a.cluster_images, a.codebook_size, a.seed, dev)?;
                 let mut feats = train::teacher_features(&teacher, &train, train.len(), dev);
-                tessera::kmeans::normalize_rows(&mut feats, vit_cfg.n_embd);
-                let tokens: Vec<u16> = tessera::kmeans::assign(&feats, &codebook, vit_cfg.n_embd).into_iter().map(|t| t as u16).collect();
-                train::train_decoder(&a.run.join("decoder"), &cfg.decoder(), &codebook, vit_cfg.grid(), &tokens, &train, &tsched, dev)?;
+                tessera::kmeans::normalize_rows(&mut feats, tcfg.n_embd);
+                let tokens: Vec<u16> = tessera::kmeans::assign(&feats, &codebook, tcfg.n_embd).into_iter().map(|t| t as u16).collect();
+                train::train_decoder(&a.run.join("decoder"), &cfg.decoder(), &codebook, tcfg.grid(), &tokens, &train, &tsched, dev)?;
                 assemble::cluster(&a.run, &a.teacher, &cfg, &codebook, command, t0.elapsed().as_secs_f64())?;
             }
         }

@@ -15,6 +15,7 @@ pub mod error;
 pub mod fsq;
 pub mod generate;
 pub mod gpt;
+pub mod import;
 pub mod kmeans;
 pub mod maskgit;
 pub mod quantizer;

@@ -1,8 +1,9 @@
 //! The pre-norm transformer block shared by every transformer in Tessera: the AR proposal network
 //! (causal, with a KV cache), the NAR proposal network (MaskGIT, bidirectional) and the ViT teachers.
+use burn::module::Param;
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::{gelu, softmax};
+use burn::tensor::activation::{gelu, sigmoid, softmax};
 
 /// Keys and values of one layer for the positions seen so far: `[b, n_head, t, head_dim]`.
 pub type KvSlot = Option<(Tensor<4>, Tensor<4>)>;
@@ -14,6 +15,25 @@ pub struct Block {
     ln2: LayerNorm,
     fc: Linear,
     proj: Linear,
+    /// LayerScale (DINOv2): per-channel scales of the attention and MLP branches.
+    ls1: Option<Param<Tensor<1>>>,
+    ls2: Option<Param<Tensor<1>>>,
+    /// CLIP's `quick_gelu` (x * sigmoid(1.702 x)) instead of GELU.
+    quick_gelu: bool,
+}
+
+/// Variations of the block needed to import pretrained ViTs (CLIP, DINOv2).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BlockOptions {
+    pub norm_eps: f64,
+    pub layer_scale: bool,
+    pub quick_gelu: bool,
+}
+
+impl Default for BlockOptions {
+    fn default() -> Self {
+        Self { norm_eps: 1e-5, layer_scale: false, quick_gelu: false }
+    }
 }
 
 #[derive(Module, Debug)]
@@ -58,17 +78,34 @@ impl SelfAttention {
 
 impl Block {
     pub fn new(e: usize, n_head: usize, device: &Device) -> Self {
+        Self::with_options(e, n_head, 4 * e, BlockOptions::default(), device)
+    }
+    pub fn with_options(e: usize, n_head: usize, mlp: usize, o: BlockOptions, device: &Device) -> Self {
+        let ln = || LayerNormConfig::new(e).with_epsilon(o.norm_eps).init(device);
+        let scale = || o.layer_scale.then(|| Param::from_tensor(Tensor::ones([e], device)));
         Block {
-            ln1: LayerNormConfig::new(e).init(device),
+            ln1: ln(),
             attn: SelfAttention { qkv: LinearConfig::new(e, 3 * e).init(device), proj: LinearConfig::new(e, e).init(device), n_head },
-            ln2: LayerNormConfig::new(e).init(device),
-            fc: LinearConfig::new(e, 4 * e).init(device),
-            proj: LinearConfig::new(4 * e, e).init(device),
+            ln2: ln(),
+            fc: LinearConfig::new(e, mlp).init(device),
+            proj: LinearConfig::new(mlp, e).init(device),
+            ls1: scale(),
+            ls2: scale(),
+            quick_gelu: o.quick_gelu,
         }
     }
     /// `x`: `[b, t, e]`. `causal` masks future positions; `cache` (AR sampling) holds past keys/values.
     pub fn forward(&self, x: Tensor<3>, causal: bool, cache: Option<&mut KvSlot>) -> Tensor<3> {
-        let x = x.clone() + self.attn.forward(self.ln1.forward(x), causal, cache);
-        x.clone() + self.proj.forward(gelu(self.fc.forward(self.ln2.forward(x))))
+        let scaled = |y: Tensor<3>, ls: &Option<Param<Tensor<1>>>| match ls {
+            Some(g) => {
+                let [b, t, e] = y.dims();
+                y * g.val().reshape([1, 1, e]).expand([b, t, e])
+            }
+            None => y,
+        };
+        let x = x.clone() + scaled(self.attn.forward(self.ln1.forward(x), causal, cache), &self.ls1);
+        let h = self.fc.forward(self.ln2.forward(x.clone()));
+        let h = if self.quick_gelu { h.clone() * sigmoid(h.mul_scalar(1.702)) } else { gelu(h) };
+        x + scaled(self.proj.forward(h), &self.ls2)
     }
 }
