@@ -114,6 +114,7 @@ async function generate(opts) {
   $('generate').disabled = true;
   const proposal = opts.proposal ?? $('proposal').value;
   const nar = generator.info.proposals[proposal]?.kind === 'nar';
+  document.querySelectorAll('.nar').forEach((e) => e.classList.toggle('hidden', !nar));
   const className = generator.info.classes[opts.class] ?? opts.class;
   status(`Generating ${opts.count} × ${className} with ${proposal.toUpperCase()}…`);
   const order = new Array(64).fill(-1);
