@@ -60,6 +60,14 @@ enum Stage {
 }
 
 #[derive(Clone, Copy, ValueEnum, Debug, PartialEq)]
+enum TeacherKind {
+    /// ViT trained to classify (the paper's supervised "ViT" teacher)
+    Supervised,
+    /// ViT trained by masked image modelling (SimMIM-style, self-supervised)
+    Mim,
+}
+
+#[derive(Clone, Copy, ValueEnum, Debug, PartialEq)]
 enum TokenizerKind {
     /// VQ codebook learned by pixel reconstruction
     Vq,
@@ -83,6 +91,9 @@ struct TrainArgs {
     /// Teacher checkpoint directory (trained by `--stage teacher`, used by vqkd and cluster).
     #[arg(long, default_value = "runs/teacher-vit")]
     teacher: PathBuf,
+    /// How `--stage teacher` trains the teacher.
+    #[arg(long, value_enum, default_value_t = TeacherKind::Supervised)]
+    teacher_kind: TeacherKind,
     /// Classifier checkpoint directory (trained by `--stage classifier`).
     #[arg(long, default_value = "runs/classifier")]
     classifier: PathBuf,
@@ -288,7 +299,13 @@ fn run_train(a: &TrainArgs, dev: &Device, command: &str) -> Result<()> {
         eprintln!("classifier: {} steps in {:.0}s", s.step, s.elapsed_s);
     }
     if stage(Stage::Teacher) {
-        let s = train::train_teacher(&a.teacher, &vit_cfg, &train, &sched(a.teacher_steps, 1e-3, 50), dev)?;
+        let s = match a.teacher_kind {
+            TeacherKind::Supervised => train::train_teacher(&a.teacher, &vit_cfg, &train, &sched(a.teacher_steps, 1e-3, 50), dev)?,
+            TeacherKind::Mim => {
+                let cfg = tessera::mim::MimConfig { vit: VitConfig { num_classes: 0, ..vit_cfg.clone() }, mask_ratio: 0.6 };
+                train::train_teacher_mim(&a.teacher, &cfg, &train, &sched(a.teacher_steps, 1e-3, 50), dev)?
+            }
+        };
         eprintln!("teacher: {} steps in {:.0}s", s.step, s.elapsed_s);
     }
     let load_teacher = || -> Result<(VitConfig, tessera::vit::Vit)> {

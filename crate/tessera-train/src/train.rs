@@ -18,6 +18,7 @@ use tessera::fsq::{FsqConfig, FsqTokenizer};
 use tessera::gpt::GptConfig;
 use tessera::kmeans::kmeans_cosine;
 use tessera::maskgit::{MaskGitConfig, training_mask_count};
+use tessera::mim::{Mim, MimConfig};
 use tessera::sampler::Rng;
 use tessera::tokenizer::{Tokenizer, rows_to_grid};
 use tessera::vit::{Vit, VitConfig};
@@ -231,6 +232,38 @@ pub fn train_teacher(dir: &Path, cfg: &VitConfig, data: &Dataset, sched: &Schedu
         let loss = burn::nn::loss::CrossEntropyLossConfig::new().init(&device).forward(logits, Tensor::from_data(TensorData::new(y, [b]), &device));
         Ok(update(model, optim, loss, lr, step))
     })?;
+    Ok(state)
+}
+
+/// Trains the self-supervised teacher by masked image modelling (`tessera::mim`); afterwards the
+/// ViT alone is written to `dir` as the teacher checkpoint (the MIM head stays in `dir/mim`).
+pub fn train_teacher_mim(dir: &Path, cfg: &MimConfig, data: &Dataset, sched: &Schedule, device: &Device) -> Result<TrainState> {
+    let ad = device.clone().autodiff();
+    ad.seed(sched.seed);
+    let model = cfg.init(&ad);
+    let n = cfg.vit.grid() * cfg.vit.grid();
+    let masked = ((n as f64) * cfg.mask_ratio).round() as usize;
+    let (model, state) = run_stage("teacher-mim", &dir.join("mim"), sched, serde_json::to_value(cfg)?, model, &ad, |model: Mim, optim, step, lr, _| {
+        let idx = sched.batch(step, data.len());
+        let (x, _) = data.batch(&idx);
+        let b = idx.len();
+        let mut rng = Rng::new(sched.seed ^ 0x313, step as u64);
+        let mut mask = Vec::with_capacity(b * n);
+        for _ in 0..b {
+            let mut order: Vec<usize> = (0..n).collect();
+            for j in 0..masked {
+                let r = j + (rng.next_u64() % (n - j) as u64) as usize;
+                order.swap(j, r);
+            }
+            let mut row = vec![false; n];
+            order[..masked].iter().for_each(|&p| row[p] = true);
+            mask.extend(row);
+        }
+        let loss = model.loss(images(x, b, &ad), Tensor::from_data(TensorData::new(mask, [b, n]), &ad));
+        Ok(update(model, optim, loss, lr, step))
+    })?;
+    let teacher = TrainState { stage: "teacher".into(), config: serde_json::to_value(&cfg.vit)?, ..state.clone() };
+    Checkpoint::new(dir)?.save(&model.vit, None, &teacher)?;
     Ok(state)
 }
 
@@ -481,6 +514,12 @@ mod tests {
         let vit = VitConfig { n_layer: 1, n_head: 2, n_embd: 16, num_classes: 4, ..Default::default() };
         let s = train_teacher(&dir.join("teacher"), &vit, &data, &sched(30, false), &d).unwrap();
         assert!(s.losses.last().unwrap().1 < s.losses[0].1, "teacher loss did not fall: {:?}", s.losses);
+        let mim = MimConfig { vit: VitConfig { num_classes: 0, ..vit.clone() }, mask_ratio: 0.6 };
+        let s = train_teacher_mim(&dir.join("teacher-mim"), &mim, &data, &sched(30, false), &d).unwrap();
+        assert!(s.losses.last().unwrap().1 < s.losses[0].1, "MIM loss did not fall: {:?}", s.losses);
+        let ck = Checkpoint::new(&dir.join("teacher-mim")).unwrap();
+        assert!(ck.state().unwrap().done);
+        ck.load(mim.vit.init(&d), None, &d, false).unwrap(); // the teacher checkpoint is a plain ViT
         let (teacher, _) = Checkpoint::new(&dir.join("teacher")).unwrap().load(vit.init(&d), None, &d, false).unwrap();
         let kd = VqKdConfig { image_channels: 1, image_size: 32, grid: 8, channels: 8, codebook_size: 16, code_dim: 8, teacher_dim: 16, teacher_name: "t".into(), decay: 0.9, commitment: 0.25 };
         let s = train_vqkd(&dir.join("vqkd"), &kd, &teacher, &data, &sched(30, false), &d).unwrap();

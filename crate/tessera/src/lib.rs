@@ -18,6 +18,7 @@ pub mod gpt;
 pub mod import;
 pub mod kmeans;
 pub mod maskgit;
+pub mod mim;
 pub mod quantizer;
 pub mod sampler;
 pub mod tokenizer;
