@@ -161,10 +161,30 @@ test('every shipped tokenizer x {AR, NAR} generates on WebGPU and CPU', { timeou
           for (let i = 0; i < d.length; i += 4) { sum += d[i]; sq += d[i] * d[i]; }
           const mean = sum / (d.length / 4);
           out[proposal] = { device: res.device, tokens: res.tokens[0].length, std: Math.sqrt(sq / (d.length / 4) - mean * mean), ms: performance.now() - t0 };
+          if (proposal === 'ar') {
+            // the encoder path on this device too: a fixed trouser-like image (two bright legs)
+            const img = new ImageData(32, 32);
+            for (let y = 0; y < 32; y++) for (let x = 0; x < 32; x++) {
+              const v = y > 3 && y < 29 && ((x > 8 && x < 15) || (x > 17 && x < 24) || y < 9) && x > 8 && x < 24 ? 200 : 0;
+              img.data.set([v, v, v, 255], (y * 32 + x) * 4);
+            }
+            const rec = await g.reconstruct(img);
+            out.encoded = rec.tokens[0];
+          }
         }
         g.dispose();
         return out;
       }, { path: b.path, device });
+      const encoded = r.encoded;
+      delete r.encoded;
+      (results.encoded ??= {})[`${b.name}/${device}`] = encoded;
+      assert.equal(encoded.length, 64);
+      if (device === 'cpu') {
+        const other = results.encoded[`${b.name}/webgpu`];
+        const same = encoded.filter((t, i) => t === other[i]).length;
+        console.log(`${b.name}: WebGPU and CPU encodings agree on ${same}/64 tokens`);
+        assert.ok(same >= 60, `${b.name}: WebGPU and CPU encode differently (${same}/64 equal)`);
+      }
       for (const [proposal, x] of Object.entries(r)) {
         rows.push({ bundle: b.name, device, proposal, ...x });
         assert.equal(x.device, device);

@@ -68,6 +68,14 @@ enum TeacherKind {
 }
 
 #[derive(Clone, Copy, ValueEnum, Debug, PartialEq)]
+enum PixelLoss {
+    /// mean squared error only
+    Mse,
+    /// VQGAN: L1 + perceptual (the classifier's features) + PatchGAN with adaptive weight
+    Vqgan,
+}
+
+#[derive(Clone, Copy, ValueEnum, Debug, PartialEq)]
 enum TokenizerKind {
     /// VQ codebook learned by pixel reconstruction
     Vq,
@@ -88,6 +96,12 @@ struct TrainArgs {
     tokenizer: TokenizerKind,
     #[arg(long, value_enum, default_value_t = Stage::All)]
     stage: Stage,
+    /// Losses of the pixel tokenizers (vq, fsq). The shipped bundles were trained with mse.
+    #[arg(long, value_enum, default_value_t = PixelLoss::Mse)]
+    pixel_loss: PixelLoss,
+    /// VQGAN: generator steps before the discriminator starts.
+    #[arg(long, default_value_t = 300)]
+    disc_start: usize,
     /// Teacher checkpoint directory (trained by `--stage teacher`, used by vqkd and cluster).
     #[arg(long, default_value = "runs/teacher-vit")]
     teacher: PathBuf,
@@ -326,6 +340,25 @@ fn run_train(a: &TrainArgs, dev: &Device, command: &str) -> Result<()> {
         let dir = a.run.join("tokenizer");
         let t0 = std::time::Instant::now();
         match a.tokenizer {
+            TokenizerKind::Vq | TokenizerKind::Fsq if a.pixel_loss == PixelLoss::Vqgan => {
+                let ad = dev.clone().autodiff();
+                ad.seed(a.seed);
+                let ck = checkpoint::Checkpoint::new(&a.classifier)?;
+                if !ck.exists() {
+                    bail!("VQGAN's perceptual loss uses the classifier: train it first (--stage classifier)");
+                }
+                let (cls, _) = ck.load(cls_cfg.init(&ad), None, &ad, false)?;
+                let losses = tessera::vqgan::VqganLossConfig { disc_start: a.disc_start, ..Default::default() };
+                if a.tokenizer == TokenizerKind::Vq {
+                    let cfg = VqTokenizerConfig { channels: a.channels, codebook_size: a.codebook_size, code_dim: a.code_dim, ..Default::default() };
+                    let spec = serde_json::to_value(tessera::tokenizer::TokenizerSpec::Vq(cfg.clone()))?;
+                    train::train_vqgan(&dir, cfg.init(&ad), spec, &losses, &cls, &train, &tsched, &ad)?;
+                } else {
+                    let cfg = FsqConfig { channels: a.channels, levels: a.fsq_levels.clone(), ..Default::default() };
+                    let spec = serde_json::to_value(tessera::tokenizer::TokenizerSpec::Fsq(cfg.clone()))?;
+                    train::train_vqgan(&dir, cfg.init(&ad), spec, &losses, &cls, &train, &tsched, &ad)?;
+                }
+            }
             TokenizerKind::Vq => {
                 let cfg = VqTokenizerConfig { channels: a.channels, codebook_size: a.codebook_size, code_dim: a.code_dim, ..Default::default() };
                 train::train_tokenizer(&dir, &cfg, &train, &tsched, dev)?;

@@ -12,7 +12,7 @@ use burn::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::Path;
 use std::time::Instant;
-use tessera::classifier::ClassifierConfig;
+use tessera::classifier::{Classifier, ClassifierConfig};
 use tessera::decoder::DecoderConfig;
 use tessera::fsq::{FsqConfig, FsqTokenizer};
 use tessera::gpt::GptConfig;
@@ -23,6 +23,7 @@ use tessera::sampler::Rng;
 use tessera::tokenizer::{Tokenizer, rows_to_grid};
 use tessera::vit::{Vit, VitConfig};
 use tessera::vq::{VqTokenizer, VqTokenizerConfig};
+use tessera::vqgan::{PatchDiscriminator, VqganLossConfig, adaptive_weight, generator_loss, hinge_d_loss, perceptual_loss};
 use tessera::vqkd::{VqKdConfig, VqKdDistill, ema_update};
 
 /// Options common to every training stage.
@@ -200,6 +201,132 @@ pub fn tokenize(tokenizer: &Tokenizer, data: &Dataset, device: &Device) -> Vec<u
         out.extend(t.into_data().convert::<i64>().try_to_vec::<i64>().expect("ints").into_iter().map(|v| v as u16));
     }
     out
+}
+
+/// What VQGAN-style training needs from a pixel-reconstruction tokenizer (VQ, FSQ).
+pub trait PixelTokenizer: Module + Clone {
+    /// Quantized latent grid, auxiliary loss (VQ: codebook + commitment), tokens `[b * g * g]`,
+    /// and the pre-quantization latent rows (for re-seeding dead codes).
+    fn quantize_images(&self, images: Tensor<4>) -> (Tensor<4>, Option<Tensor<1>>, Tensor<1, Int>, Tensor<2>);
+    fn pixel_decoder(&self) -> &tessera::decoder::Decoder;
+    /// Re-seeds unused codes with the given latent rows (VQ); FSQ has nothing to re-seed.
+    fn reseed(self, _dead: &[usize], _rows: Tensor<2>) -> Self {
+        self
+    }
+    fn codebook_size(&self) -> usize;
+}
+
+impl PixelTokenizer for VqTokenizer {
+    fn quantize_images(&self, images: Tensor<4>) -> (Tensor<4>, Option<Tensor<1>>, Tensor<1, Int>, Tensor<2>) {
+        let b = images.dims()[0];
+        let latents = tessera::tokenizer::grid_to_rows(self.encoder.forward(images));
+        let q = self.quantizer.forward(latents.clone());
+        (rows_to_grid(q.quantized, b, self.grid), Some(q.loss), q.tokens, latents)
+    }
+    fn pixel_decoder(&self) -> &tessera::decoder::Decoder {
+        &self.decoder
+    }
+    fn reseed(self, dead: &[usize], rows: Tensor<2>) -> Self {
+        VqTokenizer { quantizer: self.quantizer.reseed(dead, rows), ..self }
+    }
+    fn codebook_size(&self) -> usize {
+        self.quantizer.codebook_size()
+    }
+}
+
+impl PixelTokenizer for FsqTokenizer {
+    fn quantize_images(&self, images: Tensor<4>) -> (Tensor<4>, Option<Tensor<1>>, Tensor<1, Int>, Tensor<2>) {
+        let b = images.dims()[0];
+        let latents = tessera::tokenizer::grid_to_rows(self.encoder.forward(images));
+        let (codes, tokens) = self.quantize(latents.clone());
+        (rows_to_grid(codes, b, self.grid), None, tokens, latents)
+    }
+    fn pixel_decoder(&self) -> &tessera::decoder::Decoder {
+        &self.decoder
+    }
+    fn codebook_size(&self) -> usize {
+        self.levels.iter().product()
+    }
+}
+
+/// Trains a pixel tokenizer with VQGAN's losses: L1 + perceptual (the frozen `classifier`'s
+/// features) + codebook/commitment, and after `disc_start` steps a PatchGAN hinge loss weighted
+/// adaptively (gradient norms at the decoder's last layer). The discriminator has its own
+/// optimizer and checkpoint (`dir/../disc`); dead VQ codes are re-seeded every 50 steps.
+#[allow(clippy::too_many_arguments)]
+pub fn train_vqgan<M: PixelTokenizer>(
+    dir: &Path, model: M, spec: serde_json::Value, losses: &VqganLossConfig, classifier: &Classifier, data: &Dataset, sched: &Schedule, device: &Device,
+) -> Result<TrainState> {
+    let k = model.codebook_size();
+    let disc_dir = dir.with_file_name("disc");
+    let disc_ck = Checkpoint::new(&disc_dir)?;
+    let mut disc = PatchDiscriminator::new(1, losses.disc_channels, device);
+    let mut dopt = optimizer();
+    if sched.resume && disc_ck.exists() {
+        let (d, o) = disc_ck.load(disc, Some(dopt), device, true)?;
+        disc = d;
+        dopt = o.expect("optimizer");
+    }
+    let mut usage = vec![0u32; k];
+    let (_, state) = run_stage("tokenizer", dir, sched, spec, model, device, |model: M, optim, step, lr, state| {
+        let idx = sched.batch(step, data.len());
+        let (x, _) = data.batch(&idx);
+        let x = images(x, idx.len(), device);
+        let (zq, aux, tokens, latents) = model.quantize_images(x.clone());
+        let dec = model.pixel_decoder();
+        let h = dec.features(zq);
+        let rec = dec.head(h.clone());
+        let nll = |y: Tensor<4>| (y.clone() - x.clone()).abs().mean() + perceptual_loss(classifier, y, x.clone()).mul_scalar(losses.perceptual_weight);
+        let l_rec = nll(rec.clone());
+        let mut total = match aux {
+            Some(a) => l_rec.clone() + a,
+            None => l_rec.clone(),
+        };
+        let gan_on = step >= losses.disc_start;
+        if gan_on {
+            // adaptive weight from gradients at the last layer only (small separate graphs)
+            let w = dec.conv_out.weight.val();
+            let norm = |g: Option<Tensor<4>>| g.map_or(0.0, |g| g.powi_scalar(2).sum().sqrt().into_scalar::<f64>());
+            let n_rec = norm(w.grad(&nll(dec.head(h.clone().detach())).backward()));
+            let n_gan = norm(w.grad(&generator_loss(disc.forward(dec.head(h.detach()))).backward()));
+            let lambda = adaptive_weight(n_rec, n_gan, losses.disc_weight);
+            state.extra.insert("gan_weight".into(), lambda.into());
+            total = total + generator_loss(disc.forward(rec.clone())).mul_scalar(lambda);
+        }
+        let mut grads = total.backward();
+        let tok_grads = GradientsParams::from_module(&mut grads, &model);
+        let mut model: M = optim.step(lr, model, tok_grads);
+        if gan_on {
+            let d_loss = hinge_d_loss(disc.forward(x.clone()), disc.forward(rec.detach()));
+            let mut g = d_loss.backward();
+            let dg = GradientsParams::from_module(&mut g, &disc);
+            disc = dopt.step(lr, disc.clone(), dg);
+        }
+        for t in tokens.into_data().convert::<i64>().try_to_vec::<i64>().expect("ints") {
+            usage[t as usize] += 1;
+        }
+        if step % 50 == 0 {
+            let dead: Vec<usize> = (0..k).filter(|&i| usage[i] == 0).collect();
+            if !dead.is_empty() {
+                let [rows, d] = latents.dims();
+                let lat: Vec<f32> = latents.detach().into_data().convert::<f32>().try_to_vec().expect("floats");
+                let mut rng = Rng::new(sched.seed ^ 0x5EED, step as u64);
+                let mut rep = Vec::with_capacity(dead.len() * d);
+                for _ in &dead {
+                    let r = (rng.next_u64() % rows as u64) as usize;
+                    rep.extend_from_slice(&lat[r * d..(r + 1) * d]);
+                }
+                model = model.reseed(&dead, Tensor::<2>::from_data(TensorData::new(rep, [dead.len(), d]), device));
+            }
+            usage.iter_mut().for_each(|u| *u = 0);
+        }
+        if (step + 1) % sched.checkpoint_every == 0 || step + 1 == sched.steps {
+            let ds = TrainState { stage: "disc".into(), step: step + 1, steps: sched.steps, done: step + 1 == sched.steps, ..Default::default() };
+            disc_ck.save(&disc, Some(&dopt), &ds)?;
+        }
+        Ok((model, (step % 10 == 0).then(|| l_rec.into_scalar::<f32>())))
+    })?;
+    Ok(state)
 }
 
 /// Trains the FSQ tokenizer: MSE on pixels (the implicit codebook needs no codebook loss).
@@ -533,6 +660,19 @@ mod tests {
         let dc = DecoderConfig { latent_dim: 16, channels: 8, out_channels: 1 };
         let s = train_decoder(&dir.join("decoder"), &dc, &codebook, 8, &toks, &data, &sched(30, false), &d).unwrap();
         assert!(s.losses.last().unwrap().1 < s.losses[0].1 * 0.8, "decoder loss did not fall: {:?}", s.losses);
+        // VQGAN losses on VQ (GAN from step 10) and FSQ
+        let ad = d.clone().autodiff();
+        let cls_cfg = ClassifierConfig { in_channels: 1, channels: 8, num_classes: 4 };
+        train_classifier(&dir.join("cls"), &cls_cfg, &data, &sched(5, false), &d).unwrap();
+        let (cls, _) = Checkpoint::new(&dir.join("cls")).unwrap().load(cls_cfg.init(&ad), None, &ad, false).unwrap();
+        let losses = VqganLossConfig { disc_start: 10, disc_channels: 8, ..Default::default() };
+        let vq = VqTokenizerConfig { channels: 8, codebook_size: 16, code_dim: 4, ..Default::default() };
+        let s = train_vqgan(&dir.join("vqgan/tokenizer"), vq.init(&ad), serde_json::json!({}), &losses, &cls, &data, &sched(30, false), &ad).unwrap();
+        assert!(s.losses.last().unwrap().1 < s.losses[0].1, "VQGAN loss did not fall: {:?}", s.losses);
+        assert!(s.extra["gan_weight"].as_f64().unwrap() > 0.0, "the GAN term never switched on");
+        assert!(Checkpoint::new(&dir.join("vqgan/disc")).unwrap().state().unwrap().done);
+        let fsqg = FsqConfig { channels: 8, levels: vec![4, 4], ..Default::default() };
+        train_vqgan(&dir.join("fsqgan/tokenizer"), fsqg.init(&ad), serde_json::json!({}), &losses, &cls, &data, &sched(12, false), &ad).unwrap();
         let fsq = FsqConfig { channels: 8, levels: vec![4, 4], ..Default::default() };
         let s = train_fsq(&dir.join("fsq"), &fsq, &data, &sched(30, false), &d).unwrap();
         assert!(s.losses.last().unwrap().1 < s.losses[0].1 * 0.8, "FSQ loss did not fall: {:?}", s.losses);

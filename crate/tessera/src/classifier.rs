@@ -40,12 +40,18 @@ pub struct Classifier {
 }
 
 impl Classifier {
+    /// Activations of the four conv layers (32, 16, 8 and 4 pixels square): the feature maps of
+    /// VQGAN's perceptual loss.
+    pub fn feature_maps(&self, x: Tensor<4>) -> Vec<Tensor<4>> {
+        let a = silu(self.conv1.forward(x));
+        let b = silu(self.conv2.forward(a.clone()));
+        let c = silu(self.conv3.forward(b.clone()));
+        let d = silu(self.conv4.forward(c.clone()));
+        vec![a, b, c, d]
+    }
     /// Penultimate features `[b, 2 * channels]` (the evaluator's feature space).
     pub fn features(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = silu(self.conv1.forward(x));
-        let x = silu(self.conv2.forward(x));
-        let x = silu(self.conv3.forward(x));
-        let x = silu(self.conv4.forward(x)); // [b, c2, 4, 4]
+        let x = self.feature_maps(x).pop().expect("four maps"); // [b, c2, 4, 4]
         let [b, c, _, _] = x.dims();
         silu(self.fc.forward(x.mean_dims(&[2, 3]).reshape([b, c])))
     }

@@ -34,7 +34,8 @@ pub struct Decoder {
     mid: Conv2d,
     up1: Conv2d,
     up2: Conv2d,
-    conv_out: Conv2d,
+    /// The last layer: VQGAN's adaptive GAN weight compares gradients at its weight.
+    pub conv_out: Conv2d,
 }
 
 /// Nearest-neighbour 2x upsampling by reshape + broadcast: plain tensor ops that every backend
@@ -46,11 +47,18 @@ pub fn upsample2x(x: Tensor<4>) -> Tensor<4> {
 
 impl Decoder {
     pub fn forward(&self, z: Tensor<4>) -> Tensor<4> {
+        self.head(self.features(z))
+    }
+    /// Everything before the last layer: `[b, channels, s, s]`.
+    pub fn features(&self, z: Tensor<4>) -> Tensor<4> {
         let x = silu(self.conv_in.forward(z));
         let x = x.clone() + silu(self.mid.forward(x));
         let x = silu(self.up1.forward(upsample2x(x)));
-        let x = silu(self.up2.forward(upsample2x(x)));
-        self.conv_out.forward(x).tanh()
+        silu(self.up2.forward(upsample2x(x)))
+    }
+    /// The last layer: features -> image in [-1, 1].
+    pub fn head(&self, h: Tensor<4>) -> Tensor<4> {
+        self.conv_out.forward(h).tanh()
     }
 }
 

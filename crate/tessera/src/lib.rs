@@ -25,6 +25,7 @@ pub mod tokenizer;
 pub mod transformer;
 pub mod vit;
 pub mod vq;
+pub mod vqgan;
 pub mod vqkd;
 pub mod weights;
 
