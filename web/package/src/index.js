@@ -65,6 +65,8 @@ async function toModelPixels(images, size) {
   return out;
 }
 
+const GENERATE_OPTIONS = new Set(['proposal', 'class', 'count', 'seed', 'temperature', 'topK', 'topP', 'guidance', 'steps', 'confidenceNoise', 'given', 'previewEvery']);
+
 export class Generator {
   /** @internal */
   constructor(client, worker, info) {
@@ -80,6 +82,9 @@ export class Generator {
    */
   async generate(options = {}) {
     const { onToken, onStep, onPreview, ...opts } = options;
+    // serde-wasm-bindgen reads only the fields it knows: reject typos here so they do not pass silently
+    const unknown = Object.keys(opts).filter((k) => !GENERATE_OPTIONS.has(k));
+    if (unknown.length) throw new Error(`invalid option: unknown option(s) ${unknown.join(', ')}; expected one of ${[...GENERATE_OPTIONS].join(', ')}`);
     const r = await this._client.call('generate', { options: opts }, (ev) => {
       const revealed = ev.revealed.map((flat) => {
         const pairs = [];
