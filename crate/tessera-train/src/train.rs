@@ -362,6 +362,18 @@ pub fn train_teacher(dir: &Path, cfg: &VitConfig, data: &Dataset, sched: &Schedu
     Ok(state)
 }
 
+/// `n` flags with `m` of them set at distinct random positions (a partial Fisher-Yates shuffle).
+fn random_mask(rng: &mut Rng, n: usize, m: usize) -> Vec<bool> {
+    let mut order: Vec<usize> = (0..n).collect();
+    for j in 0..m {
+        let r = j + (rng.next_u64() % (n - j) as u64) as usize;
+        order.swap(j, r);
+    }
+    let mut row = vec![false; n];
+    order[..m].iter().for_each(|&p| row[p] = true);
+    row
+}
+
 /// Trains the self-supervised teacher by masked image modelling (`tessera::mim`); afterwards the
 /// ViT alone is written to `dir` as the teacher checkpoint (the MIM head stays in `dir/mim`).
 pub fn train_teacher_mim(dir: &Path, cfg: &MimConfig, data: &Dataset, sched: &Schedule, device: &Device) -> Result<TrainState> {
@@ -377,14 +389,7 @@ pub fn train_teacher_mim(dir: &Path, cfg: &MimConfig, data: &Dataset, sched: &Sc
         let mut rng = Rng::new(sched.seed ^ 0x313, step as u64);
         let mut mask = Vec::with_capacity(b * n);
         for _ in 0..b {
-            let mut order: Vec<usize> = (0..n).collect();
-            for j in 0..masked {
-                let r = j + (rng.next_u64() % (n - j) as u64) as usize;
-                order.swap(j, r);
-            }
-            let mut row = vec![false; n];
-            order[..masked].iter().for_each(|&p| row[p] = true);
-            mask.extend(row);
+            mask.extend(random_mask(&mut rng, n, masked));
         }
         let loss = model.loss(images(x, b, &ad), Tensor::from_data(TensorData::new(mask, [b, n]), &ad));
         Ok(update(model, optim, loss, lr, step))
@@ -505,16 +510,8 @@ pub fn train_nar(dir: &Path, cfg: &MaskGitConfig, tokens: &[u16], labels: &[u8],
         let toks: Vec<i64> = idx.iter().flat_map(|&i| tokens[i * t..(i + 1) * t].iter().map(|&v| v as i64)).collect();
         let mut mask = Vec::with_capacity(idx.len() * t);
         for _ in &idx {
-            // choose `m` distinct positions by a partial Fisher-Yates shuffle
             let m = training_mask_count(rng.uniform(), t);
-            let mut order: Vec<usize> = (0..t).collect();
-            for j in 0..m {
-                let r = j + (rng.next_u64() % (t - j) as u64) as usize;
-                order.swap(j, r);
-            }
-            let mut row = vec![false; t];
-            order[..m].iter().for_each(|&p| row[p] = true);
-            mask.extend(row);
+            mask.extend(random_mask(&mut rng, t, m));
         }
         let b = idx.len();
         let loss = model.loss(
