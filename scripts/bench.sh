@@ -10,7 +10,7 @@ dpkg -s mesa-vulkan-drivers >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FR
 bash scripts/build-web.sh
 cargo build --release -p tessera-train
 BIN="$CARGO_TARGET_DIR/release/tessera-train"
-B=models/fmnist-vq
+B=models/fmnist-vqkd
 COUNT="${BENCH_COUNT:-8}"
 mkdir -p docs
 flex=$("$BIN" --device flex bench --bundle $B --count "$COUNT" --runs 3)
@@ -25,12 +25,21 @@ wasm, bundle = sys.argv[4], sys.argv[5]
 flex_nar = json.loads(sys.argv[6])
 raw = open(wasm, 'rb').read()
 model_files = {f: os.path.getsize(os.path.join(bundle, f)) for f in sorted(os.listdir(bundle)) if f.endswith('.safetensors')}
-shipped = sum(v for k, v in model_files.items() if not k.startswith('classifier'))
+shipped = sum(model_files.values())
+# Every shipped bundle's files, and models/ as a whole (what a clone carries).
+bundles = {}
+for d in sorted(os.listdir('models')):
+    p = os.path.join('models', d, 'manifest.json')
+    if os.path.exists(p):
+        m = json.load(open(p))
+        bundles[d] = {role: f['bytes'] for role, f in m['files'].items()}
+models_total = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk('models') for f in fs)
 r = {
   'date': datetime.datetime.utcnow().strftime('%Y-%m-%dT%H:%M:%SZ'), 'machine': f'{os.cpu_count()} cores, {platform.machine()}, no GPU',
   'native_flex': flex, 'native_flex_nar': flex_nar, 'native_wgpu': wgpu, 'browser': browser,
   'wasm_bytes': len(raw), 'wasm_gzip_bytes': len(gzip.compress(raw, 9)),
   'model_files_bytes': model_files, 'browser_download_bytes': shipped,
+  'bundles_bytes': bundles, 'models_dir_bytes': models_total,
 }
 r['ratios'] = {
   'native_flex_over_wgpu_images_per_s': flex['images_per_s'] / wgpu['images_per_s'] if 'images_per_s' in wgpu else None,
@@ -53,8 +62,16 @@ lines = [
   f"| wasm module | {mb(r['wasm_bytes'])} raw, {mb(r['wasm_gzip_bytes'])} gzip -9 |",
   f"| model download (tokenizer + proposal) | {mb(shipped)} |",
   '', '## Browser ms per image: every shipped tokenizer x proposal network (warm, same run)', '',
-  '| tokenizer/proposal | CPU | WebGPU |', '|---|---|---|',
+  '| bundle/proposal | CPU | WebGPU |', '|---|---|---|',
   *(f"| {k} | {v:.1f} | {browser['webgpu']['ms_per_image_by_tokenizer_and_proposal'].get(k, float('nan')):.1f} |" for k, v in browser['cpu']['ms_per_image_by_tokenizer_and_proposal'].items()),
+  '', '| bundle | AR / NAR ms per image, CPU | AR / NAR, WebGPU |', '|---|---|---|',
+  *(f"| {n} | {z['cpu'][n + '/ar'] / z['cpu'][n + '/nar']:.2f} | {z['webgpu'][n + '/ar'] / z['webgpu'][n + '/nar']:.2f} |"
+    for z in [{d: browser[d]['ms_per_image_by_tokenizer_and_proposal'] for d in ('cpu', 'webgpu')}]
+    for n in sorted({k.rsplit('/', 1)[0] for k in z['cpu']}) if n + '/nar' in z['cpu'] and n + '/ar' in z['cpu']),
+  '', f"WebGPU rows time a batch of 2, CPU rows a batch of {browser['count']} (SwiftShader costs seconds per step).", '',
+  '## Sizes', '', '| bundle | tokenizer | ar | nar | browser download (tokenizer + ar + nar) |', '|---|---|---|---|---|',
+  *(f"| {k} | {mb(v.get('tokenizer', 0))} | {mb(v.get('ar', 0))} | {mb(v.get('nar', 0))} | {mb(sum(v.values()))} |" for k, v in bundles.items()),
+  '', f"`models/` in total (bundles, cards, sample grids, the evaluator): {mb(models_total)}.",
   '', '## Ratios (same run)', '',
   *(f"- {k}: {v:.2f}" for k, v in r['ratios'].items() if v is not None),
   '', 'WebGPU here is Chromium\'s SwiftShader (a CPU emulation of a GPU): it proves the WebGPU path correct, not GPU speed.',

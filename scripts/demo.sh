@@ -5,7 +5,7 @@ source "$(dirname "$0")/env.sh"
 cd "$ROOT"
 bash scripts/setup.sh
 bash scripts/build-web.sh
-[ -f models/fmnist-vq/manifest.json ] || { echo "models/fmnist-vq is missing: run scripts/train.sh" >&2; exit 1; }
+[ -f models/fmnist-vqkd/manifest.json ] || { echo "models/fmnist-vqkd is missing: run scripts/train.sh" >&2; exit 1; }
 PORT="${PORT:-8080}"
 echo
 echo "Tessera is served at: http://127.0.0.1:$PORT/"

@@ -2,13 +2,15 @@
 """Writes a bundle's model card (README.md) from its manifest.json and eval.json, and refreshes
 models/index.json (the list of shipped bundles the site reads). Every figure is read from files that
 `tessera-train export` and `tessera-train eval` computed; nothing here is typed by hand."""
-import glob, json, os, sys
+import glob, json, os, struct, sys
 
+PIXEL_LOSS = {'mse': 'MSE', 'vqgan': "the paper's VQGAN losses: L1 + LPIPS-style perceptual loss (in-project CNN features) "
+              '+ PatchGAN hinge loss with adaptive weight, discriminator switched on late'}
 DESCRIBE = {
     'vq': ('VQ', 'pixel reconstruction', 'conv encoder, L2 codebook learned with the codebook + commitment losses, '
-           'trained end to end on pixels (MSE)'),
+           'trained end to end on pixels ({loss})'),
     'fsq': ('FSQ', 'pixel reconstruction', 'conv encoder whose latent channels are bounded and rounded to fixed levels '
-            '(implicit codebook), trained end to end on pixels (MSE)'),
+            '(implicit codebook), trained end to end on pixels ({loss})'),
     'vqkd': ('VQ-KD', 'feature reconstruction (IU teacher)', 'conv encoder + cosine codebook (k-means initialised, EMA updated) '
              'trained to reconstruct the teacher\'s patch features; a pixel decoder is then trained on the frozen tokens'),
     'cluster': ('Cluster', 'k-means on IU features (training-free codebook)', 'k-means (cosine) centroids of the frozen teacher\'s '
@@ -16,19 +18,64 @@ DESCRIBE = {
 }
 
 
+def pixel_loss(m):
+    """'vqgan' when the tokenizer was trained with the GAN term (its checkpoint records the weight)."""
+    extra = m['provenance']['details'].get('tokenizer', {}).get('extra') or {}
+    return 'vqgan' if 'gan_weight' in extra else 'mse'
+
+
+def label(m):
+    kind, tok = m['tokenizer']['kind'], m['tokenizer']['config']
+    name = DESCRIBE[kind][0]
+    if kind == 'vq' and pixel_loss(m) == 'vqgan':
+        name = 'VQGAN'
+    return name
+
+
+def teacher_label(teacher):
+    if not teacher:
+        return None
+    return 'self-supervised ViT (MIM)' if teacher.endswith('-mim') else 'supervised ViT'
+
+
+
+def parameters(path):
+    """Parameter count and dtypes from a safetensors header (8-byte length, then JSON)."""
+    with open(path, 'rb') as f:
+        n = struct.unpack('<Q', f.read(8))[0]
+        header = json.loads(f.read(n))
+    count, dtypes = 0, set()
+    for k, v in header.items():
+        if k != '__metadata__':
+            size = 1
+            for d in v['shape']:
+                size *= d
+            count += size
+            dtypes.add(v['dtype'])
+    return count, '/'.join(sorted(dtypes))
+
+
+def teacher_note(teacher):
+    if not teacher:
+        return ''
+    how = 'self-supervised: masked image modelling' if teacher.endswith('-mim') else 'supervised: trained as a Fashion-MNIST classifier'
+    return f" Teacher: `{teacher}` (in-project ViT, {how})."
+
+
 def card(bundle):
     m = json.load(open(os.path.join(bundle, 'manifest.json')))
     e = json.load(open(os.path.join(bundle, 'eval.json')))
     kind, tok = m['tokenizer']['kind'], m['tokenizer']['config']
-    name, family, how = DESCRIBE[kind]
+    _, family, how = DESCRIBE[kind]
+    name, how = label(m), how.format(loss=PIXEL_LOSS[pixel_loss(m)])
     det = m['provenance']['details']
-    params = {r: f['bytes'] // 4 for r, f in m['files'].items()}  # f32 safetensors; the header is tiny
+    params = {r: parameters(os.path.join(bundle, f['path'])) for r, f in m['files'].items()}
     teacher = tok.get('teacher_name')
     L = [f"# {m['name']}: Fashion-MNIST, {name} tokenizer + " + ' and '.join(p.upper() for p in m['proposals']) + ' proposal networks', '',
          'Generates 32x32 Fashion-MNIST-style images of a chosen class, in the browser or natively, with the two stages of',
          '*Image Understanding Makes for A Good Tokenizer for Image Generation* (NeurIPS 2024):', '',
          f"- **Tokenizer: {name}** ({family}): {how}. Image -> {m['grid'][0]}x{m['grid'][1]} tokens from a "
-         f"{e['codebook_size']}-code codebook." + (f" Teacher: `{teacher}` (in-project ViT, see below)." if teacher else '')]
+         f"{e['codebook_size']}-code codebook." + teacher_note(teacher)]
     for p, entry in m['proposals'].items():
         c = entry['model']['config']
         what = 'AR: GPT, raster order, KV cache' if entry['model']['kind'] == 'ar' else 'NAR: MaskGIT, bidirectional, cosine unmasking schedule'
@@ -45,11 +92,11 @@ def card(bundle):
           '## Training (2-core CPU, burn flex backend)', '',
           '| part | steps x batch | parameters | time | final loss |', '|---|---|---|---|---|']
     for r, d in det.items():
-        L.append(f"| {r} | {d['steps']} x {d['batch_size']} | {params[r]:,} | {d['train_seconds'] / 60:.1f} min | "
+        L.append(f"| {r} | {d['steps']} x {d['batch_size']} | {params[r][0]:,} | {d['train_seconds'] / 60:.1f} min | "
                  + (f"{d['final_loss']:.4f}" if d.get('final_loss') is not None else '-') + ' |')
-    total = sum(d['train_seconds'] for r, d in det.items() if r != 'classifier')
+    total = sum(d['train_seconds'] for d in det.values())
     L += ['', f"Tokenizer + proposal networks: {total / 60:.0f} min wall clock (builds and other runs shared the two cores). "
-          f"Reproduce with `scripts/train.sh` (`ONLY={kind}`); it resumes after an interruption. "
+          f"Reproduce with `scripts/train.sh` (`ONLY={m['name'].removeprefix('fmnist-')}`); it resumes after an interruption. "
           + (f"The tokenizer time includes the teacher-dependent parts only; the teacher itself is trained once (`--stage teacher`) and shared. " if teacher else '')
           + f"Exported from commit `{m['provenance']['git_commit']}` on {m['provenance']['created']}.", '',
           '## Evaluation (`tessera-train eval`, test split)', '',
@@ -57,11 +104,12 @@ def card(bundle):
           f"| reconstruction MSE (pixels in [0, 1]) | {e['reconstruction_mse_01']:.5f} |",
           f"| reconstruction PSNR | {e['reconstruction_psnr_db']:.2f} dB |",
           f"| codebook usage (test set) | {100 * e['codebook_usage']:.1f}% of {e['codebook_size']} codes |",
-          f"| classifier accuracy on real test images | {100 * e['classifier_test_accuracy']:.1f}% |"]
+          f"| evaluator accuracy on real test images | {100 * e['evaluator_test_accuracy']:.1f}% |"]
     for p, r in e['proposals'].items():
         L.append(f"| class consistency, {p.upper()} samples (mean) | {100 * r['class_consistency_mean']:.1f}% |")
-    L += ['', f"Class consistency = share of {e['samples_per_class']} samples per class that the in-project classifier "
-          '(a small CNN trained on the training split; **not** Inception) assigns to the requested class.', '',
+    L += ['', f"Class consistency = share of {e['samples_per_class']} samples per class that the evaluator "
+          '(`models/evaluator`: a small CNN trained on the training split apart from every tokenizer and from the classifier '
+          "behind VQGAN's perceptual loss; **not** Inception) assigns to the requested class.", '',
           '| class | ' + ' | '.join(p.upper() for p in e['proposals']) + ' |', '|---|' + '---|' * len(e['proposals'])]
     classes = list(next(iter(e['proposals'].values()))['class_consistency'])
     for c in classes:
@@ -71,17 +119,45 @@ def card(bundle):
         + (f", {s['steps']} steps, confidence noise {s['confidence_noise']}" if m['proposals'][p]['model']['kind'] == 'nar' else '')
         for p, s in ((p, r['sampling']) for p, r in e['proposals'].items())) + '.', '',
           '![test images (top) and their reconstructions (bottom)](reconstructions.png)', '',
-          '## Files', '', '| role | file | bytes | sha256 |', '|---|---|---|---|']
-    L += [f"| {r} | `{f['path']}` | {f['bytes']:,} | `{f['sha256'][:16]}…` |" for r, f in m['files'].items()]
-    L += ['', 'The browser downloads the tokenizer and only the proposal networks it uses; the classifier is for native evaluation.'
+          '## Files', '', '| role | file | dtype | bytes | sha256 |', '|---|---|---|---|---|']
+    L += [f"| {r} | `{f['path']}` | {params[r][1]} | {f['bytes']:,} | `{f['sha256'][:16]}…` |" for r, f in m['files'].items()]
+    L += ['', 'Weights ship in f16 (half the download); the figures above were measured on these f16 files. '
+          'The browser downloads the tokenizer and only the proposal networks it uses.'
           + (' The tokenizer file contains the teacher ViT (encoding runs it).' if kind == 'cluster' else ''), '',
           '## Limitations', '',
           '- 32x32 grey images of 10 clothing classes; nothing else.',
           '- Small models and short training on a 2-core CPU: figures compare tokenizers in miniature, not at the paper\'s scale.',
-          '- Pixel decoders and pixel tokenizers are trained with MSE only (no perceptual or adversarial loss yet).',
-          '- Class consistency is measured with an in-project classifier, which can be fooled in ways a person would not.']
+          ('- The pixel decoder (trained on the frozen tokens) uses MSE only; the paper trains it with the VQGAN losses.' if kind in ('vqkd', 'cluster')
+           else '- VQGAN losses at this scale: the perceptual network is an in-project CNN, not VGG-LPIPS.' if pixel_loss(m) == 'vqgan'
+           else '- Trained with MSE only (no perceptual or adversarial loss).'),
+          '- Class consistency is measured with an in-project evaluator, which can be fooled in ways a person would not.']
     open(os.path.join(bundle, 'README.md'), 'w').write('\n'.join(L) + '\n')
     print(f'wrote {bundle}/README.md')
+
+
+def evaluator_card(d='models/evaluator'):
+    """The evaluator's card, from evaluator.json (written by `tessera-train export-evaluator`)."""
+    e = json.load(open(os.path.join(d, 'evaluator.json')))
+    t = e['provenance']['details']['training']
+    c = e['config']
+    L = ['# evaluator: the in-project yardstick for generated Fashion-MNIST images', '',
+         f"{e['name']}. It scores every bundle's samples (class consistency now; FID_eval / IS_eval from its penultimate "
+         'probabilities are the basis of FID_eval and IS_eval (issue 5). It is **not** Inception; figures computed with it are named for it.', '',
+         'It is trained apart from everything it judges: not a teacher, not a tokenizer, and not the classifier whose '
+         "features drive VQGAN's perceptual loss (another seed and width), so no tokenizer was optimised against it.", '',
+         '| | |', '|---|---|',
+         f"| architecture | CNN: 4 conv layers (3x3, width {c['channels']}/{2 * c['channels']}), SiLU, global mean pool, "
+         f"fc {2 * c['channels']}, head {c['num_classes']} |",
+         f"| training | {t['steps']} steps x batch {t['batch_size']}, seed {t['seed']}, {t['train_seconds'] / 60:.1f} min on 2 CPU cores |",
+         f"| test accuracy (10,000 Fashion-MNIST test images) | {100 * e['test_accuracy']:.2f}% |",
+         f"| file | `{e['file']['path']}`, {e['file']['bytes']:,} bytes, f32, sha256 `{e['file']['sha256'][:16]}…` |", '',
+         f"Command: `{t['command']}`, then `{e['provenance']['command']}`. Reproduced by `scripts/train.sh`.", '',
+         '## Limitations', '',
+         f"- A small CNN at {100 * e['test_accuracy']:.0f}% test accuracy: it confuses the classes people confuse (shirt, "
+         'T-shirt, pullover, coat), so class consistency below 100% is partly the evaluator\'s error.',
+         '- Generated images can fool it in ways a person would not notice.']
+    open(os.path.join(d, 'README.md'), 'w').write('\n'.join(L) + '\n')
+    print(f'wrote {d}/README.md')
 
 
 def index(models='models'):
@@ -94,20 +170,41 @@ def index(models='models'):
         e = json.load(open(os.path.join(d, 'eval.json'))) if os.path.exists(os.path.join(d, 'eval.json')) else {}
         kind = m['tokenizer']['kind']
         out.append({
-            'name': m['name'], 'path': os.path.basename(d) + '/', 'tokenizer': kind, 'label': DESCRIBE[kind][0],
+            'name': m['name'], 'path': os.path.basename(d) + '/', 'tokenizer': kind, 'label': label(m),
+            'pixel_loss': pixel_loss(m) if kind in ('vq', 'fsq') else None,
             'family': DESCRIBE[kind][1], 'teacher': m['tokenizer']['config'].get('teacher_name'),
+            'teacher_label': teacher_label(m['tokenizer']['config'].get('teacher_name')),
             'proposals': list(m['proposals']), 'codebook_size': e.get('codebook_size'),
-            'download_bytes': {r: f['bytes'] for r, f in m['files'].items() if r != 'classifier'},
+            'download_bytes': {r: f['bytes'] for r, f in m['files'].items()},
             'eval': {k: e[k] for k in ('reconstruction_psnr_db', 'codebook_usage') if k in e}
                     | {f'class_consistency_{p}': r['class_consistency_mean'] for p, r in e.get('proposals', {}).items()},
         })
     order = ['vq', 'fsq', 'vqkd', 'cluster']
-    out.sort(key=lambda b: order.index(b['tokenizer']) if b['tokenizer'] in order else 9)
-    json.dump({'default': 'fmnist-vq/', 'bundles': out}, open(os.path.join(models, 'index.json'), 'w'), indent=2)
+    out.sort(key=lambda b: (order.index(b['tokenizer']) if b['tokenizer'] in order else 9, b['teacher'] or ''))
+    json.dump({'default': 'fmnist-vqkd/', 'bundles': out}, open(os.path.join(models, 'index.json'), 'w'), indent=2)
     print(f'wrote {models}/index.json ({len(out)} bundles)')
+    # The same figures as a Markdown table (the README links it; nothing typed by hand).
+    L = ['# Shipped bundles: measured figures', '',
+         'Written by `scripts/model_card.py` from each bundle\'s `eval.json` (`tessera-train eval`, Fashion-MNIST test split, '
+         'one training seed). Class consistency is scored by `models/evaluator` (in-project CNN, **not** Inception).', '',
+         '| bundle | tokenizer | teacher | usage | PSNR (dB) | class consistency AR | NAR | browser download |',
+         '|---|---|---|---|---|---|---|---|']
+    pct = lambda v: f'{100 * v:.1f}%' if v is not None else '-'
+    for b in out:
+        e = b['eval']
+        L.append(f"| [{b['name']}](../models/{b['path']}README.md) | {b['label']} | {b['teacher_label'] or '-'} | {pct(e.get('codebook_usage'))} | "
+                 f"{e.get('reconstruction_psnr_db', float('nan')):.2f} | {pct(e.get('class_consistency_ar'))} | {pct(e.get('class_consistency_nar'))} | "
+                 f"{sum(b['download_bytes'].values()) / 1e6:.1f} MB |")
+    total = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(models) for f in fs)
+    L += ['', f'`models/` in total: {total / 1e6:.1f} MB (bundles in f16, cards, sample grids, the evaluator).']
+    os.makedirs('docs', exist_ok=True)
+    open('docs/models.md', 'w').write('\n'.join(L) + '\n')
+    print('wrote docs/models.md')
 
 
 if __name__ == '__main__':
     for b in sys.argv[1:]:
         card(b)
+    if os.path.exists('models/evaluator/evaluator.json'):
+        evaluator_card()
     index()

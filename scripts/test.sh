@@ -14,7 +14,7 @@ bash scripts/build-web.sh
 
 echo "== native reference tokens for the cross-device check"
 mkdir -p tests/browser/out
-cargo run --release -q -p tessera-train -- generate --bundle models/fmnist-vq --proposal ar --class Sneaker --count 4 --seed 123 \
+cargo run --release -q -p tessera-train -- generate --bundle models/fmnist-vqkd --proposal ar --class Sneaker --count 4 --seed 123 \
   --out tests/browser/out/native.png --tokens-out tests/browser/out/native-tokens.json
 
 echo "== browser tests (headless Chromium: WebGPU on SwiftShader + CPU)"

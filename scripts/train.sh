@@ -1,45 +1,58 @@
 #!/usr/bin/env bash
-# Reproduces every shipped bundle: the classifier, the supervised ViT teacher, then for each
+# Reproduces every shipped bundle: the classifier (VQGAN's perceptual loss), the evaluator, the
+# teachers (supervised ViT, self-supervised MIM ViT), then for each
 # tokenizer the tokenizer and its AR and NAR proposal networks; each is exported to
 # models/fmnist-<name>, evaluated and rendered, and models/index.json is refreshed. Every stage
 # resumes from its last checkpoint, so re-running after a kill continues where it stopped.
-#   ONLY="cluster vqkd" scripts/train.sh      # a subset (default: vq fsq vqkd cluster, the shipped ones)
-#   ONLY="cluster-mim vqkd-mim" scripts/train.sh   # the same tokenizers on the self-supervised (MIM) teacher
+# Names: vqgan and fsq (pixel reconstruction with the paper's VQGAN losses), vqkd and cluster (feature
+# reconstruction from the supervised ViT teacher), vqkd-mim and cluster-mim (the self-supervised MIM
+# teacher), vq-mse (the VQ tokenizer with an MSE loss only, an ablation; not shipped).
+#   ONLY="cluster vqkd" scripts/train.sh      # a subset (default: every shipped bundle)
 #   TOKENIZER_STEPS=1200 PROPOSAL_STEPS=1600 scripts/train.sh   # budgets (defaults below)
+#   BIN=/tmp/tessera-train scripts/train.sh  # use a prebuilt binary (no cargo build)
 # Extra arguments go to every `tessera-train train` call (e.g. --device wgpu on a GPU machine).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
 bash scripts/setup.sh
-cargo build --release -p tessera-train
-BIN="${BIN:-$CARGO_TARGET_DIR/release/tessera-train}"
+if [ -z "${BIN:-}" ]; then
+  cargo build --release -p tessera-train
+  BIN="$CARGO_TARGET_DIR/release/tessera-train"
+fi
 RUNS="${RUNS:-runs}"
-ONLY="${ONLY:-vq fsq vqkd cluster}"
+ONLY="${ONLY:-vqgan fsq vqkd cluster vqkd-mim cluster-mim}"
 TOKENIZER_STEPS="${TOKENIZER_STEPS:-600}"
 PROPOSAL_STEPS="${PROPOSAL_STEPS:-500}"
 mkdir -p "$RUNS"
-log() { tee -a "$RUNS/train.log"; }
+LOG="${LOG:-$RUNS/train.log}"
+log() { tee -a "$LOG"; }
 base=(--classifier "$RUNS/classifier" --resume)
 "$BIN" train --stage classifier "${base[@]}" "$@" 2>&1 | log
+# The evaluator: a separate classifier that scores every bundle (never seen by a tokenizer).
+"$BIN" train --stage evaluator --evaluator "$RUNS/evaluator" "${base[@]}" "$@" 2>&1 | log
+[ -f models/evaluator/evaluator.json ] || "$BIN" export-evaluator --run "$RUNS/evaluator" --out models/evaluator 2>&1 | log
 for name in $ONLY; do
-  tok="${name%%-*}"                       # vq, fsq, vqkd, cluster
+  tok="${name%%-*}"                       # vqgan, vq, fsq, vqkd, cluster
+  pixel=()
+  case "$tok" in
+    vqgan) tok=vq; pixel=(--pixel-loss vqgan) ;;
+    fsq) pixel=(--pixel-loss vqgan) ;;
+    vq) pixel=(--pixel-loss mse) ;;
+  esac
   teacher="$RUNS/teacher-vit"; kind=supervised
   [[ "$name" == *-mim ]] && { teacher="$RUNS/teacher-vit-mim"; kind=mim; }
-  common=("${base[@]}" --teacher "$teacher")
+  common=("${base[@]}" --teacher "$teacher" "${pixel[@]}")
   if [[ "$tok" == vqkd || "$tok" == cluster ]]; then
     "$BIN" train --stage teacher --teacher-kind "$kind" "${common[@]}" "$@" 2>&1 | log
   fi
   run="$RUNS/$name"
   out="models/fmnist-$name"
   steps=(--tokenizer-steps "$TOKENIZER_STEPS" --proposal-steps "$PROPOSAL_STEPS")
-  # The VQ tokenizer and its AR network were trained in session 1 with 1200 / 1600 steps.
-  [ "$tok" = vq ] && steps=(--tokenizer-steps 1200 --proposal-steps 1600)
-  for stage in tokenizer ar; do
+  for stage in tokenizer ar nar; do
     "$BIN" train --run "$run" --tokenizer "$tok" --stage "$stage" "${steps[@]}" "${common[@]}" "$@" 2>&1 | log
   done
-  "$BIN" train --run "$run" --tokenizer "$tok" --stage nar --tokenizer-steps "$TOKENIZER_STEPS" --proposal-steps "$PROPOSAL_STEPS" "${common[@]}" "$@" 2>&1 | log
-  "$BIN" export --run "$run" --classifier "$RUNS/classifier" --out "$out" --name "fmnist-$name"
-  "$BIN" eval --bundle "$out" --out "$out/eval.json" --recon-png "$out/reconstructions.png" 2>&1 | log
+  "$BIN" export --run "$run" --out "$out" --name "fmnist-$name"
+  "$BIN" eval --bundle "$out" --evaluator models/evaluator --out "$out/eval.json" --recon-png "$out/reconstructions.png" 2>&1 | log
   for p in ar nar; do
     "$BIN" generate --bundle "$out" --proposal "$p" --count 8 --seed 0 --out "$out/samples-$p.png"
   done

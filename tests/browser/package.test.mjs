@@ -25,7 +25,7 @@ test('npm pack -> install -> generate in the browser', { timeout: 10 * 60 * 1000
 <script type="module">
 import { loadGenerator } from './node_modules/tessera-web/src/index.js';
 const progress = [];
-const gen = await loadGenerator({ modelUrl: 'models/fmnist-vq/', device: 'cpu', onProgress: (p) => progress.push(p.stage) });
+const gen = await loadGenerator({ modelUrl: 'models/fmnist-vqkd/', device: 'cpu', onProgress: (p) => progress.push(p.stage) });
 const { images, tokens } = await gen.generate({ class: 'Bag', count: 2, seed: 1 });
 const c = document.getElementById('c'); c.width = images[0].width; c.height = images[0].height;
 c.getContext('2d').putImageData(images[0], 0, 0);

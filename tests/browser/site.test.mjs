@@ -98,8 +98,8 @@ test('WebGPU and CPU agree: logits within tolerance, tokens for the same seed', 
   await page.waitForFunction(() => window.tessera?.ready, null, { timeout: TIMEOUT });
   const r = await page.evaluate(async () => {
     const { loadGenerator } = await import('./tessera/src/index.js');
-    const gpu = await loadGenerator({ modelUrl: 'models/fmnist-vq/', device: 'webgpu' });
-    const cpu = await loadGenerator({ modelUrl: 'models/fmnist-vq/', device: 'cpu' });
+    const gpu = await loadGenerator({ modelUrl: 'models/fmnist-vqkd/', device: 'webgpu' });
+    const cpu = await loadGenerator({ modelUrl: 'models/fmnist-vqkd/', device: 'cpu' });
     const prefix = Array.from({ length: 40 }, (_, i) => (i * 29) % gpu.info.codebookSize);
     const grid = Array.from({ length: 64 }, (_, i) => (i % 3 ? null : (i * 29) % gpu.info.codebookSize));
     let maxDiff = 0, maxAbs = 0;

@@ -6,7 +6,7 @@ import { loadGenerator } from './tessera/src/index.js';
 const $ = (id) => document.getElementById(id);
 const pageStart = performance.now();
 const params = new URLSearchParams(location.search);
-let index = { default: 'fmnist-vq/', bundles: [] };
+let index = { default: 'fmnist-vqkd/', bundles: [] };
 let generator = null;
 let busy = false;
 let lastImages = [];     // ImageData of the last generation
@@ -198,7 +198,7 @@ async function reconstructAll(image = dctx.getImageData(0, 0, 32, 32)) {
   const results = [];
   for (const b of index.bundles) {
     const tr = body.insertRow();
-    tr.insertCell().textContent = `${b.label}${b.teacher ? ` (${b.teacher})` : ''}`;
+    tr.insertCell().textContent = `${b.label}${b.teacher ? ` (${b.teacher_label ?? b.teacher})` : ''}`;
     const [c1, c2, c3, c4] = [tr.insertCell(), tr.insertCell(), tr.insertCell(), tr.insertCell()];
     c3.textContent = 'loading…';
     try {
@@ -294,7 +294,7 @@ try {
   status(`Could not read models/index.json: ${e.message}`, true);
 }
 window.tessera.index = index;
-for (const b of index.bundles) $('model').add(new Option(`${b.label}${b.teacher ? ` (${b.teacher})` : ''} — ${b.family}`, b.path));
+for (const b of index.bundles) $('model').add(new Option(`${b.label}${b.teacher ? ` (${b.teacher_label ?? b.teacher})` : ''} — ${b.family}`, b.path));
 $('model').value = params.get('model') ?? index.default;
 if (!$('model').value && index.bundles.length) $('model').value = index.bundles[0].path;
 if (params.get('proposal')) $('proposal').add(new Option(params.get('proposal'), params.get('proposal')));

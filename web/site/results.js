@@ -2,7 +2,7 @@
 const index = await (await fetch('models/index.json', { cache: 'no-cache' })).json();
 const pct = (v) => (v == null ? '–' : `${(100 * v).toFixed(1)}%`);
 const cols = [
-  ['tokenizer', (b) => `${b.label}${b.teacher ? ` (${b.teacher})` : ''}`],
+  ['tokenizer', (b) => `${b.label}${b.teacher ? ` (${b.teacher_label ?? b.teacher})` : ''}`],
   ['family', (b) => b.family],
   ['codebook', (b) => b.codebook_size ?? '–'],
   ['usage', (b) => pct(b.eval.codebook_usage)],

@@ -15,7 +15,7 @@ use tessera::gpt::GptConfig;
 use tessera::maskgit::MaskGitConfig;
 use tessera::sampler::SamplingOptions;
 use tessera::vq::VqTokenizerConfig;
-use tessera::weights::{from_safetensors, load_module};
+use tessera::weights::{Precision, from_safetensors, load_module, to_safetensors_as};
 
 /// Sampling defaults stored in the bundle: AR uses the paper's top-k/top-p settings scaled to a
 /// 256-code book; NAR uses MaskGIT's (10 steps, confidence noise 4.5); both guidance 1.75.
@@ -55,14 +55,14 @@ fn git_commit() -> String {
         .unwrap_or_default()
 }
 
-/// Writes a run's tokenizer and its finished proposal networks (`run/ar`, `run/nar`), plus the
-/// classifier checkpoint in `classifier`, as a bundle in `out`.
-pub fn export(run: &Path, classifier: &Path, out: &Path, name: &str, device: &Device) -> Result<()> {
+/// Writes a run's tokenizer and its finished proposal networks (`run/ar`, `run/nar`) as a bundle in
+/// `out`, weights in f16 (half the download; `eval` measures the bundle as shipped).
+pub fn export(run: &Path, out: &Path, name: &str, device: &Device) -> Result<()> {
     std::fs::create_dir_all(out)?;
     let mut files = BTreeMap::new();
     let mut details = BTreeMap::new();
     let mut configs = BTreeMap::new();
-    let sources = [("tokenizer", run.join("tokenizer")), ("ar", run.join("ar")), ("nar", run.join("nar")), ("classifier", classifier.to_path_buf())];
+    let sources = [("tokenizer", run.join("tokenizer")), ("ar", run.join("ar")), ("nar", run.join("nar"))];
     for (role, dir) in &sources {
         let ck = Checkpoint::new(dir)?;
         let optional = matches!(*role, "ar" | "nar");
@@ -76,7 +76,9 @@ pub fn export(run: &Path, classifier: &Path, out: &Path, name: &str, device: &De
         if !st.done {
             bail!("the {role} in {} stopped at step {} of {}: finish it with `train --resume`", dir.display(), st.step, st.steps);
         }
-        let bytes = std::fs::read(ck.weights_path())?;
+        let f32_bytes = std::fs::read(ck.weights_path())?;
+        let bytes = to_safetensors_as(&from_safetensors(role, &f32_bytes)?, Precision::F16);
+        from_safetensors(role, &bytes).with_context(|| format!("the {role} does not fit in f16"))?;
         let path = format!("{role}.safetensors");
         std::fs::write(out.join(&path), &bytes)?;
         files.insert(role.to_string(), FileEntry { path, bytes: bytes.len() as u64, sha256: sha256_hex(&bytes) });
@@ -98,7 +100,6 @@ pub fn export(run: &Path, classifier: &Path, out: &Path, name: &str, device: &De
     if proposals.is_empty() {
         bail!("{} has no finished proposal network (ar or nar)", run.display());
     }
-    let cls: ClassifierConfig = serde_json::from_value(configs["classifier"].clone())?;
     // The blank token: the code of an empty (all background) patch.
     let bytes = std::fs::read(Checkpoint::new(&run.join("tokenizer"))?.weights_path())?;
     let t = tok.load(from_safetensors("tokenizer", &bytes)?, "tokenizer", device)?;
@@ -113,7 +114,6 @@ pub fn export(run: &Path, classifier: &Path, out: &Path, name: &str, device: &De
         tokenizer: tok,
         proposals,
         blank_token,
-        classifier: Some(cls),
         files,
         provenance: Provenance {
             command: std::env::args().collect::<Vec<_>>().join(" "),
@@ -198,21 +198,97 @@ pub fn generate_grid(dir: &Path, proposal: &str, class: Option<&str>, count: usi
     Ok(())
 }
 
-fn load_classifier(dir: &Path, m: &Manifest, device: &Device) -> Result<Classifier> {
-    let cfg = m.classifier.clone().context("bundle has no classifier config")?;
-    let f = m.file("classifier")?;
+/// The evaluator's card (`models/evaluator/evaluator.json`): a CNN classifier trained apart from
+/// every teacher and tokenizer — and apart from the classifier behind VQGAN's perceptual loss, so
+/// a tokenizer cannot have been optimised against the network that scores it. Frozen and shipped.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct EvaluatorCard {
+    pub format: String,
+    pub name: String,
+    pub config: ClassifierConfig,
+    pub file: FileEntry,
+    pub test_accuracy: f64,
+    pub provenance: Provenance,
+}
+
+const EVALUATOR_FORMAT: &str = "tessera-evaluator";
+
+pub struct Evaluator {
+    pub card: EvaluatorCard,
+    pub model: Classifier,
+}
+
+/// Loads `dir/evaluator.json` and its weights (size and checksum checked first).
+pub fn load_evaluator(dir: &Path, device: &Device) -> Result<Evaluator> {
+    let json_path = dir.join("evaluator.json");
+    let text = std::fs::read_to_string(&json_path).with_context(|| format!("reading {} (export one with `tessera-train export-evaluator`)", json_path.display()))?;
+    let card: EvaluatorCard = serde_json::from_str(&text).with_context(|| format!("parsing {}", json_path.display()))?;
+    if card.format != EVALUATOR_FORMAT {
+        bail!("{} is not an evaluator card (format '{}')", json_path.display(), card.format);
+    }
+    let f = &card.file;
+    if f.path.contains("..") || f.path.starts_with('/') {
+        bail!("bad evaluator file path {:?}", f.path);
+    }
     let bytes = std::fs::read(dir.join(&f.path))?;
-    m.verify("classifier", &bytes)?;
-    Ok(load_module(cfg.init(device), from_safetensors(&f.path, &bytes)?, &f.path, device, false)?)
+    if bytes.len() as u64 != f.bytes || sha256_hex(&bytes) != f.sha256 {
+        bail!("{}: size or checksum does not match {}", f.path, json_path.display());
+    }
+    let model = load_module(card.config.init(device), from_safetensors(&f.path, &bytes)?, &f.path, device, false)?;
+    Ok(Evaluator { card, model })
+}
+
+/// Accuracy of a classifier on the test split.
+fn test_accuracy(model: &Classifier, data_dir: &Path, device: &Device) -> Result<f64> {
+    let test = data::load(data_dir, "test")?;
+    let mut correct = 0;
+    for start in (0..test.len()).step_by(500) {
+        let idx: Vec<usize> = (start..(start + 500).min(test.len())).collect();
+        let (x, y) = test.batch(&idx);
+        let xt = Tensor::<4>::from_data(TensorData::new(x, [idx.len(), 1, SIZE, SIZE]), device);
+        correct += argmax_rows(model.forward(xt)).iter().zip(&y).filter(|(p, t)| **p as i64 == **t).count();
+    }
+    Ok(correct as f64 / test.len() as f64)
+}
+
+/// Writes the evaluator trained in `run` (`train --stage evaluator`) to `out`: weights (f32: the
+/// metrics' yardstick keeps full precision), card with its measured test accuracy.
+pub fn export_evaluator(run: &Path, data_dir: &Path, out: &Path, device: &Device) -> Result<()> {
+    let ck = Checkpoint::new(run)?;
+    if !ck.exists() || !ck.state()?.done {
+        bail!("no finished evaluator in {} (run `tessera-train train --stage evaluator`)", run.display());
+    }
+    let st = ck.state()?;
+    let config: ClassifierConfig = serde_json::from_value(st.config.clone())?;
+    let bytes = std::fs::read(ck.weights_path())?;
+    let model = load_module(config.init(device), from_safetensors("evaluator", &bytes)?, "evaluator", device, false)?;
+    let test_accuracy = test_accuracy(&model, data_dir, device)?;
+    std::fs::create_dir_all(out)?;
+    let path = "evaluator.safetensors".to_string();
+    std::fs::write(out.join(&path), &bytes)?;
+    let mut details = BTreeMap::new();
+    details.insert("training".to_string(), json!({"steps": st.step, "batch_size": st.batch_size, "seed": st.seed, "train_seconds": st.elapsed_s.round(), "command": st.command}));
+    let card = EvaluatorCard {
+        format: EVALUATOR_FORMAT.into(),
+        name: "tessera-evaluator (in-project CNN classifier on Fashion-MNIST; not Inception)".into(),
+        config,
+        file: FileEntry { path, bytes: bytes.len() as u64, sha256: sha256_hex(&bytes) },
+        test_accuracy,
+        provenance: Provenance { command: std::env::args().collect::<Vec<_>>().join(" "), git_commit: git_commit(), created: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(), details },
+    };
+    std::fs::write(out.join("evaluator.json"), serde_json::to_string_pretty(&card)? + "\n")?;
+    eprintln!("exported the evaluator to {} (test accuracy {:.2}%)", out.display(), 100.0 * test_accuracy);
+    Ok(())
 }
 
 fn argmax_rows(logits: Tensor<2>) -> Vec<usize> {
     logits.argmax(1).into_data().convert::<i64>().try_to_vec::<i64>().expect("ints").into_iter().map(|v| v as usize).collect()
 }
 
-pub fn evaluate(dir: &Path, data_dir: &Path, per_class: usize, a: &SampleArgs, out: Option<&Path>, recon_png: Option<&Path>, device: &Device) -> Result<()> {
+pub fn evaluate(dir: &Path, evaluator: &Path, data_dir: &Path, per_class: usize, a: &SampleArgs, out: Option<&Path>, recon_png: Option<&Path>, device: &Device) -> Result<()> {
     let b = Bundle::load_dir(dir, device)?;
-    let classifier = load_classifier(dir, &b.manifest, device)?;
+    let ev = load_evaluator(evaluator, device)?;
+    let classifier = &ev.model;
     let test = data::load(data_dir, "test")?;
     let k = b.manifest.tokenizer.codebook_size();
     // Test-set reconstruction, codebook usage and classifier accuracy on real images.
@@ -274,13 +350,13 @@ pub fn evaluate(dir: &Path, data_dir: &Path, per_class: usize, a: &SampleArgs, o
     let result = json!({
         "bundle": b.manifest.name,
         "tokenizer": b.manifest.tokenizer.kind(),
-        "evaluator": "in-project CNN classifier trained on Fashion-MNIST train (not Inception)",
+        "evaluator": {"name": ev.card.name, "sha256": ev.card.file.sha256, "test_accuracy": ev.card.test_accuracy},
         "test_images": test.len(),
         "reconstruction_mse_01": mse,
         "reconstruction_psnr_db": psnr,
         "codebook_size": k,
         "codebook_usage": usage,
-        "classifier_test_accuracy": classifier_acc,
+        "evaluator_test_accuracy": classifier_acc,
         "samples_per_class": per_class,
         "proposals": proposals,
     });

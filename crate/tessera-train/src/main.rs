@@ -50,8 +50,11 @@ pub fn device(d: DeviceArg) -> Result<Device> {
 enum Stage {
     /// tokenizer, then AR and NAR proposal networks
     All,
-    /// the classifier used by `eval` (class consistency)
+    /// the classifier behind VQGAN's perceptual loss
     Classifier,
+    /// the evaluator of `eval` (class consistency): a separate classifier, trained with another seed
+    /// and width, never seen by any tokenizer
+    Evaluator,
     /// the supervised ViT teacher (IU encoder) used by VQ-KD and Cluster
     Teacher,
     Tokenizer,
@@ -102,6 +105,9 @@ struct TrainArgs {
     /// VQGAN: generator steps before the discriminator starts.
     #[arg(long, default_value_t = 300)]
     disc_start: usize,
+    /// VQGAN: weight of the perceptual term relative to L1.
+    #[arg(long, default_value_t = 1.0)]
+    perceptual_weight: f64,
     /// Teacher checkpoint directory (trained by `--stage teacher`, used by vqkd and cluster).
     #[arg(long, default_value = "runs/teacher-vit")]
     teacher: PathBuf,
@@ -111,6 +117,9 @@ struct TrainArgs {
     /// Classifier checkpoint directory (trained by `--stage classifier`).
     #[arg(long, default_value = "runs/classifier")]
     classifier: PathBuf,
+    /// Evaluator checkpoint directory (trained by `--stage evaluator`).
+    #[arg(long, default_value = "runs/evaluator")]
+    evaluator: PathBuf,
     /// Continue from the last checkpoint of each stage.
     #[arg(long)]
     resume: bool,
@@ -185,18 +194,25 @@ enum Cmd {
     Train(TrainArgs),
     /// Export a trained run as a model bundle (manifest + safetensors + checksums).
     Export {
-        #[arg(long, default_value = "runs/vq")]
+        #[arg(long, default_value = "runs/vqgan")]
         run: PathBuf,
-        #[arg(long, default_value = "runs/classifier")]
-        classifier: PathBuf,
-        #[arg(long, default_value = "models/fmnist-vq")]
+        #[arg(long, default_value = "models/fmnist-vqgan")]
         out: PathBuf,
-        #[arg(long, default_value = "fmnist-vq")]
+        #[arg(long, default_value = "fmnist-vqgan")]
         name: String,
+    },
+    /// Export the evaluator trained by `train --stage evaluator` (weights + card with its test accuracy).
+    ExportEvaluator {
+        #[arg(long, default_value = "runs/evaluator")]
+        run: PathBuf,
+        #[arg(long, default_value = data::DEFAULT_DIR)]
+        data: PathBuf,
+        #[arg(long, default_value = "models/evaluator")]
+        out: PathBuf,
     },
     /// Generate a PNG grid (rows = classes or one class) with a bundle.
     Generate {
-        #[arg(long, default_value = "models/fmnist-vq")]
+        #[arg(long, default_value = "models/fmnist-vqgan")]
         bundle: PathBuf,
         /// Proposal network of the bundle: ar or nar.
         #[arg(long, default_value = "ar")]
@@ -216,8 +232,11 @@ enum Cmd {
     },
     /// Test-set reconstruction error, codebook usage and class consistency of samples.
     Eval {
-        #[arg(long, default_value = "models/fmnist-vq")]
+        #[arg(long, default_value = "models/fmnist-vqgan")]
         bundle: PathBuf,
+        /// The evaluator (`export-evaluator`): scores class consistency.
+        #[arg(long, default_value = "models/evaluator")]
+        evaluator: PathBuf,
         #[arg(long, default_value = data::DEFAULT_DIR)]
         data: PathBuf,
         #[arg(long, default_value_t = 100)]
@@ -245,7 +264,7 @@ enum Cmd {
     },
     /// Native generation speed (images/s) on this device.
     Bench {
-        #[arg(long, default_value = "models/fmnist-vq")]
+        #[arg(long, default_value = "models/fmnist-vqgan")]
         bundle: PathBuf,
         #[arg(long, default_value = "ar")]
         proposal: String,
@@ -262,12 +281,13 @@ fn main() -> Result<()> {
     let command_line = std::env::args().collect::<Vec<_>>().join(" ");
     match cli.cmd {
         Cmd::Train(a) => run_train(&a, &dev, &command_line),
-        Cmd::Export { run, classifier, out, name } => eval::export(&run, &classifier, &out, &name, &dev),
+        Cmd::Export { run, out, name } => eval::export(&run, &out, &name, &dev),
+        Cmd::ExportEvaluator { run, data, out } => eval::export_evaluator(&run, &data, &out, &dev),
         Cmd::Generate { bundle, proposal, class, count, sampling, out, tokens_out } => {
             eval::generate_grid(&bundle, &proposal, class.as_deref(), count, &sampling, &out, tokens_out.as_deref(), &dev)
         }
-        Cmd::Eval { bundle, data, samples_per_class, sampling, out, recon_png } => {
-            eval::evaluate(&bundle, &data, samples_per_class, &sampling, out.as_deref(), recon_png.as_deref(), &dev)
+        Cmd::Eval { bundle, evaluator, data, samples_per_class, sampling, out, recon_png } => {
+            eval::evaluate(&bundle, &evaluator, &data, samples_per_class, &sampling, out.as_deref(), recon_png.as_deref(), &dev)
         }
         Cmd::ImportTeacher { file, heads, out } => import_teacher(&file, heads, &out, &dev, &command_line),
         Cmd::Bench { bundle, proposal, count, runs } => eval::bench(&bundle, &proposal, count, runs, &dev, &format!("{:?}", cli.device).to_lowercase()),
@@ -312,6 +332,12 @@ fn run_train(a: &TrainArgs, dev: &Device, command: &str) -> Result<()> {
         let s = train::train_classifier(&a.classifier, &cls_cfg, &train, &sched(a.classifier_steps, 2e-3, 50), dev)?;
         eprintln!("classifier: {} steps in {:.0}s", s.step, s.elapsed_s);
     }
+    if stage(Stage::Evaluator) {
+        // Another seed and width than the perceptual-loss classifier: an independent yardstick.
+        let cfg = ClassifierConfig { channels: 40, ..cls_cfg.clone() };
+        let s = train::train_classifier(&a.evaluator, &cfg, &train, &train::Schedule { seed: a.seed + 1, ..sched(a.classifier_steps + 100, 2e-3, 50) }, dev)?;
+        eprintln!("evaluator: {} steps in {:.0}s", s.step, s.elapsed_s);
+    }
     if stage(Stage::Teacher) {
         let s = match a.teacher_kind {
             TeacherKind::Supervised => train::train_teacher(&a.teacher, &vit_cfg, &train, &sched(a.teacher_steps, 1e-3, 50), dev)?,
@@ -348,13 +374,15 @@ fn run_train(a: &TrainArgs, dev: &Device, command: &str) -> Result<()> {
                     bail!("VQGAN's perceptual loss uses the classifier: train it first (--stage classifier)");
                 }
                 let (cls, _) = ck.load(cls_cfg.init(&ad), None, &ad, false)?;
-                let losses = tessera::vqgan::VqganLossConfig { disc_start: a.disc_start, ..Default::default() };
+                let losses = tessera::vqgan::VqganLossConfig { disc_start: a.disc_start, perceptual_weight: a.perceptual_weight, ..Default::default() };
+                // L1 needs a linear output layer (see `DecoderOutput`).
+                let decoder_output = tessera::decoder::DecoderOutput::Linear;
                 if a.tokenizer == TokenizerKind::Vq {
-                    let cfg = VqTokenizerConfig { channels: a.channels, codebook_size: a.codebook_size, code_dim: a.code_dim, ..Default::default() };
+                    let cfg = VqTokenizerConfig { channels: a.channels, codebook_size: a.codebook_size, code_dim: a.code_dim, decoder_output, ..Default::default() };
                     let spec = serde_json::to_value(tessera::tokenizer::TokenizerSpec::Vq(cfg.clone()))?;
                     train::train_vqgan(&dir, cfg.init(&ad), spec, &losses, &cls, &train, &tsched, &ad)?;
                 } else {
-                    let cfg = FsqConfig { channels: a.channels, levels: a.fsq_levels.clone(), ..Default::default() };
+                    let cfg = FsqConfig { channels: a.channels, levels: a.fsq_levels.clone(), decoder_output, ..Default::default() };
                     let spec = serde_json::to_value(tessera::tokenizer::TokenizerSpec::Fsq(cfg.clone()))?;
                     train::train_vqgan(&dir, cfg.init(&ad), spec, &losses, &cls, &train, &tsched, &ad)?;
                 }

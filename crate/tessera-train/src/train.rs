@@ -276,8 +276,13 @@ pub fn train_vqgan<M: PixelTokenizer>(
         let dec = model.pixel_decoder();
         let h = dec.features(zq);
         let rec = dec.head(h.clone());
-        let nll = |y: Tensor<4>| (y.clone() - x.clone()).abs().mean() + perceptual_loss(classifier, y, x.clone()).mul_scalar(losses.perceptual_weight);
+        let l1 = |y: Tensor<4>| (y - x.clone()).abs().mean();
+        let nll = |y: Tensor<4>| l1(y.clone()) + perceptual_loss(classifier, y, x.clone()).mul_scalar(losses.perceptual_weight);
         let l_rec = nll(rec.clone());
+        if step % 10 == 0 {
+            // the L1 part alone: comparable across perceptual weights
+            state.extra.insert("l1".into(), l1(rec.clone().detach()).into_scalar::<f64>().into());
+        }
         let mut total = match aux {
             Some(a) => l_rec.clone() + a,
             None => l_rec.clone(),
@@ -654,7 +659,7 @@ mod tests {
         let (codebook, labels) = kmeans_cosine(&f, 16, 16, 5, 0);
         assert_eq!(labels.len(), 32 * 64);
         let toks: Vec<u16> = tessera::kmeans::assign(&{ let mut g = teacher_features(&teacher, &data, 64, &d); tessera::kmeans::normalize_rows(&mut g, 16); g }, &codebook, 16).into_iter().map(|t| t as u16).collect();
-        let dc = DecoderConfig { latent_dim: 16, channels: 8, out_channels: 1 };
+        let dc = DecoderConfig { latent_dim: 16, channels: 8, out_channels: 1, output: Default::default() };
         let s = train_decoder(&dir.join("decoder"), &dc, &codebook, 8, &toks, &data, &sched(30, false), &d).unwrap();
         assert!(s.losses.last().unwrap().1 < s.losses[0].1 * 0.8, "decoder loss did not fall: {:?}", s.losses);
         // VQGAN losses on VQ (GAN from step 10) and FSQ

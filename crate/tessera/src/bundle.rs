@@ -96,12 +96,8 @@ pub struct Manifest {
     pub proposals: BTreeMap<String, ProposalEntry>,
     /// Token of an empty (background) patch: fills not-yet-sampled positions in previews.
     pub blank_token: u32,
-    /// The classifier that measured class consistency (native evaluation only; the browser
-    /// never downloads it).
-    #[serde(default)]
-    pub classifier: Option<crate::classifier::ClassifierConfig>,
-    /// Weights files by role: `tokenizer`, one per proposal (its key), `classifier` (optional,
-    /// native evaluation only).
+    /// Weights files by role: `tokenizer` and one per proposal (its key). The evaluator that
+    /// scores a bundle is shipped once, beside the bundles (`models/evaluator`), not in each.
     pub files: BTreeMap<String, FileEntry>,
     pub provenance: Provenance,
 }

@@ -2,7 +2,7 @@
 //! (cosine) centroids of a frozen teacher's patch features; a patch's token is its nearest
 //! centroid. Only the pixel decoder is trained, on the frozen tokens. Encoding runs the teacher, so
 //! the teacher's weights ship inside this tokenizer.
-use crate::decoder::{Decoder, DecoderConfig};
+use crate::decoder::{Decoder, DecoderConfig, DecoderOutput};
 use crate::tokenizer::rows_to_grid;
 use crate::vit::{Vit, VitConfig};
 use burn::module::Param;
@@ -21,7 +21,7 @@ pub struct ClusterConfig {
 
 impl ClusterConfig {
     pub fn decoder(&self) -> DecoderConfig {
-        DecoderConfig { latent_dim: self.teacher.n_embd, channels: self.channels, out_channels: self.teacher.image_channels }
+        DecoderConfig { latent_dim: self.teacher.n_embd, channels: self.channels, out_channels: self.teacher.image_channels, output: DecoderOutput::Tanh }
     }
     pub fn init(&self, device: &Device) -> ClusterTokenizer {
         ClusterTokenizer {

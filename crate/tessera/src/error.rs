@@ -21,7 +21,7 @@ pub enum BundleError {
     WrongShape { name: String, expected: Vec<usize>, actual: Vec<usize> },
     #[error("tensor '{name}' is missing from '{file}'")]
     MissingTensor { file: String, name: String },
-    #[error("tensor '{name}' has dtype {dtype}, expected F32")]
+    #[error("tensor '{name}' has dtype {dtype}, expected F32, F16 or BF16")]
     WrongDtype { name: String, dtype: String },
     #[error("invalid manifest: {0}")]
     Invalid(String),

@@ -17,11 +17,14 @@ pub struct FsqConfig {
     /// Quantization levels per latent channel; the codebook size is their product
     /// ([8, 6, 5] = 240, the FSQ paper's choice near 2^8).
     pub levels: Vec<usize>,
+    /// The pixel decoder's output layer (tanh for MSE training, linear for the VQGAN losses).
+    #[serde(default)]
+    pub decoder_output: crate::decoder::DecoderOutput,
 }
 
 impl Default for FsqConfig {
     fn default() -> Self {
-        Self { image_channels: 1, image_size: 32, grid: 8, channels: 32, levels: vec![8, 6, 5] }
+        Self { image_channels: 1, image_size: 32, grid: 8, channels: 32, levels: vec![8, 6, 5], decoder_output: Default::default() }
     }
 }
 
@@ -30,7 +33,7 @@ impl FsqConfig {
         let d = self.levels.len();
         FsqTokenizer {
             encoder: EncoderConfig { in_channels: self.image_channels, channels: self.channels, latent_dim: d }.init(device),
-            decoder: DecoderConfig { latent_dim: d, channels: self.channels, out_channels: self.image_channels }.init(device),
+            decoder: DecoderConfig { latent_dim: d, channels: self.channels, out_channels: self.image_channels, output: self.decoder_output }.init(device),
             levels: self.levels.clone(),
             grid: self.grid,
         }

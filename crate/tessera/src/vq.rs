@@ -18,11 +18,14 @@ pub struct VqTokenizerConfig {
     pub codebook_size: usize,
     pub code_dim: usize,
     pub commitment: f32,
+    /// The pixel decoder's output layer (tanh for MSE training, linear for the VQGAN losses).
+    #[serde(default)]
+    pub decoder_output: crate::decoder::DecoderOutput,
 }
 
 impl Default for VqTokenizerConfig {
     fn default() -> Self {
-        Self { image_channels: 1, image_size: 32, grid: 8, channels: 32, codebook_size: 256, code_dim: 16, commitment: 0.25 }
+        Self { image_channels: 1, image_size: 32, grid: 8, channels: 32, codebook_size: 256, code_dim: 16, commitment: 0.25, decoder_output: Default::default() }
     }
 }
 
@@ -31,7 +34,7 @@ impl VqTokenizerConfig {
         VqTokenizer {
             encoder: EncoderConfig { in_channels: self.image_channels, channels: self.channels, latent_dim: self.code_dim }.init(device),
             quantizer: QuantizerConfig { codebook_size: self.codebook_size, code_dim: self.code_dim, commitment: self.commitment }.init(device),
-            decoder: DecoderConfig { latent_dim: self.code_dim, channels: self.channels, out_channels: self.image_channels }.init(device),
+            decoder: DecoderConfig { latent_dim: self.code_dim, channels: self.channels, out_channels: self.image_channels, output: self.decoder_output }.init(device),
             grid: self.grid,
         }
     }

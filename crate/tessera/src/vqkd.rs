@@ -4,7 +4,7 @@
 //! initialised); a small feature adaptor predicts the teacher features from the codes. A pixel
 //! decoder is then trained separately on the frozen tokens.
 use crate::cluster::{l2_normalize, nearest_cosine};
-use crate::decoder::{Decoder, DecoderConfig};
+use crate::decoder::{Decoder, DecoderConfig, DecoderOutput};
 use crate::encoder::{Encoder, EncoderConfig};
 use crate::tokenizer::{grid_to_rows, rows_to_grid};
 use burn::module::Param;
@@ -36,7 +36,7 @@ impl VqKdConfig {
         EncoderConfig { in_channels: self.image_channels, channels: self.channels, latent_dim: self.code_dim }
     }
     pub fn decoder(&self) -> DecoderConfig {
-        DecoderConfig { latent_dim: self.code_dim, channels: self.channels, out_channels: self.image_channels }
+        DecoderConfig { latent_dim: self.code_dim, channels: self.channels, out_channels: self.image_channels, output: DecoderOutput::Tanh }
     }
     fn codebook(&self, device: &Device) -> Param<Tensor<2>> {
         Param::from_tensor(l2_normalize(Tensor::random([self.codebook_size, self.code_dim], burn::tensor::Distribution::Normal(0.0, 1.0), device)))

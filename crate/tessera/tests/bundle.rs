@@ -53,7 +53,6 @@ fn fixture(device: &Device) -> Fixture {
         tokenizer: TokenizerSpec::Vq(tok),
         proposals,
         blank_token: 0,
-        classifier: None,
         files,
         provenance: Provenance::default(),
     };
