@@ -105,8 +105,18 @@ def card(bundle):
           f"| reconstruction PSNR | {e['reconstruction_psnr_db']:.2f} dB |",
           f"| codebook usage (test set) | {100 * e['codebook_usage']:.1f}% of {e['codebook_size']} codes |",
           f"| evaluator accuracy on real test images | {100 * e['evaluator_test_accuracy']:.1f}% |"]
+    if 'rfid_eval' in e:
+        L += [f"| code entropy (test tokens) | {e['code_entropy_bits']:.2f} of {e['code_entropy_max_bits']:.2f} bits |",
+              f"| rFID_eval (test images vs reconstructions) | {e['rfid_eval']:.2f} |",
+              f"| FID_eval floor (as many real training images vs the test set) | {e['fid_eval_real_floor']:.2f} |"]
     for p, r in e['proposals'].items():
         L.append(f"| class consistency, {p.upper()} samples (mean) | {100 * r['class_consistency_mean']:.1f}% |")
+        if 'ppl' in r:
+            L += [f"| PPL of {p.upper()} on test tokens | {r['ppl']:.2f} |",
+                  f"| FID_eval / IS_eval of {r['samples']} {p.upper()} samples | {r['fid_eval']:.2f} / {r['is_eval']:.2f} |"]
+    if 'rfid_eval' in e:
+        L += ['', '_eval figures use the evaluator\'s features (FID) and class probabilities (IS), **not** Inception; they '
+              'compare tokenizers within this project only. PPL: AR over all tokens; NAR over MaskGIT training masks.']
     L += ['', f"Class consistency = share of {e['samples_per_class']} samples per class that the evaluator "
           '(`models/evaluator`: a small CNN trained on the training split apart from every tokenizer and from the classifier '
           "behind VQGAN's perceptual loss; **not** Inception) assigns to the requested class.", '',
@@ -176,8 +186,9 @@ def index(models='models'):
             'teacher_label': teacher_label(m['tokenizer']['config'].get('teacher_name')),
             'proposals': list(m['proposals']), 'codebook_size': e.get('codebook_size'),
             'download_bytes': {r: f['bytes'] for r, f in m['files'].items()},
-            'eval': {k: e[k] for k in ('reconstruction_psnr_db', 'codebook_usage') if k in e}
-                    | {f'class_consistency_{p}': r['class_consistency_mean'] for p, r in e.get('proposals', {}).items()},
+            'eval': {k: e[k] for k in ('reconstruction_psnr_db', 'codebook_usage', 'code_entropy_bits', 'rfid_eval') if k in e}
+                    | {f'class_consistency_{p}': r['class_consistency_mean'] for p, r in e.get('proposals', {}).items()}
+                    | {f'{m}_{p}': r[m] for p, r in e.get('proposals', {}).items() for m in ('ppl', 'fid_eval', 'is_eval') if m in r},
         })
     order = ['vq', 'fsq', 'vqkd', 'cluster']
     out.sort(key=lambda b: (order.index(b['tokenizer']) if b['tokenizer'] in order else 9, b['teacher'] or ''))
@@ -187,14 +198,16 @@ def index(models='models'):
     L = ['# Shipped bundles: measured figures', '',
          'Written by `scripts/model_card.py` from each bundle\'s `eval.json` (`tessera-train eval`, Fashion-MNIST test split, '
          'one training seed). Class consistency is scored by `models/evaluator` (in-project CNN, **not** Inception).', '',
-         '| bundle | tokenizer | teacher | usage | PSNR (dB) | class consistency AR | NAR | browser download |',
-         '|---|---|---|---|---|---|---|---|']
+         '| bundle | tokenizer | teacher | usage | PSNR (dB) | rFID_eval | PPL AR / NAR | FID_eval AR / NAR | IS_eval AR / NAR | class consistency AR / NAR | browser download |',
+         '|---|---|---|---|---|---|---|---|---|---|---|']
     pct = lambda v: f'{100 * v:.1f}%' if v is not None else '-'
+    num = lambda v: f'{v:.2f}' if v is not None else '-'
+    pair = lambda e, m, f: f"{f(e.get(m + '_ar'))} / {f(e.get(m + '_nar'))}"
     for b in out:
         e = b['eval']
         L.append(f"| [{b['name']}](../models/{b['path']}README.md) | {b['label']} | {b['teacher_label'] or '-'} | {pct(e.get('codebook_usage'))} | "
-                 f"{e.get('reconstruction_psnr_db', float('nan')):.2f} | {pct(e.get('class_consistency_ar'))} | {pct(e.get('class_consistency_nar'))} | "
-                 f"{sum(b['download_bytes'].values()) / 1e6:.1f} MB |")
+                 f"{num(e.get('reconstruction_psnr_db'))} | {num(e.get('rfid_eval'))} | {pair(e, 'ppl', num)} | {pair(e, 'fid_eval', num)} | "
+                 f"{pair(e, 'is_eval', num)} | {pair(e, 'class_consistency', pct)} | {sum(b['download_bytes'].values()) / 1e6:.1f} MB |")
     total = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(models) for f in fs)
     L += ['', f'`models/` in total: {total / 1e6:.1f} MB (bundles in f16, cards, sample grids, the evaluator).']
     os.makedirs('docs', exist_ok=True)

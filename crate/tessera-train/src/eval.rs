@@ -2,13 +2,14 @@
 use crate::checkpoint::Checkpoint;
 use crate::data::{self, CLASSES, SIZE};
 use crate::SampleArgs;
+use crate::metrics;
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
-use tessera::bundle::{Bundle, DatasetInfo, FileEntry, Manifest, ProposalEntry, ProposalSpec, Provenance, TokenizerSpec, sha256_hex};
+use tessera::bundle::{Bundle, DatasetInfo, Proposal, FileEntry, Manifest, ProposalEntry, ProposalSpec, Provenance, TokenizerSpec, sha256_hex};
 use tessera::classifier::{Classifier, ClassifierConfig};
 use tessera::generate::{Request, decode, to_rgba, tokens_tensor};
 use tessera::gpt::GptConfig;
@@ -285,25 +286,80 @@ fn argmax_rows(logits: Tensor<2>) -> Vec<usize> {
     logits.argmax(1).into_data().convert::<i64>().try_to_vec::<i64>().expect("ints").into_iter().map(|v| v as usize).collect()
 }
 
+/// The evaluator's view of a batch: penultimate features (`FID_eval`) and class probabilities
+/// (`IS_eval`, class consistency), as host vectors.
+fn evaluator_outputs(ev: &Classifier, x: Tensor<4>) -> (Vec<f32>, Vec<f32>) {
+    let feats = ev.features(x.clone()).into_data().convert::<f32>().try_to_vec::<f32>().expect("floats");
+    let probs = burn::tensor::activation::softmax(ev.forward(x), 1).into_data().convert::<f32>().try_to_vec::<f32>().expect("floats");
+    (feats, probs)
+}
+
+fn argmax_chunks(probs: &[f32], k: usize) -> Vec<usize> {
+    probs.chunks(k).map(|r| r.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i)).collect()
+}
+
+/// Perplexity of a proposal network on the test tokens: `exp(mean cross-entropy)`. AR: next-token
+/// prediction over the whole sequence after the class token. NAR: the masked tokens under MaskGIT's
+/// training masks (cosine-schedule ratio; fixed seed, so every bundle sees the same masks).
+fn proposal_ppl(p: &Proposal, spec: &ProposalSpec, tokens: &[u32], labels: &[i64], per: usize, device: &Device) -> Result<f64> {
+    let n = labels.len();
+    let (mut nll, mut count) = (0f64, 0f64);
+    let mut rng = tessera::sampler::Rng::new(0x9E11, 0);
+    for start in (0..n).step_by(250) {
+        let b = (n - start).min(250);
+        let toks: Vec<i64> = tokens[start * per..(start + b) * per].iter().map(|&t| t as i64).collect();
+        let t = Tensor::<2, Int>::from_data(TensorData::new(toks, [b, per]), device);
+        let c = Tensor::<1, Int>::from_data(TensorData::new(labels[start..start + b].to_vec(), [b]), device);
+        let (loss, weight) = match (p, spec) {
+            (Proposal::Ar(g), _) => (g.loss(c, t), (b * per) as f64),
+            (Proposal::Nar(m), ProposalSpec::Nar(cfg)) => {
+                let mut mask = Vec::with_capacity(b * per);
+                for _ in 0..b {
+                    let k = tessera::maskgit::training_mask_count(rng.uniform(), per);
+                    mask.extend(crate::train::random_mask(&mut rng, per, k));
+                }
+                let masked = mask.iter().filter(|&&v| v).count() as f64;
+                (m.loss(c, t, Tensor::from_data(TensorData::new(mask, [b, per]), device), cfg.mask_token()), masked)
+            }
+            _ => bail!("proposal network and manifest entry disagree on AR vs NAR"),
+        };
+        nll += loss.into_scalar::<f64>() * weight;
+        count += weight;
+    }
+    Ok((nll / count).exp())
+}
+
+#[allow(clippy::too_many_arguments)]
 pub fn evaluate(dir: &Path, evaluator: &Path, data_dir: &Path, per_class: usize, a: &SampleArgs, out: Option<&Path>, recon_png: Option<&Path>, device: &Device) -> Result<()> {
     let b = Bundle::load_dir(dir, device)?;
     let ev = load_evaluator(evaluator, device)?;
-    let classifier = &ev.model;
+    let evaluator = &ev.model;
     let test = data::load(data_dir, "test")?;
     let k = b.manifest.tokenizer.codebook_size();
-    // Test-set reconstruction, codebook usage and classifier accuracy on real images.
-    let (mut se, mut used, mut correct) = (0f64, vec![false; k], 0usize);
+    let n_classes = b.manifest.dataset.classes.len();
+    let per = b.manifest.tokenizer.tokens_per_image();
+    // Test set: reconstruction, code statistics, evaluator features of real and reconstructed images.
+    let (mut se, mut counts, mut correct) = (0f64, vec![0u64; k], 0usize);
+    let (mut real_f, mut real_p, mut rec_f) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut all_tokens, mut labels) = (Vec::with_capacity(test.len() * per), Vec::with_capacity(test.len()));
     for start in (0..test.len()).step_by(500) {
         let idx: Vec<usize> = (start..(start + 500).min(test.len())).collect();
         let (x, y) = test.batch(&idx);
         let xt = Tensor::<4>::from_data(TensorData::new(x.clone(), [idx.len(), 1, SIZE, SIZE]), device);
         let tokens = b.tokenizer.encode(xt.clone());
         for t in tokens.clone().into_data().convert::<i64>().try_to_vec::<i64>().expect("ints") {
-            used[t as usize] = true;
+            counts[t as usize] += 1;
+            all_tokens.push(t as u32);
         }
-        let rec: Vec<f32> = b.tokenizer.decode(tokens).into_data().convert::<f32>().try_to_vec().expect("floats");
+        let rec_t = b.tokenizer.decode(tokens);
+        let rec: Vec<f32> = rec_t.clone().into_data().convert::<f32>().try_to_vec().expect("floats");
         se += rec.iter().zip(&x).map(|(r, o)| ((r - o) as f64 / 2.0).powi(2)).sum::<f64>(); // on the [0, 1] scale
-        correct += argmax_rows(classifier.forward(xt)).iter().zip(&y).filter(|(p, t)| **p as i64 == **t).count();
+        let (f, p) = evaluator_outputs(evaluator, xt);
+        correct += argmax_chunks(&p, n_classes).iter().zip(&y).filter(|(p, t)| **p as i64 == **t).count();
+        real_f.extend(f);
+        real_p.extend(p);
+        rec_f.extend(evaluator_outputs(evaluator, rec_t).0);
+        labels.extend(y);
         if start == 0 {
             if let Some(p) = recon_png {
                 let mut both = x[..16 * SIZE * SIZE].to_vec();
@@ -312,19 +368,30 @@ pub fn evaluate(dir: &Path, evaluator: &Path, data_dir: &Path, per_class: usize,
             }
         }
     }
+    let d = real_f.len() / test.len();
     let mse = se / (test.len() * SIZE * SIZE) as f64;
     let psnr = 10.0 * (1.0 / mse).log10();
-    let usage = used.iter().filter(|&&u| u).count() as f64 / k as f64;
-    let classifier_acc = correct as f64 / test.len() as f64;
-    // Class consistency of generated samples, for every proposal network of the bundle.
+    let accuracy = correct as f64 / test.len() as f64;
+    let rfid = metrics::fid(&real_f, &rec_f, d);
+    // The floor of FID_eval at the sample count used below: real training images vs the test set.
+    let n_samples = per_class * n_classes;
+    let train = data::load(data_dir, "train")?;
+    let mut floor_f = Vec::new();
+    for start in (0..n_samples.min(train.len())).step_by(500) {
+        let idx: Vec<usize> = (start..(start + 500).min(n_samples)).map(|i| i * (train.len() / n_samples.max(1)).max(1)).collect();
+        let (x, _) = train.batch(&idx);
+        floor_f.extend(evaluator_outputs(evaluator, Tensor::from_data(TensorData::new(x, [idx.len(), 1, SIZE, SIZE]), device)).0);
+    }
+    let fid_floor = metrics::fid(&floor_f, &real_f, d);
+    // Every proposal network: PPL on the test tokens, then class-balanced samples.
     let mut proposals = BTreeMap::new();
-    let n_classes = b.manifest.dataset.classes.len();
     for name in b.manifest.proposals.keys() {
+        let ppl = proposal_ppl(&b.proposals[name], &b.manifest.proposals[name].model, &all_tokens, &labels, per, device)?;
         let opts = sampling(&b.defaults(name)?, a);
-        let mut per = BTreeMap::new();
+        let mut per_class_ok = BTreeMap::new();
         let t0 = Instant::now();
-        let mut total_ok = 0;
-        eprintln!("{name}: class consistency");
+        let (mut total_ok, mut feats, mut probs) = (0, Vec::new(), Vec::new());
+        eprintln!("{name}: PPL {ppl:.2}; sampling {per_class} images per class");
         for c in 0..n_classes {
             let mut ok = 0;
             let mut done = 0;
@@ -332,17 +399,23 @@ pub fn evaluate(dir: &Path, evaluator: &Path, data_dir: &Path, per_class: usize,
                 let n = (per_class - done).min(50);
                 let o = SamplingOptions { seed: opts.seed.wrapping_add((c * 1000 + done) as u64), ..opts.clone() };
                 let (_, pixels) = sample(&b, name, c, n, &o, device)?;
-                let preds = argmax_rows(classifier.forward(Tensor::from_data(TensorData::new(pixels, [n, 1, SIZE, SIZE]), device)));
-                ok += preds.iter().filter(|&&p| p == c).count();
+                let (f, p) = evaluator_outputs(evaluator, Tensor::from_data(TensorData::new(pixels, [n, 1, SIZE, SIZE]), device));
+                ok += argmax_chunks(&p, n_classes).iter().filter(|&&p| p == c).count();
+                feats.extend(f);
+                probs.extend(p);
                 done += n;
             }
             total_ok += ok;
-            per.insert(b.manifest.dataset.classes[c].clone(), ok as f64 / per_class as f64);
+            per_class_ok.insert(b.manifest.dataset.classes[c].clone(), ok as f64 / per_class as f64);
             eprintln!("  {:<12} {:.1}%", b.manifest.dataset.classes[c], 100.0 * ok as f64 / per_class as f64);
         }
         proposals.insert(name.clone(), json!({
+            "ppl": ppl,
+            "fid_eval": metrics::fid(&feats, &real_f, d),
+            "is_eval": metrics::inception_score(&probs, n_classes),
             "class_consistency_mean": total_ok as f64 / (per_class * n_classes) as f64,
-            "class_consistency": per,
+            "class_consistency": per_class_ok,
+            "samples": per_class * n_classes,
             "sampling": opts,
             "generation_seconds": t0.elapsed().as_secs_f64(),
         }));
@@ -350,13 +423,21 @@ pub fn evaluate(dir: &Path, evaluator: &Path, data_dir: &Path, per_class: usize,
     let result = json!({
         "bundle": b.manifest.name,
         "tokenizer": b.manifest.tokenizer.kind(),
-        "evaluator": {"name": ev.card.name, "sha256": ev.card.file.sha256, "test_accuracy": ev.card.test_accuracy},
+        "evaluator": {"name": ev.card.name, "sha256": ev.card.file.sha256, "test_accuracy": ev.card.test_accuracy, "feature_dim": d},
+        "notes": "FID_eval / IS_eval / rFID_eval use the in-project evaluator's penultimate features and class probabilities \
+                  (not Inception); FID_eval compares the samples with the 10,000 test images. fid_eval_real_floor: the same \
+                  number of real training images vs the test images (the floor at this sample count).",
         "test_images": test.len(),
         "reconstruction_mse_01": mse,
         "reconstruction_psnr_db": psnr,
+        "rfid_eval": rfid,
         "codebook_size": k,
-        "codebook_usage": usage,
-        "evaluator_test_accuracy": classifier_acc,
+        "codebook_usage": metrics::usage(&counts),
+        "code_entropy_bits": metrics::code_entropy(&counts),
+        "code_entropy_max_bits": (k as f64).log2(),
+        "evaluator_test_accuracy": accuracy,
+        "is_eval_test_images": metrics::inception_score(&real_p, n_classes),
+        "fid_eval_real_floor": fid_floor,
         "samples_per_class": per_class,
         "proposals": proposals,
     });

@@ -4,6 +4,7 @@ mod assemble;
 mod checkpoint;
 mod data;
 mod eval;
+mod metrics;
 mod train;
 
 use anyhow::{Context, Result, bail};

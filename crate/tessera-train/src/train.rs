@@ -368,7 +368,7 @@ pub fn train_teacher(dir: &Path, cfg: &VitConfig, data: &Dataset, sched: &Schedu
 }
 
 /// `n` flags with `m` of them set at distinct random positions (a partial Fisher-Yates shuffle).
-fn random_mask(rng: &mut Rng, n: usize, m: usize) -> Vec<bool> {
+pub(crate) fn random_mask(rng: &mut Rng, n: usize, m: usize) -> Vec<bool> {
     let mut order: Vec<usize> = (0..n).collect();
     for j in 0..m {
         let r = j + (rng.next_u64() % (n - j) as u64) as usize;
