@@ -115,7 +115,7 @@ def card(bundle):
             L += [f"| PPL of {p.upper()} on test tokens | {r['ppl']:.2f} |",
                   f"| FID_eval / IS_eval of {r['samples']} {p.upper()} samples | {r['fid_eval']:.2f} / {r['is_eval']:.2f} |"]
     if 'rfid_eval' in e:
-        L += ['', '_eval figures use the evaluator\'s features (FID) and class probabilities (IS), **not** Inception; they '
+        L += ['', 'The `*_eval` figures use the evaluator\'s features (FID) and class probabilities (IS), **not** Inception; they '
               'compare tokenizers within this project only. PPL: AR over all tokens; NAR over MaskGIT training masks.']
     L += ['', f"Class consistency = share of {e['samples_per_class']} samples per class that the evaluator "
           '(`models/evaluator`: a small CNN trained on the training split apart from every tokenizer and from the classifier '
