@@ -228,13 +228,9 @@ pub fn load_evaluator(dir: &Path, device: &Device) -> Result<Evaluator> {
         bail!("{} is not an evaluator card (format '{}')", json_path.display(), card.format);
     }
     let f = &card.file;
-    if f.path.contains("..") || f.path.starts_with('/') {
-        bail!("bad evaluator file path {:?}", f.path);
-    }
+    f.validate()?;
     let bytes = std::fs::read(dir.join(&f.path))?;
-    if bytes.len() as u64 != f.bytes || sha256_hex(&bytes) != f.sha256 {
-        bail!("{}: size or checksum does not match {}", f.path, json_path.display());
-    }
+    f.verify(&bytes).with_context(|| format!("checking {} against {}", f.path, json_path.display()))?;
     let model = load_module(card.config.init(device), from_safetensors(&f.path, &bytes)?, &f.path, device, false)?;
     Ok(Evaluator { card, model })
 }
@@ -247,7 +243,8 @@ fn test_accuracy(model: &Classifier, data_dir: &Path, device: &Device) -> Result
         let idx: Vec<usize> = (start..(start + 500).min(test.len())).collect();
         let (x, y) = test.batch(&idx);
         let xt = Tensor::<4>::from_data(TensorData::new(x, [idx.len(), 1, SIZE, SIZE]), device);
-        correct += argmax_rows(model.forward(xt)).iter().zip(&y).filter(|(p, t)| **p as i64 == **t).count();
+        let (_, probs) = evaluator_outputs(model, xt);
+        correct += argmax_chunks(&probs, probs.len() / idx.len()).iter().zip(&y).filter(|(p, t)| **p as i64 == **t).count();
     }
     Ok(correct as f64 / test.len() as f64)
 }
@@ -282,16 +279,12 @@ pub fn export_evaluator(run: &Path, data_dir: &Path, out: &Path, device: &Device
     Ok(())
 }
 
-fn argmax_rows(logits: Tensor<2>) -> Vec<usize> {
-    logits.argmax(1).into_data().convert::<i64>().try_to_vec::<i64>().expect("ints").into_iter().map(|v| v as usize).collect()
-}
-
 /// The evaluator's view of a batch: penultimate features (`FID_eval`) and class probabilities
 /// (`IS_eval`, class consistency), as host vectors.
 fn evaluator_outputs(ev: &Classifier, x: Tensor<4>) -> (Vec<f32>, Vec<f32>) {
-    let feats = ev.features(x.clone()).into_data().convert::<f32>().try_to_vec::<f32>().expect("floats");
-    let probs = burn::tensor::activation::softmax(ev.forward(x), 1).into_data().convert::<f32>().try_to_vec::<f32>().expect("floats");
-    (feats, probs)
+    let features = ev.features(x);
+    let probs = burn::tensor::activation::softmax(ev.logits(features.clone()), 1).into_data().convert::<f32>().try_to_vec::<f32>().expect("floats");
+    (features.into_data().convert::<f32>().try_to_vec::<f32>().expect("floats"), probs)
 }
 
 fn argmax_chunks(probs: &[f32], k: usize) -> Vec<usize> {

@@ -26,6 +26,28 @@ pub struct FileEntry {
     pub sha256: String,
 }
 
+impl FileEntry {
+    /// A relative path inside the bundle folder and a well-formed sha256.
+    pub fn validate(&self) -> Result<(), BundleError> {
+        if self.path.contains("..") || self.path.starts_with('/') || self.sha256.len() != 64 {
+            return Err(BundleError::Invalid(format!("bad file entry {self:?}")));
+        }
+        Ok(())
+    }
+
+    /// Checks size, then checksum, of the file's bytes.
+    pub fn verify(&self, bytes: &[u8]) -> Result<(), BundleError> {
+        if bytes.len() as u64 != self.bytes {
+            return Err(BundleError::Truncated { file: self.path.clone(), expected: self.bytes, actual: bytes.len() as u64 });
+        }
+        let actual = sha256_hex(bytes);
+        if actual != self.sha256 {
+            return Err(BundleError::ChecksumMismatch { file: self.path.clone(), expected: self.sha256.clone(), actual });
+        }
+        Ok(())
+    }
+}
+
 /// A proposal network's kind and configuration.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "kind", content = "config", rename_all = "lowercase")]
@@ -156,9 +178,7 @@ impl Manifest {
             return bad("no 'tokenizer' file listed".into());
         }
         for f in self.files.values() {
-            if f.path.contains("..") || f.path.starts_with('/') || f.sha256.len() != 64 {
-                return bad(format!("bad file entry {:?}", f));
-            }
+            f.validate()?;
         }
         Ok(())
     }
@@ -169,15 +189,7 @@ impl Manifest {
 
     /// Checks size, then checksum, of a weights file's bytes.
     pub fn verify(&self, role: &str, bytes: &[u8]) -> Result<(), BundleError> {
-        let f = self.file(role)?;
-        if bytes.len() as u64 != f.bytes {
-            return Err(BundleError::Truncated { file: f.path.clone(), expected: f.bytes, actual: bytes.len() as u64 });
-        }
-        let actual = sha256_hex(bytes);
-        if actual != f.sha256 {
-            return Err(BundleError::ChecksumMismatch { file: f.path.clone(), expected: f.sha256.clone(), actual });
-        }
-        Ok(())
+        self.file(role)?.verify(bytes)
     }
 
     pub fn proposal(&self, name: &str) -> Result<&ProposalEntry, TesseraError> {

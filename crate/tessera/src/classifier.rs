@@ -57,6 +57,10 @@ impl Classifier {
     }
     /// Class logits `[b, num_classes]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        self.head.forward(self.features(x))
+        self.logits(self.features(x))
+    }
+    /// Class logits from penultimate features (callers that need both run the convs once).
+    pub fn logits(&self, features: Tensor<2>) -> Tensor<2> {
+        self.head.forward(features)
     }
 }
