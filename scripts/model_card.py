@@ -109,6 +109,8 @@ def card(bundle):
         L += [f"| code entropy (test tokens) | {e['code_entropy_bits']:.2f} of {e['code_entropy_max_bits']:.2f} bits |",
               f"| rFID_eval (test images vs reconstructions) | {e['rfid_eval']:.2f} |",
               f"| FID_eval floor (as many real training images vs the test set) | {e['fid_eval_real_floor']:.2f} |"]
+    if 'code_purity' in e:
+        L.append(f"| code purity (test tokens whose code's majority class is their image's class) | {100 * e['code_purity']:.1f}% |")
     for p, r in e['proposals'].items():
         L.append(f"| class consistency, {p.upper()} samples (mean) | {100 * r['class_consistency_mean']:.1f}% |")
         if 'ppl' in r:

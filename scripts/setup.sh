@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs everything Tessera needs, idempotently: system packages (Chromium + driver for the browser
-# tests, the Fashion-MNIST data set), the wasm target, wasm-bindgen-cli pinned to Cargo.lock, npm deps.
+# tests, the Fashion-MNIST data set, a font for the figures' labels), the wasm target, wasm-bindgen-cli pinned to Cargo.lock, npm deps.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
 
 need_apt=()
-for p in chromium chromium-driver dataset-fashion-mnist; do
+for p in chromium chromium-driver dataset-fashion-mnist fonts-dejavu-core; do
   dpkg -s "$p" >/dev/null 2>&1 || need_apt+=("$p")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

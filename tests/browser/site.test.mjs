@@ -261,5 +261,30 @@ test('the results page is built from models/index.json', { timeout: TIMEOUT }, a
   const index = JSON.parse(fs.readFileSync(path.join(ROOT, 'models/index.json'), 'utf8'));
   assert.equal(rows.length, index.bundles.length);
   for (const [i, b] of index.bundles.entries()) assert.equal(rows[i][4], b.eval.reconstruction_psnr_db.toFixed(2));
+  // The paper's table: rendered from docs/results/table.json when `tessera-train table` has written it.
+  const tablePath = path.join(ROOT, 'docs/results/table.json');
+  await page.waitForFunction(() => [...document.querySelectorAll('#paper img')].every((i) => i.complete), null, { timeout: 60000 });
+  const paper = await page.evaluate(() => ({
+    ready: window.paperReady,
+    status: document.getElementById('paper-status').textContent,
+    rows: [...document.querySelectorAll('table.paper tbody tr')].map((tr) => [...tr.cells].map((c) => c.textContent)),
+    images: [...document.querySelectorAll('#paper img')].map((i) => i.complete && i.naturalWidth > 0),
+  }));
+  if (!fs.existsSync(tablePath)) {
+    assert.equal(paper.ready, 0);
+    assert.match(paper.status, /Not produced yet/);
+  } else {
+    const t = JSON.parse(fs.readFileSync(tablePath, 'utf8'));
+    const order = ['main', 'teacher', 'codebook'].flatMap((g) => t.rows.filter((r) => r.group === g));
+    assert.equal(paper.ready, t.rows.length);
+    assert.equal(paper.rows.length, t.rows.length);
+    for (const [i, r] of order.entries()) {
+      assert.equal(paper.rows[i][0], r.label);
+      const usage = t.columns.findIndex((c) => c.key === 'usage');
+      const want = r.seeds.length > 1 ? `${r.mean.usage.toFixed(1)} ± ${r.std.usage.toFixed(1)}` : r.mean.usage.toFixed(1);
+      assert.equal(paper.rows[i][2 + usage], want);
+    }
+    assert.ok(paper.images.length >= 2 * t.rows.length && paper.images.every(Boolean), `figures failed to load: ${paper.images}`);
+  }
   await page.close();
 });

@@ -37,4 +37,61 @@ for (const b of index.bundles) {
     samples.append(img);
   }
 }
+
+// The paper's table in miniature, from results/table.json (written by `tessera-train table`).
+async function paperTable() {
+  const status = document.getElementById('paper-status');
+  const res = await fetch('results/table.json', { cache: 'no-cache' });
+  if (!res.ok) {
+    status.textContent = 'Not produced yet: run scripts/reproduce.sh (it writes docs/results/table.json).';
+    return 0;
+  }
+  const t = await res.json();
+  const hours = (t.compute.total_s / 3600).toFixed(1);
+  status.textContent = `${t.complete ? 'Complete' : 'In progress (rows finished so far)'}: preset ${t.preset}, `
+    + `${t.samples} samples per FID_eval, ${hours} h of compute on ${t.compute.machine}, commit ${t.git_commit}.`;
+  document.getElementById('paper-notes').textContent = 'Mean ± std over seeds. FID_eval / IS_eval / rFID_eval use the '
+    + `in-project evaluator (${t.evaluator.name}), not Inception; real-vs-real FID_eval floor at this sample count: `
+    + `${t.fid_eval_real_floor?.toFixed(2) ?? '–'}. Purity: share of test tokens whose code's majority class is their image's class.`;
+  const fmt = (r, c) => {
+    const m = r.mean[c.key];
+    if (m == null) return '–';
+    return r.seeds.length > 1 ? `${m.toFixed(c.decimals)} ± ${r.std[c.key].toFixed(c.decimals)}` : m.toFixed(c.decimals);
+  };
+  const groups = [['main', 'Main table'], ['teacher', 'Ablation: teacher'], ['codebook', 'Ablation: codebook size']];
+  const host = document.getElementById('paper-tables');
+  for (const [g, title] of groups) {
+    const rows = t.rows.filter((r) => r.group === g);
+    if (!rows.length) continue;
+    const h = document.createElement('h3');
+    h.textContent = title;
+    const table = document.createElement('table');
+    table.className = 'paper';
+    table.dataset.group = g;
+    const head = table.createTHead().insertRow();
+    for (const name of ['tokenizer', 'seeds', ...t.columns.map((c) => c.header)]) head.insertCell().textContent = name;
+    const body = table.createTBody();
+    for (const r of rows) {
+      const tr = body.insertRow();
+      tr.insertCell().textContent = r.label;
+      tr.insertCell().textContent = r.seeds.length;
+      for (const c of t.columns) tr.insertCell().textContent = fmt(r, c);
+    }
+    host.append(h, table);
+  }
+  const img = (src, alt) => Object.assign(new Image(), { src: `results/${src}`, alt, title: alt });
+  for (const r of t.rows) {
+    if (r.figures.tsne) document.getElementById('paper-tsne').append(img(r.figures.tsne, `${r.label} codebook t-SNE`));
+    const fig = document.createElement('figure');
+    const cap = document.createElement('figcaption');
+    cap.textContent = `${r.label}: AR (left), NAR (right)`;
+    fig.append(img(r.figures.ar, `${r.label} AR samples`), img(r.figures.nar, `${r.label} NAR samples`), cap);
+    document.getElementById('paper-samples').append(fig);
+  }
+  return t.rows.length;
+}
+window.paperReady = await paperTable().catch((e) => {
+  document.getElementById('paper-status').textContent = `Could not read results/table.json: ${e.message}`;
+  return -1;
+});
 window.resultsReady = index.bundles.length;

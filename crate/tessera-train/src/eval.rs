@@ -19,11 +19,12 @@ use tessera::vq::VqTokenizerConfig;
 use tessera::weights::{Precision, from_safetensors, load_module, to_safetensors_as};
 
 /// Sampling defaults stored in the bundle: AR uses the paper's top-k/top-p settings scaled to a
-/// 256-code book; NAR uses MaskGIT's (10 steps, confidence noise 4.5); both guidance 1.75.
-pub fn default_sampling(kind: &str) -> SamplingOptions {
+/// 256-code book (top-k 100, capped at the codebook size); NAR uses MaskGIT's (10 steps, confidence
+/// noise 4.5); both guidance 1.75.
+pub fn default_sampling(kind: &str, codebook_size: usize) -> SamplingOptions {
     match kind {
         "nar" => SamplingOptions { seed: 0, temperature: 1.0, top_k: 0, top_p: 1.0, guidance: 1.75, steps: 10, confidence_noise: 4.5 },
-        _ => SamplingOptions { seed: 0, temperature: 1.0, top_k: 100, top_p: 0.92, guidance: 1.75, ..Default::default() },
+        _ => SamplingOptions { seed: 0, temperature: 1.0, top_k: 100.min(codebook_size), top_p: 0.92, guidance: 1.75, ..Default::default() },
     }
 }
 
@@ -93,10 +94,10 @@ pub fn export(run: &Path, out: &Path, name: &str, device: &Device) -> Result<()>
     let tok = tokenizer_spec(&configs["tokenizer"])?;
     let mut proposals = BTreeMap::new();
     if let Some(c) = configs.get("ar") {
-        proposals.insert("ar".to_string(), ProposalEntry { model: ProposalSpec::Ar(serde_json::from_value::<GptConfig>(c.clone())?), sampling: default_sampling("ar") });
+        proposals.insert("ar".to_string(), ProposalEntry { model: ProposalSpec::Ar(serde_json::from_value::<GptConfig>(c.clone())?), sampling: default_sampling("ar", tok.codebook_size()) });
     }
     if let Some(c) = configs.get("nar") {
-        proposals.insert("nar".to_string(), ProposalEntry { model: ProposalSpec::Nar(serde_json::from_value::<MaskGitConfig>(c.clone())?), sampling: default_sampling("nar") });
+        proposals.insert("nar".to_string(), ProposalEntry { model: ProposalSpec::Nar(serde_json::from_value::<MaskGitConfig>(c.clone())?), sampling: default_sampling("nar", tok.codebook_size()) });
     }
     if proposals.is_empty() {
         bail!("{} has no finished proposal network (ar or nar)", run.display());
@@ -322,17 +323,35 @@ fn proposal_ppl(p: &Proposal, spec: &ProposalSpec, tokens: &[u32], labels: &[i64
     Ok((nll / count).exp())
 }
 
+/// `eval`: evaluates a bundle, prints the JSON and writes it to `out`.
 #[allow(clippy::too_many_arguments)]
 pub fn evaluate(dir: &Path, evaluator: &Path, data_dir: &Path, per_class: usize, a: &SampleArgs, out: Option<&Path>, recon_png: Option<&Path>, device: &Device) -> Result<()> {
+    let result = evaluate_bundle(dir, evaluator, data_dir, per_class, None, a, recon_png, device)?;
+    println!("{}", serde_json::to_string_pretty(&result)?);
+    if let Some(p) = out {
+        std::fs::write(p, serde_json::to_string_pretty(&result)? + "\n")?;
+    }
+    Ok(())
+}
+
+/// Every metric of one bundle (see `metrics.rs`): reconstruction and codebook statistics on the
+/// test set (its first `test_limit` images when given), PPL of each proposal network on the test
+/// tokens, FID_eval / IS_eval / class consistency of `per_class` samples per class.
+#[allow(clippy::too_many_arguments)]
+pub fn evaluate_bundle(dir: &Path, evaluator: &Path, data_dir: &Path, per_class: usize, test_limit: Option<usize>, a: &SampleArgs, recon_png: Option<&Path>, device: &Device) -> Result<serde_json::Value> {
     let b = Bundle::load_dir(dir, device)?;
     let ev = load_evaluator(evaluator, device)?;
     let evaluator = &ev.model;
-    let test = data::load(data_dir, "test")?;
+    let mut test = data::load(data_dir, "test")?;
+    if let Some(n) = test_limit {
+        test = test.truncate(n);
+    }
     let k = b.manifest.tokenizer.codebook_size();
     let n_classes = b.manifest.dataset.classes.len();
     let per = b.manifest.tokenizer.tokens_per_image();
     // Test set: reconstruction, code statistics, evaluator features of real and reconstructed images.
     let (mut se, mut counts, mut correct) = (0f64, vec![0u64; k], 0usize);
+    let mut class_counts = vec![vec![0u64; n_classes]; k]; // code x class of the image it came from
     let (mut real_f, mut real_p, mut rec_f) = (Vec::new(), Vec::new(), Vec::new());
     let (mut all_tokens, mut labels) = (Vec::with_capacity(test.len() * per), Vec::with_capacity(test.len()));
     for start in (0..test.len()).step_by(500) {
@@ -340,8 +359,9 @@ pub fn evaluate(dir: &Path, evaluator: &Path, data_dir: &Path, per_class: usize,
         let (x, y) = test.batch(&idx);
         let xt = Tensor::<4>::from_data(TensorData::new(x.clone(), [idx.len(), 1, SIZE, SIZE]), device);
         let tokens = b.tokenizer.encode(xt.clone());
-        for t in tokens.clone().into_data().convert::<i64>().try_to_vec::<i64>().expect("ints") {
+        for (j, t) in tokens.clone().into_data().convert::<i64>().try_to_vec::<i64>().expect("ints").into_iter().enumerate() {
             counts[t as usize] += 1;
+            class_counts[t as usize][y[j / per] as usize] += 1;
             all_tokens.push(t as u32);
         }
         let rec_t = b.tokenizer.decode(tokens);
@@ -353,7 +373,7 @@ pub fn evaluate(dir: &Path, evaluator: &Path, data_dir: &Path, per_class: usize,
         real_p.extend(p);
         rec_f.extend(evaluator_outputs(evaluator, rec_t).0);
         labels.extend(y);
-        if start == 0 {
+        if start == 0 && idx.len() >= 16 {
             if let Some(p) = recon_png {
                 let mut both = x[..16 * SIZE * SIZE].to_vec();
                 both.extend_from_slice(&rec[..16 * SIZE * SIZE]);
@@ -428,17 +448,15 @@ pub fn evaluate(dir: &Path, evaluator: &Path, data_dir: &Path, per_class: usize,
         "codebook_usage": metrics::usage(&counts),
         "code_entropy_bits": metrics::code_entropy(&counts),
         "code_entropy_max_bits": (k as f64).log2(),
+        "code_purity": metrics::code_purity(&class_counts),
+        "code_majority_class": metrics::majority_class(&class_counts),
         "evaluator_test_accuracy": accuracy,
         "is_eval_test_images": metrics::inception_score(&real_p, n_classes),
         "fid_eval_real_floor": fid_floor,
         "samples_per_class": per_class,
         "proposals": proposals,
     });
-    println!("{}", serde_json::to_string_pretty(&result)?);
-    if let Some(p) = out {
-        std::fs::write(p, serde_json::to_string_pretty(&result)? + "\n")?;
-    }
-    Ok(())
+    Ok(result)
 }
 
 pub fn bench(dir: &Path, proposal: &str, count: usize, runs: usize, device: &Device, device_name: &str) -> Result<()> {

@@ -5,6 +5,8 @@ mod checkpoint;
 mod data;
 mod eval;
 mod metrics;
+mod plots;
+mod table;
 mod train;
 
 use anyhow::{Context, Result, bail};
@@ -263,6 +265,9 @@ enum Cmd {
         #[arg(long)]
         out: PathBuf,
     },
+    /// The paper's Table 1 in miniature: every tokenizer x {AR, NAR} x seeds, plus ablations
+    /// (teacher, codebook size); JSON + Markdown with mean +- std, codebook t-SNE and sample grids (resumable).
+    Table(table::TableArgs),
     /// Native generation speed (images/s) on this device.
     Bench {
         #[arg(long, default_value = "models/fmnist-vqgan")]
@@ -290,6 +295,7 @@ fn main() -> Result<()> {
         Cmd::Eval { bundle, evaluator, data, samples_per_class, sampling, out, recon_png } => {
             eval::evaluate(&bundle, &evaluator, &data, samples_per_class, &sampling, out.as_deref(), recon_png.as_deref(), &dev)
         }
+        Cmd::Table(a) => table::table(&a, &dev, &format!("{:?}", cli.device).to_lowercase()).map(|_| ()),
         Cmd::ImportTeacher { file, heads, out } => import_teacher(&file, heads, &out, &dev, &command_line),
         Cmd::Bench { bundle, proposal, count, runs } => eval::bench(&bundle, &proposal, count, runs, &dev, &format!("{:?}", cli.device).to_lowercase()),
     }

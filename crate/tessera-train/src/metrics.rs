@@ -69,6 +69,31 @@ pub fn code_entropy(counts: &[u64]) -> f64 {
     }).sum()
 }
 
+/// Majority class of every code from per-code class counts (`[k][classes]`), `None` when unused.
+pub fn majority_class(class_counts: &[Vec<u64>]) -> Vec<Option<usize>> {
+    class_counts
+        .iter()
+        .map(|c| (c.iter().sum::<u64>() > 0).then(|| c.iter().enumerate().max_by_key(|(i, n)| (**n, std::cmp::Reverse(*i))).map_or(0, |(i, _)| i)))
+        .collect()
+}
+
+/// Code purity: the share of tokens whose code's majority class is their image's class (a
+/// usage-weighted mean over codes). 1 when every code is used by one class only; the largest class
+/// share when codes ignore classes. Measures how semantic a codebook is, as the paper's t-SNE shows.
+pub fn code_purity(class_counts: &[Vec<u64>]) -> f64 {
+    let total: u64 = class_counts.iter().flatten().sum();
+    let majority: u64 = class_counts.iter().map(|c| c.iter().copied().max().unwrap_or(0)).sum();
+    majority as f64 / total.max(1) as f64
+}
+
+/// Mean and sample standard deviation (n - 1; 0 for a single value).
+pub fn mean_std(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let var = if v.len() > 1 { v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+    (mean, var.sqrt())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,5 +159,17 @@ mod tests {
         assert!((code_entropy(&[5; 256]) - 8.0).abs() < 1e-12);
         assert_eq!(code_entropy(&[7, 0, 0]), 0.0);
         assert!((code_entropy(&[1, 1, 2]) - 1.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn purity_majority_and_mean_std() {
+        // code 0: only class 1; code 1: 3 of class 0, 1 of class 2; code 2 unused
+        let counts = vec![vec![0, 4, 0], vec![3, 0, 1], vec![0, 0, 0]];
+        assert_eq!(majority_class(&counts), vec![Some(1), Some(0), None]);
+        assert!((code_purity(&counts) - 7.0 / 8.0).abs() < 1e-12);
+        assert_eq!(code_purity(&[vec![2, 0], vec![0, 5]]), 1.0);
+        let (m, s) = mean_std(&[1.0, 2.0, 3.0]);
+        assert!((m - 2.0).abs() < 1e-12 && (s - 1.0).abs() < 1e-12);
+        assert_eq!(mean_std(&[4.0]), (4.0, 0.0));
     }
 }

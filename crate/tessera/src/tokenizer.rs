@@ -104,6 +104,21 @@ impl Tokenizer {
             Tokenizer::Cluster(t) => t.encode(images),
         }
     }
+    /// The code vectors `[codebook_size, dim]` (row-major) and `dim`, for codebook figures: VQ's
+    /// learned codes, VQ-KD's unit-norm codes, Cluster's unit-norm centroids in the teacher's
+    /// feature space, FSQ's implicit grid points.
+    pub fn codebook(&self) -> (Vec<f32>, usize) {
+        let rows = |t: Tensor<2>| {
+            let d = t.dims()[1];
+            (t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default(), d)
+        };
+        match self {
+            Tokenizer::Vq(t) => rows(t.quantizer.codebook.val()),
+            Tokenizer::Fsq(t) => (crate::fsq::implicit_codebook(&t.levels), t.levels.len()),
+            Tokenizer::Vqkd(t) => rows(t.codebook.val()),
+            Tokenizer::Cluster(t) => rows(t.codebook.val()),
+        }
+    }
     /// Tokens `[b, grid * grid]` -> images `[b, c, s, s]` in [-1, 1].
     pub fn decode(&self, tokens: Tensor<2, Int>) -> Tensor<4> {
         match self {

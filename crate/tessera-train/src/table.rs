@@ -1,0 +1,570 @@
+//! `tessera-train table`: the paper's Table 1 in miniature. Trains every tokenizer (VQGAN, FSQ,
+//! VQ-KD, Cluster) with its AR and NAR proposal networks for several seeds — equal proposal sizes and
+//! budgets for every tokenizer — evaluates each bundle with the shipped evaluator (`eval`), and
+//! writes mean +- std as JSON and Markdown, plus the ablations (teacher: supervised vs
+//! self-supervised; codebook size), codebook t-SNE figures and sample grids.
+//!
+//! Resumable: every training stage checkpoints (`train --resume`), and a finished (row, seed) keeps
+//! its `eval.json`, so re-running the same command continues where a kill stopped it. The seeds
+//! vary the tokenizer and proposal training; the teachers (like the paper's pretrained IU encoders),
+//! the perceptual-loss classifier and the evaluator are trained once and shared.
+use crate::checkpoint::Checkpoint;
+use crate::metrics::mean_std;
+use crate::{SampleArgs, TrainArgs, data, eval, plots};
+use anyhow::{Context, Result, bail};
+use burn::prelude::*;
+use clap::{Parser, ValueEnum};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(Clone, Copy, ValueEnum, Debug, PartialEq)]
+pub enum Preset {
+    /// a few steps on a few images: checks the pipeline end to end (tests), figures meaningless
+    Tiny,
+    /// sized for a 2-core CPU in a few hours: smaller proposal networks, shorter budgets, 1,000 samples
+    Small,
+    /// the shipped bundles' sizes and budgets, 10,000 samples (the paper's protocol; a GPU via --device wgpu)
+    Full,
+}
+
+/// Sizes and budgets shared by every row of a table.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Budget {
+    pub limit: Option<usize>,
+    pub batch_size: usize,
+    pub classifier_steps: usize,
+    pub teacher_steps: usize,
+    pub tokenizer_steps: usize,
+    pub proposal_steps: usize,
+    pub disc_start: usize,
+    pub checkpoint_every: usize,
+    pub channels: usize,
+    pub cluster_images: usize,
+    pub n_layer: usize,
+    pub n_head: usize,
+    pub n_embd: usize,
+    pub samples_per_class: usize,
+    pub test_limit: Option<usize>,
+}
+
+impl Preset {
+    pub fn budget(self) -> Budget {
+        match self {
+            Preset::Tiny => Budget {
+                limit: Some(48), batch_size: 8, classifier_steps: 2, teacher_steps: 2, tokenizer_steps: 2, proposal_steps: 2,
+                disc_start: 1, checkpoint_every: 50, channels: 8, cluster_images: 16, n_layer: 1, n_head: 2, n_embd: 32,
+                samples_per_class: 1, test_limit: Some(40),
+            },
+            Preset::Small => Budget {
+                limit: None, batch_size: 64, classifier_steps: 500, teacher_steps: 400, tokenizer_steps: 300, proposal_steps: 300,
+                disc_start: 150, checkpoint_every: 100, channels: 32, cluster_images: 2000, n_layer: 3, n_head: 4, n_embd: 96,
+                samples_per_class: 100, test_limit: None,
+            },
+            Preset::Full => Budget {
+                limit: None, batch_size: 64, classifier_steps: 500, teacher_steps: 500, tokenizer_steps: 600, proposal_steps: 500,
+                disc_start: 300, checkpoint_every: 200, channels: 32, cluster_images: 4000, n_layer: 4, n_head: 4, n_embd: 128,
+                samples_per_class: 1000, test_limit: None,
+            },
+        }
+    }
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct TableArgs {
+    /// Where the runs (checkpoints, bundles, per-seed eval.json) live.
+    #[arg(long, default_value = "runs/table")]
+    pub work: PathBuf,
+    /// Where table.json, table.md, the figures and commands.txt are written.
+    #[arg(long, default_value = "docs/results")]
+    pub out: PathBuf,
+    #[arg(long, value_enum, default_value_t = Preset::Small)]
+    pub preset: Preset,
+    #[arg(long, value_delimiter = ',', default_value = "0,1,2")]
+    pub seeds: Vec<u64>,
+    /// The main rows: <tokenizer>[-mim][-k<codebook size>], tokenizer one of vqgan, fsq, vqkd, cluster.
+    #[arg(long, value_delimiter = ',', default_value = "vqgan,fsq,vqkd,cluster")]
+    pub rows: Vec<String>,
+    /// Ablation rows (teacher; codebook size); "none" for no ablations.
+    #[arg(long, value_delimiter = ',', default_value = "vqkd-mim,cluster-mim,vqkd-k64,vqkd-k1024,cluster-k64,cluster-k1024")]
+    pub ablations: Vec<String>,
+    /// Seeds of the ablation rows (default: the first of --seeds).
+    #[arg(long, value_delimiter = ',')]
+    pub ablation_seeds: Option<Vec<u64>>,
+    /// Override the preset's samples per class for FID_eval / IS_eval.
+    #[arg(long)]
+    pub samples_per_class: Option<usize>,
+    #[arg(long, default_value = "models/evaluator")]
+    pub evaluator: PathBuf,
+    #[arg(long, default_value = data::DEFAULT_DIR)]
+    pub data: PathBuf,
+}
+
+/// One row of the table, parsed from its name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub name: String,
+    /// vqgan, fsq, vqkd, cluster
+    pub tokenizer: String,
+    pub mim_teacher: bool,
+    pub codebook_size: usize,
+}
+
+/// FSQ levels for a codebook size (products close to it, as in the FSQ paper's table).
+fn fsq_levels(k: usize) -> Result<&'static str> {
+    Ok(match k {
+        64 => "4,4,4",
+        256 => "8,6,5",
+        1024 => "8,5,5,5",
+        _ => bail!("FSQ rows support codebook sizes 64, 256 and 1024 (levels 4,4,4 / 8,6,5 / 8,5,5,5)"),
+    })
+}
+
+impl Row {
+    pub fn parse(name: &str) -> Result<Row> {
+        let mut parts = name.split('-');
+        let tokenizer = parts.next().unwrap_or_default().to_string();
+        if !["vqgan", "fsq", "vqkd", "cluster"].contains(&tokenizer.as_str()) {
+            bail!("row '{name}': the tokenizer must be vqgan, fsq, vqkd or cluster");
+        }
+        let (mut mim_teacher, mut codebook_size) = (false, 256);
+        for p in parts {
+            match p {
+                "mim" if matches!(tokenizer.as_str(), "vqkd" | "cluster") => mim_teacher = true,
+                p if p.starts_with('k') && p[1..].parse::<usize>().is_ok_and(|k| k >= 2) => codebook_size = p[1..].parse()?,
+                _ => bail!("row '{name}': unknown part '{p}' (expected -mim on vqkd/cluster, or -k<size>)"),
+            }
+        }
+        if tokenizer == "fsq" {
+            fsq_levels(codebook_size)?;
+        }
+        Ok(Row { name: name.into(), tokenizer, mim_teacher, codebook_size })
+    }
+    /// The paper's name of the row.
+    pub fn label(&self) -> String {
+        let base = match self.tokenizer.as_str() {
+            "vqgan" => "VQGAN",
+            "fsq" => "FSQ",
+            "vqkd" => "VQ-KD",
+            _ => "Cluster",
+        };
+        let teacher = match (self.tokenizer.as_str(), self.mim_teacher) {
+            ("vqkd" | "cluster", false) => " (ViT, supervised)",
+            (_, true) => " (ViT, MIM self-supervised)",
+            _ => "",
+        };
+        let k = if self.codebook_size != 256 { format!(", K={}", self.codebook_size) } else { String::new() };
+        format!("{base}{teacher}{k}")
+    }
+}
+
+/// The metrics of the table, in column order: (key in the row JSON, Markdown header, decimals).
+pub const COLUMNS: [(&str, &str, usize); 9] = [
+    ("usage", "usage %", 1),
+    ("code_purity", "purity %", 1),
+    ("rfid", "rFID_eval", 2),
+    ("ppl_ar", "PPL AR", 2),
+    ("fid_ar", "FID_eval AR", 2),
+    ("is_ar", "IS_eval AR", 2),
+    ("ppl_nar", "PPL NAR", 2),
+    ("fid_nar", "FID_eval NAR", 2),
+    ("is_nar", "IS_eval NAR", 2),
+];
+
+/// The table's figures of one (row, seed) from its `eval` JSON.
+fn row_metrics(e: &Value) -> Value {
+    let p = |k: &str, m: &str| e["proposals"][k][m].clone();
+    json!({
+        "usage": e["codebook_usage"].as_f64().map(|u| 100.0 * u),
+        "code_purity": e["code_purity"].as_f64().map(|u| 100.0 * u),
+        "rfid": e["rfid_eval"], "psnr": e["reconstruction_psnr_db"],
+        "ppl_ar": p("ar", "ppl"), "fid_ar": p("ar", "fid_eval"), "is_ar": p("ar", "is_eval"), "cons_ar": p("ar", "class_consistency_mean"),
+        "ppl_nar": p("nar", "ppl"), "fid_nar": p("nar", "fid_eval"), "is_nar": p("nar", "is_eval"), "cons_nar": p("nar", "class_consistency_mean"),
+    })
+}
+
+/// Parses `train` arguments exactly as the CLI would, so the recorded command is the one that ran.
+#[derive(Parser)]
+struct TrainCli {
+    #[command(flatten)]
+    a: TrainArgs,
+}
+
+struct Runner<'a> {
+    args: &'a TableArgs,
+    budget: Budget,
+    device: &'a Device,
+    device_name: &'a str,
+    commands: Vec<String>,
+}
+
+fn done(dir: &Path) -> bool {
+    Checkpoint::new(dir).ok().filter(|c| c.exists()).and_then(|c| c.state().ok()).is_some_and(|s| s.done)
+}
+
+impl Runner<'_> {
+    fn common(&self) -> Vec<String> {
+        let b = &self.budget;
+        let w = &self.args.work;
+        let mut v: Vec<String> = vec![
+            "--resume".into(),
+            "--data".into(), self.args.data.display().to_string(),
+            "--classifier".into(), w.join("classifier").display().to_string(),
+            "--batch-size".into(), b.batch_size.to_string(),
+            "--classifier-steps".into(), b.classifier_steps.to_string(),
+            "--teacher-steps".into(), b.teacher_steps.to_string(),
+            "--tokenizer-steps".into(), b.tokenizer_steps.to_string(),
+            "--proposal-steps".into(), b.proposal_steps.to_string(),
+            "--disc-start".into(), b.disc_start.to_string(),
+            "--checkpoint-every".into(), b.checkpoint_every.to_string(),
+            "--channels".into(), b.channels.to_string(),
+            "--cluster-images".into(), b.cluster_images.to_string(),
+            "--n-layer".into(), b.n_layer.to_string(),
+            "--n-head".into(), b.n_head.to_string(),
+            "--n-embd".into(), b.n_embd.to_string(),
+        ];
+        if let Some(n) = b.limit {
+            v.extend(["--limit".into(), n.to_string()]);
+        }
+        v
+    }
+
+    /// Records one `tessera-train train ...` (the exact command line) and runs it in process unless
+    /// `skip` (its checkpoint is finished).
+    fn train(&mut self, extra: &[String], skip: bool) -> Result<()> {
+        let mut argv = self.common();
+        argv.extend_from_slice(extra);
+        let command = format!("tessera-train --device {} train {}", self.device_name, argv.join(" "));
+        if !self.commands.contains(&command) {
+            self.commands.push(command.clone());
+        }
+        if skip {
+            return Ok(());
+        }
+        let cli = TrainCli::try_parse_from(std::iter::once("train".to_string()).chain(argv)).context("building the train arguments")?;
+        eprintln!("table: {command}");
+        crate::run_train(&cli.a, self.device, &command)
+    }
+
+    fn teacher_dir(&self, mim: bool) -> PathBuf {
+        self.args.work.join(if mim { "teacher-vit-mim" } else { "teacher-vit" })
+    }
+
+    /// Trains, exports and evaluates one (row, seed); returns its eval JSON (cached in the run).
+    fn run(&mut self, row: &Row, seed: u64) -> Result<Value> {
+        let run = self.args.work.join(&row.name).join(format!("s{seed}"));
+        let eval_path = run.join("eval.json");
+        let timing_path = run.join("timing.json");
+        let finished = eval_path.exists();
+        std::fs::create_dir_all(&run)?;
+        let mut timing: Value = std::fs::read_to_string(&timing_path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or(json!({"train_s": 0.0, "eval_s": 0.0}));
+        let t0 = Instant::now();
+        let (tok, pixel): (&str, &[&str]) = match row.tokenizer.as_str() {
+            "vqgan" => ("vq", &["--pixel-loss", "vqgan"]),
+            "fsq" => ("fsq", &["--pixel-loss", "vqgan"]),
+            t => (t, &[]),
+        };
+        let mut a: Vec<String> = ["--run", &run.display().to_string(), "--tokenizer", tok, "--seed", &seed.to_string(), "--codebook-size", &row.codebook_size.to_string()]
+            .iter().map(|s| s.to_string()).collect();
+        a.extend(pixel.iter().map(|s| s.to_string()));
+        if tok == "fsq" {
+            a.extend(["--fsq-levels".into(), fsq_levels(row.codebook_size)?.into()]);
+        }
+        if matches!(tok, "vqkd" | "cluster") {
+            a.extend(["--teacher".into(), self.teacher_dir(row.mim_teacher).display().to_string()]);
+        }
+        for stage in ["tokenizer", "ar", "nar"] {
+            let mut s = a.clone();
+            s.extend(["--stage".into(), stage.into()]);
+            self.train(&s, finished || done(&run.join(stage)))?;
+        }
+        if finished {
+            return Ok(serde_json::from_str(&std::fs::read_to_string(&eval_path)?)?);
+        }
+        // Training time from the checkpoints (summed over resumes); k-means and token caching are not in it.
+        let elapsed = |d: &str| Checkpoint::new(&run.join(d)).ok().filter(|c| c.exists()).and_then(|c| c.state().ok()).map_or(0.0, |s| s.elapsed_s);
+        let tokenizer_s = if run.join("decoder").exists() { elapsed("vqkd") + elapsed("decoder") } else { elapsed("tokenizer") };
+        timing["train_s"] = json!(tokenizer_s + elapsed("ar") + elapsed("nar"));
+        timing["wall_s"] = json!(timing["wall_s"].as_f64().unwrap_or(0.0) + t0.elapsed().as_secs_f64());
+        std::fs::write(&timing_path, serde_json::to_string_pretty(&timing)?)?;
+        let t1 = Instant::now();
+        let bundle = run.join("bundle");
+        eval::export(&run, &bundle, &format!("table-{}-s{seed}", row.name), self.device)?;
+        let sampling = SampleArgs { seed: 0, temperature: None, top_k: None, top_p: None, guidance: None, steps: None, confidence_noise: None };
+        let samples = self.args.samples_per_class.unwrap_or(self.budget.samples_per_class);
+        let mut e = eval::evaluate_bundle(&bundle, &self.args.evaluator, &self.args.data, samples, self.budget.test_limit, &sampling, None, self.device)?;
+        timing["eval_s"] = json!(timing["eval_s"].as_f64().unwrap_or(0.0) + t1.elapsed().as_secs_f64());
+        e["timing"] = timing.clone();
+        std::fs::write(&timing_path, serde_json::to_string_pretty(&timing)?)?;
+        std::fs::write(&eval_path, serde_json::to_string_pretty(&e)? + "\n")?;
+        Ok(e)
+    }
+}
+
+/// Mean and std of every column over the seeds of a row.
+fn aggregate(per_seed: &[(u64, Value)]) -> (Value, Value) {
+    let (mut mean, mut std) = (json!({}), json!({}));
+    let keys = row_metrics(&json!({})).as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
+    for k in keys {
+        let v: Vec<f64> = per_seed.iter().filter_map(|(_, m)| m[&k].as_f64()).filter(|x| x.is_finite()).collect();
+        if v.len() == per_seed.len() && !v.is_empty() {
+            let (m, s) = mean_std(&v);
+            mean[&k] = json!(m);
+            std[&k] = json!(s);
+        } else {
+            mean[&k] = Value::Null;
+            std[&k] = Value::Null;
+        }
+    }
+    (mean, std)
+}
+
+fn cell(mean: &Value, std: &Value, key: &str, decimals: usize, n: usize) -> String {
+    match mean[key].as_f64() {
+        Some(m) if n > 1 => format!("{m:.decimals$} ± {:.decimals$}", std[key].as_f64().unwrap_or(0.0)),
+        Some(m) => format!("{m:.decimals$}"),
+        None => "–".into(),
+    }
+}
+
+/// The Markdown rendering of `table.json`.
+pub fn markdown(t: &Value) -> String {
+    let mut s = String::new();
+    s.push_str("# Table 1 in miniature (Fashion-MNIST, in-project evaluator)\n\n");
+    if t["complete"] == false {
+        s.push_str("**In progress:** the rows below are those finished so far; `scripts/reproduce.sh` resumes the rest.\n\n");
+    }
+    s.push_str(&format!(
+        "Generated by `tessera-train table` ({}), preset `{}`; mean ± std over seeds. FID_eval / IS_eval / rFID_eval use \
+         the in-project evaluator's features and class probabilities (**not Inception**); FID_eval compares {} class-balanced \
+         samples with {} test images (real-vs-real floor at that sample count: {}). PPL: perplexity of the \
+         proposal network on the test tokens. Purity: share of test tokens whose code's majority class is their image's \
+         class. Compute: {:.1} h on {}.\n\n",
+        t["git_commit"].as_str().unwrap_or(""),
+        t["preset"].as_str().unwrap_or(""),
+        t["samples"].as_u64().unwrap_or(0),
+        t["test_images"].as_u64().unwrap_or(0),
+        t["fid_eval_real_floor"].as_f64().map_or("–".into(), |v| format!("{v:.2}")),
+        t["compute"]["total_s"].as_f64().unwrap_or(0.0) / 3600.0,
+        t["compute"]["machine"].as_str().unwrap_or(""),
+    ));
+    for (group, title) in [("main", "Main table"), ("teacher", "Ablation: teacher"), ("codebook", "Ablation: codebook size")] {
+        let rows: Vec<&Value> = t["rows"].as_array().into_iter().flatten().filter(|r| r["group"] == group).collect();
+        if rows.is_empty() {
+            continue;
+        }
+        s.push_str(&format!("## {title}\n\n| tokenizer | seeds |"));
+        for (_, h, _) in COLUMNS {
+            s.push_str(&format!(" {h} |"));
+        }
+        s.push_str("\n|---|---|");
+        s.push_str(&"---|".repeat(COLUMNS.len()));
+        s.push('\n');
+        for r in rows {
+            let n = r["seeds"].as_array().map_or(0, |a| a.len());
+            s.push_str(&format!("| {} | {n} |", r["label"].as_str().unwrap_or("")));
+            for (k, _, d) in COLUMNS {
+                s.push_str(&format!(" {} |", cell(&r["mean"], &r["std"], k, d, n)));
+            }
+            s.push('\n');
+        }
+        s.push('\n');
+    }
+    s
+}
+
+fn git_commit() -> String {
+    std::process::Command::new("git").args(["rev-parse", "--short", "HEAD"]).output().ok().and_then(|o| String::from_utf8(o.stdout).ok()).map(|s| s.trim().to_string()).unwrap_or_default()
+}
+
+/// `tessera-train table`.
+pub fn table(args: &TableArgs, device: &Device, device_name: &str) -> Result<Value> {
+    let budget = args.preset.budget();
+    let parse = |v: &[String]| -> Result<Vec<Row>> { v.iter().filter(|n| n.as_str() != "none").map(|n| Row::parse(n)).collect() };
+    let (rows, ablations) = (parse(&args.rows)?, parse(&args.ablations)?);
+    if args.seeds.is_empty() || rows.is_empty() {
+        bail!("table needs at least one seed and one row");
+    }
+    let ablation_seeds = args.ablation_seeds.clone().unwrap_or_else(|| vec![args.seeds[0]]);
+    std::fs::create_dir_all(&args.out)?;
+    let t0 = Instant::now();
+    let mut r = Runner { args, budget: budget.clone(), device, device_name, commands: Vec::new() };
+    // Shared by every row and seed: the perceptual-loss classifier and the teachers (seed 0).
+    let skip = |d: &str| done(&args.work.join(d));
+    r.train(&["--stage".into(), "classifier".into()], skip("classifier"))?;
+    let all: Vec<&Row> = rows.iter().chain(&ablations).collect();
+    for mim in [false, true] {
+        if all.iter().any(|row| row.mim_teacher == mim && matches!(row.tokenizer.as_str(), "vqkd" | "cluster")) {
+            let kind = if mim { "mim" } else { "supervised" };
+            let dir = r.teacher_dir(mim).display().to_string();
+            let finished = skip(if mim { "teacher-vit-mim" } else { "teacher-vit" });
+            r.train(&["--stage".into(), "teacher".into(), "--teacher-kind".into(), kind.into(), "--teacher".into(), dir], finished)?;
+        }
+    }
+    let mut out_rows = Vec::new();
+    let (mut floor, mut test_images, mut total_train, mut total_eval) = (None, None, 0.0, 0.0);
+    let jobs: Vec<(&Row, &str, Vec<u64>)> = rows.iter().map(|row| (row, "main", args.seeds.clone()))
+        .chain(ablations.iter().map(|row| (row, if row.mim_teacher { "teacher" } else { "codebook" }, ablation_seeds.clone())))
+        .collect();
+    for (row, group, seeds) in jobs {
+        let mut per_seed = Vec::new();
+        let mut evals = Vec::new();
+        for &seed in &seeds {
+            eprintln!("table: {} seed {seed}", row.name);
+            let e = r.run(row, seed).with_context(|| format!("row {} seed {seed}", row.name))?;
+            total_train += e["timing"]["train_s"].as_f64().unwrap_or(0.0);
+            total_eval += e["timing"]["eval_s"].as_f64().unwrap_or(0.0);
+            floor = floor.or(e["fid_eval_real_floor"].as_f64());
+            test_images = test_images.or(e["test_images"].as_u64());
+            per_seed.push((seed, row_metrics(&e)));
+            evals.push(e);
+        }
+        let (mean, std) = aggregate(&per_seed);
+        // Figures from the first seed's bundle: sample grids and (main rows) the codebook t-SNE.
+        let bundle = args.work.join(&row.name).join(format!("s{}", seeds[0])).join("bundle");
+        let mut figures = json!({});
+        for p in ["ar", "nar"] {
+            let path = args.out.join("samples").join(format!("{}-{p}.png", row.name));
+            if !path.exists() {
+                let sampling = SampleArgs { seed: 0, temperature: None, top_k: None, top_p: None, guidance: None, steps: None, confidence_noise: None };
+                eval::generate_grid(&bundle, p, None, 8, &sampling, &path, None, device)?;
+            }
+            figures[p] = json!(format!("samples/{}-{p}.png", row.name));
+        }
+        if group != "codebook" {
+            let path = args.out.join(format!("tsne-{}.png", row.name));
+            if !path.exists() {
+                codebook_figure(&bundle, &evals[0], &row.label(), &path, device)?;
+            }
+            figures["tsne"] = json!(format!("tsne-{}.png", row.name));
+        }
+        out_rows.push(json!({
+            "row": row.name, "label": row.label(), "group": group, "tokenizer": row.tokenizer,
+            "teacher": match (row.tokenizer.as_str(), row.mim_teacher) { ("vqkd" | "cluster", false) => "supervised ViT", (_, true) => "MIM ViT", _ => "none" },
+            "codebook_size": row.codebook_size,
+            "seeds": seeds, "mean": mean, "std": std,
+            "per_seed": per_seed.iter().map(|(s, m)| json!({"seed": s, "metrics": m})).collect::<Vec<_>>(),
+            "figures": figures,
+        }));
+        // Written after every row, so a long reproduction shows (and can commit) its progress.
+        summary(args, &budget, &ablation_seeds, &out_rows, (floor, test_images), (total_train, total_eval), t0, (&r.commands, device_name), false, device)?;
+    }
+    let t = summary(args, &budget, &ablation_seeds, &out_rows, (floor, test_images), (total_train, total_eval), t0, (&r.commands, device_name), true, device)?;
+    eprintln!("table: wrote {} and table.md", args.out.join("table.json").display());
+    Ok(t)
+}
+
+/// Writes `table.json` and `table.md` from the rows finished so far (`complete`: all of them).
+#[allow(clippy::too_many_arguments)]
+fn summary(args: &TableArgs, budget: &Budget, ablation_seeds: &[u64], out_rows: &[Value], (floor, test_images): (Option<f64>, Option<u64>), (total_train, total_eval): (f64, f64), t0: Instant, (commands, device_name): (&[String], &str), complete: bool, device: &Device) -> Result<Value> {
+    let shared = ["classifier", "teacher-vit", "teacher-vit-mim"].iter().map(|d| args.work.join(d)).filter(|d| done(d))
+        .filter_map(|d| Checkpoint::new(&d).ok()?.state().ok()).map(|s| s.elapsed_s).sum::<f64>();
+    let ev = eval::load_evaluator(&args.evaluator, device)?;
+    let t = json!({
+        "format": "tessera-table",
+        "preset": format!("{:?}", args.preset).to_lowercase(),
+        "budget": budget,
+        "seeds": args.seeds,
+        "ablation_seeds": ablation_seeds,
+        "samples": args.samples_per_class.unwrap_or(budget.samples_per_class) * data::CLASSES.len(),
+        "fid_eval_real_floor": floor,
+        "test_images": test_images,
+        "evaluator": {"name": ev.card.name, "sha256": ev.card.file.sha256, "test_accuracy": ev.card.test_accuracy},
+        "columns": COLUMNS.iter().map(|(k, h, d)| json!({"key": k, "header": h, "decimals": d})).collect::<Vec<_>>(),
+        "rows": out_rows,
+        "complete": complete,
+        "compute": {
+            "machine": format!("{} CPU threads, burn {device_name}", std::thread::available_parallelism().map_or(0, |n| n.get())),
+            "shared_training_s": shared, "train_s": total_train, "eval_s": total_eval, "total_s": shared + total_train + total_eval,
+            "this_invocation_s": t0.elapsed().as_secs_f64(),
+        },
+        "git_commit": git_commit(),
+        "commands": commands,
+    });
+    std::fs::write(args.out.join("table.json"), serde_json::to_string_pretty(&t)? + "\n")?;
+    std::fs::write(args.out.join("table.md"), markdown(&t))?;
+    Ok(t)
+}
+
+/// t-SNE of a bundle's codebook, codes coloured by their majority class on the test set.
+fn codebook_figure(bundle: &Path, e: &Value, label: &str, path: &Path, device: &Device) -> Result<()> {
+    let b = tessera::bundle::Bundle::load_dir(bundle, device)?;
+    let (codes, dim) = b.tokenizer.codebook();
+    let cosine = matches!(b.manifest.tokenizer.kind(), "vqkd" | "cluster");
+    let classes: Vec<Option<usize>> = e["code_majority_class"].as_array().context("eval JSON without code_majority_class")?
+        .iter().map(|v| v.as_u64().map(|c| c as usize)).collect();
+    if classes.len() * dim != codes.len() {
+        bail!("codebook of {} codes vs {} majority classes", codes.len() / dim.max(1), classes.len());
+    }
+    let points = plots::tsne(&codes, dim, cosine, 0);
+    let purity = e["code_purity"].as_f64().unwrap_or(f64::NAN);
+    plots::scatter_png(&points, &classes, &b.manifest.dataset.classes, &format!("{label}: codebook t-SNE (purity {:.0}%)", 100.0 * purity), path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_parse() {
+        let r = Row::parse("vqkd-mim-k64").unwrap();
+        assert_eq!((r.tokenizer.as_str(), r.mim_teacher, r.codebook_size), ("vqkd", true, 64));
+        assert_eq!(Row::parse("fsq").unwrap().label(), "FSQ");
+        assert!(Row::parse("vqgan-mim").is_err(), "pixel tokenizers have no teacher");
+        assert!(Row::parse("fsq-k100").is_err(), "FSQ needs known levels");
+        assert!(Row::parse("dall-e").is_err());
+    }
+
+    /// JSON equality up to float parsing (serde_json reads the last digit approximately).
+    fn same(a: &Value, b: &Value) -> bool {
+        match (a, b) {
+            (Value::Number(x), Value::Number(y)) => (x.as_f64().unwrap() - y.as_f64().unwrap()).abs() <= 1e-12 * x.as_f64().unwrap().abs().max(1.0),
+            (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same(p, q)),
+            (Value::Object(x), Value::Object(y)) => x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w))),
+            _ => a == b,
+        }
+    }
+
+    /// End to end on a few images: two rows x two seeds + one ablation, a well-formed table.
+    #[test]
+    fn tiny_table_end_to_end() {
+        let data = PathBuf::from(data::DEFAULT_DIR);
+        let evaluator = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/evaluator"));
+        let dir = std::env::temp_dir().join(format!("tessera-table-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let args = TableArgs {
+            work: dir.join("work"), out: dir.join("out"), preset: Preset::Tiny, seeds: vec![0, 1],
+            rows: vec!["vqgan".into(), "cluster".into()], ablations: vec!["vqkd-k64".into()], ablation_seeds: None,
+            samples_per_class: None, evaluator, data,
+        };
+        let dev = Device::flex();
+        let t = table(&args, &dev, "flex").unwrap();
+        let text = std::fs::read_to_string(dir.join("out/table.json")).unwrap();
+        let back: Value = serde_json::from_str(&text).unwrap();
+        assert!(same(&back["rows"], &t["rows"]), "table.json differs from the returned table");
+        let rows = t["rows"].as_array().unwrap();
+        assert_eq!(rows.len(), 3);
+        for r in rows {
+            let seeds = r["seeds"].as_array().unwrap().len();
+            assert_eq!(r["per_seed"].as_array().unwrap().len(), seeds);
+            for k in ["usage", "code_purity", "ppl_ar", "ppl_nar", "is_ar", "is_nar"] {
+                let m = r["mean"][k].as_f64().unwrap_or_else(|| panic!("{} has no {k}", r["row"]));
+                assert!(m.is_finite() && m >= 0.0, "{k} = {m}");
+                assert!(r["std"][k].as_f64().unwrap() >= 0.0);
+            }
+            assert!(r["mean"]["ppl_ar"].as_f64().unwrap() >= 1.0);
+            assert!(dir.join("out").join(r["figures"]["ar"].as_str().unwrap()).exists());
+        }
+        assert_eq!(rows[2]["group"], "codebook");
+        assert_eq!(rows[2]["codebook_size"], 64);
+        assert!(dir.join("out/tsne-vqgan.png").exists() && dir.join("out/tsne-cluster.png").exists());
+        assert!(t["commands"].as_array().unwrap().iter().any(|c| c.as_str().unwrap().contains("--stage nar")));
+        let md = std::fs::read_to_string(dir.join("out/table.md")).unwrap();
+        assert!(md.contains("| VQGAN | 2 |") && md.contains("Ablation: codebook size") && md.contains("with 40 test images"), "{md}");
+        // Resumable: a second call reuses every eval.json and yields the same figures.
+        let again = table(&args, &dev, "flex").unwrap();
+        assert!(same(&again["rows"], &t["rows"]), "a resumed table must reuse the finished rows");
+        assert_eq!(again["commands"], t["commands"], "finished stages are still listed as the commands that made them");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

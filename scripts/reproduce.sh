@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Reproduces the paper's Table 1 in miniature: `tessera-train table` trains VQGAN, FSQ, VQ-KD and
+# Cluster with equal AR and NAR proposal networks for 3 seeds, plus the ablations (teacher:
+# supervised vs MIM; codebook size 64 / 256 / 1024), evaluates every bundle with the shipped
+# evaluator and writes docs/results/{table.json,table.md}, codebook t-SNE figures and sample grids.
+# Resumable: run it again after a kill and it continues (checkpoints and eval.json under runs/table).
+#   scripts/reproduce.sh                          # the default: preset small, sized for a 2-core CPU
+#   scripts/reproduce.sh --preset full --device wgpu   # the shipped budgets and 10k samples, on a GPU
+#   scripts/reproduce.sh --seeds 0 --ablations none    # a quicker single-seed table
+# Extra arguments go to `tessera-train table` (see `tessera-train table --help`).
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+cd "$ROOT"
+bash scripts/setup.sh
+if [ -z "${BIN:-}" ]; then
+  cargo build --release -p tessera-train
+  BIN="$CARGO_TARGET_DIR/release/tessera-train"
+fi
+mkdir -p docs/results
+LOG="${LOG:-docs/results/reproduce.log}"
+echo "== $(date -u +%FT%TZ) $BIN table $*" >> "$LOG"
+start=$(date +%s)
+"$BIN" table "$@" 2>&1 | grep --line-buffered -v XDG_RUNTIME_DIR | tee -a "$LOG"
+echo "== finished in $(( $(date +%s) - start ))s" | tee -a "$LOG"
