@@ -170,7 +170,7 @@ struct TrainArgs {
     class_dropout: f64,
 }
 
-#[derive(clap::Args, Debug, Clone)]
+#[derive(clap::Args, Debug, Clone, Default)]
 pub struct SampleArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,

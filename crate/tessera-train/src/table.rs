@@ -290,7 +290,7 @@ impl Runner<'_> {
         let t1 = Instant::now();
         let bundle = run.join("bundle");
         eval::export(&run, &bundle, &format!("table-{}-s{seed}", row.name), self.device)?;
-        let sampling = SampleArgs { seed: 0, temperature: None, top_k: None, top_p: None, guidance: None, steps: None, confidence_noise: None };
+        let sampling = SampleArgs::default();
         let samples = self.args.samples_per_class.unwrap_or(self.budget.samples_per_class);
         let mut e = eval::evaluate_bundle(&bundle, &self.args.evaluator, &self.args.data, samples, self.budget.test_limit, &sampling, None, self.device)?;
         timing["eval_s"] = json!(timing["eval_s"].as_f64().unwrap_or(0.0) + t1.elapsed().as_secs_f64());
@@ -426,7 +426,7 @@ pub fn table(args: &TableArgs, device: &Device, device_name: &str) -> Result<Val
         for p in ["ar", "nar"] {
             let path = args.out.join("samples").join(format!("{}-{p}.png", row.name));
             if !path.exists() {
-                let sampling = SampleArgs { seed: 0, temperature: None, top_k: None, top_p: None, guidance: None, steps: None, confidence_noise: None };
+                let sampling = SampleArgs::default();
                 eval::generate_grid(&bundle, p, None, 8, &sampling, &path, None, device)?;
             }
             figures[p] = json!(format!("samples/{}-{p}.png", row.name));
