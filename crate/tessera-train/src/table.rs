@@ -348,6 +348,14 @@ pub fn markdown(t: &Value) -> String {
         t["compute"]["total_s"].as_f64().unwrap_or(0.0) / 3600.0,
         t["compute"]["machine"].as_str().unwrap_or(""),
     ));
+    let b = &t["budget"];
+    s.push_str(&format!(
+        "Budgets, equal for every row: {} tokenizer steps per trained stage (VQGAN and FSQ end to end with L1 + perceptual + \
+         PatchGAN, discriminator from step {}; VQ-KD distillation, then its pixel decoder on the frozen tokens; Cluster: k-means \
+         on the teacher's features, then its pixel decoder), AR and NAR proposal networks of {} layers x {} wide trained {} steps, \
+         batch {}. Teachers (supervised and MIM ViT, {} steps) are trained once and shared by every seed.\n\n",
+        b["tokenizer_steps"], b["disc_start"], b["n_layer"], b["n_embd"], b["proposal_steps"], b["batch_size"], b["teacher_steps"],
+    ));
     for (group, title) in [("main", "Main table"), ("teacher", "Ablation: teacher"), ("codebook", "Ablation: codebook size")] {
         let rows: Vec<&Value> = t["rows"].as_array().into_iter().flatten().filter(|r| r["group"] == group).collect();
         if rows.is_empty() {
