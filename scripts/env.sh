@@ -4,3 +4,12 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tessera-target}"
 export PATH="$HOME/.cargo/bin:$PATH"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export ROOT
+# Sets $BIN to the tessera-train binary: $BIN as given (e.g. a copy a rebuild will not replace while a long
+# run uses it), else a fresh release build.
+tessera_train_bin() {
+  if [ -z "${BIN:-}" ]; then
+    cargo build --release -p tessera-train
+    BIN="$CARGO_TARGET_DIR/release/tessera-train"
+  fi
+  export BIN
+}

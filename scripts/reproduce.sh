@@ -12,10 +12,7 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
 bash scripts/setup.sh
-if [ -z "${BIN:-}" ]; then
-  cargo build --release -p tessera-train
-  BIN="$CARGO_TARGET_DIR/release/tessera-train"
-fi
+tessera_train_bin
 mkdir -p docs/results
 LOG="${LOG:-docs/results/reproduce.log}"
 echo "== $(date -u +%FT%TZ) $BIN table $*" >> "$LOG"

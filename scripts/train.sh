@@ -15,10 +15,7 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
 bash scripts/setup.sh
-if [ -z "${BIN:-}" ]; then
-  cargo build --release -p tessera-train
-  BIN="$CARGO_TARGET_DIR/release/tessera-train"
-fi
+tessera_train_bin
 RUNS="${RUNS:-runs}"
 ONLY="${ONLY:-vqgan fsq vqkd cluster vqkd-mim cluster-mim}"
 TOKENIZER_STEPS="${TOKENIZER_STEPS:-600}"
