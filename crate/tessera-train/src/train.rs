@@ -144,6 +144,26 @@ fn images(x: Vec<f32>, n: usize, device: &Device) -> Tensor<4> {
     Tensor::from_data(TensorData::new(x, [n, 1, SIZE, SIZE]), device)
 }
 
+/// Codes unused since the last check and, for each, a random encoder output of this batch to restart
+/// it from (the usual VQ remedy against codebook collapse); `None` when every code is in use.
+fn dead_code_restarts(usage: &[u32], latents: Tensor<2>, seed: u64, step: usize) -> Option<(Vec<usize>, Tensor<2>)> {
+    let dead: Vec<usize> = (0..usage.len()).filter(|&i| usage[i] == 0).collect();
+    if dead.is_empty() {
+        return None;
+    }
+    let [rows, d] = latents.dims();
+    let device = latents.device();
+    let lat: Vec<f32> = latents.detach().into_data().convert::<f32>().try_to_vec().expect("floats");
+    let mut rng = Rng::new(seed ^ 0x5EED, step as u64);
+    let mut rep = Vec::with_capacity(dead.len() * d);
+    for _ in &dead {
+        let r = (rng.next_u64() % rows as u64) as usize;
+        rep.extend_from_slice(&lat[r * d..(r + 1) * d]);
+    }
+    let n = dead.len();
+    Some((dead, Tensor::from_data(TensorData::new(rep, [n, d]), &device)))
+}
+
 /// Trains the VQ tokenizer: MSE on pixels + codebook/commitment loss; dead codes are re-seeded
 /// from encoder outputs every 50 steps.
 pub fn train_tokenizer(dir: &Path, cfg: &VqTokenizerConfig, data: &Dataset, sched: &Schedule, device: &Device) -> Result<TrainState> {
@@ -167,19 +187,8 @@ pub fn train_tokenizer(dir: &Path, cfg: &VqTokenizerConfig, data: &Dataset, sche
             usage[t as usize] += 1;
         }
         if step % 50 == 0 {
-            let dead: Vec<usize> = (0..k).filter(|&i| usage[i] == 0).collect();
-            if !dead.is_empty() {
-                let lat: Vec<f32> = out.latents.detach().into_data().convert::<f32>().try_to_vec().expect("floats");
-                let d = cfg.code_dim;
-                let rows = lat.len() / d;
-                let mut rng = Rng::new(sched.seed ^ 0x5EED, step as u64);
-                let mut rep = Vec::with_capacity(dead.len() * d);
-                for _ in &dead {
-                    let r = (rng.next_u64() % rows as u64) as usize;
-                    rep.extend_from_slice(&lat[r * d..(r + 1) * d]);
-                }
+            if let Some((dead, rep)) = dead_code_restarts(&usage, out.latents, sched.seed, step) {
                 reseeded_total += dead.len();
-                let rep = Tensor::<2>::from_data(TensorData::new(rep, [dead.len(), d]), &device);
                 model = VqTokenizer { quantizer: model.quantizer.reseed(&dead, rep), ..model };
             }
             usage.iter_mut().for_each(|u| *u = 0);
@@ -311,17 +320,8 @@ pub fn train_vqgan<M: PixelTokenizer>(
             usage[t as usize] += 1;
         }
         if step % 50 == 0 {
-            let dead: Vec<usize> = (0..k).filter(|&i| usage[i] == 0).collect();
-            if !dead.is_empty() {
-                let [rows, d] = latents.dims();
-                let lat: Vec<f32> = latents.detach().into_data().convert::<f32>().try_to_vec().expect("floats");
-                let mut rng = Rng::new(sched.seed ^ 0x5EED, step as u64);
-                let mut rep = Vec::with_capacity(dead.len() * d);
-                for _ in &dead {
-                    let r = (rng.next_u64() % rows as u64) as usize;
-                    rep.extend_from_slice(&lat[r * d..(r + 1) * d]);
-                }
-                model = model.reseed(&dead, Tensor::<2>::from_data(TensorData::new(rep, [dead.len(), d]), device));
+            if let Some((dead, rep)) = dead_code_restarts(&usage, latents, sched.seed, step) {
+                model = model.reseed(&dead, rep);
             }
             usage.iter_mut().for_each(|u| *u = 0);
         }
