@@ -149,7 +149,9 @@ test('every shipped tokenizer x {AR, NAR} generates on WebGPU and CPU', { timeou
   const index = await page.evaluate(() => window.tessera.index);
   assert.ok(index.bundles.length >= 1, 'models/index.json lists no bundle');
   const rows = [];
-  for (const b of index.bundles) {
+  // ZOO_ONLY=name[,name]: only those bundles (checking a new bundle before it ships; CI runs them all).
+  const only = process.env.ZOO_ONLY?.split(',');
+  for (const b of index.bundles.filter((b) => !only || only.includes(b.name))) {
     for (const device of ['webgpu', 'cpu']) {
       const r = await page.evaluate(async ({ path, device }) => {
         const { loadGenerator } = await import('./tessera/src/index.js');
