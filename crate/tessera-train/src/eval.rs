@@ -47,7 +47,7 @@ pub fn tokenizer_spec(config: &serde_json::Value) -> Result<TokenizerSpec> {
         .context("unrecognised tokenizer config in the run")
 }
 
-fn git_commit() -> String {
+pub(crate) fn git_commit() -> String {
     std::process::Command::new("git")
         .args(["rev-parse", "--short", "HEAD"])
         .output()

@@ -381,10 +381,6 @@ pub fn markdown(t: &Value) -> String {
     s
 }
 
-fn git_commit() -> String {
-    std::process::Command::new("git").args(["rev-parse", "--short", "HEAD"]).output().ok().and_then(|o| String::from_utf8(o.stdout).ok()).map(|s| s.trim().to_string()).unwrap_or_default()
-}
-
 /// `tessera-train table`.
 pub fn table(args: &TableArgs, device: &Device, device_name: &str) -> Result<Value> {
     let budget = args.preset.budget();
@@ -410,7 +406,8 @@ pub fn table(args: &TableArgs, device: &Device, device_name: &str) -> Result<Val
         }
     }
     let mut out_rows = Vec::new();
-    let (mut floor, mut test_images, mut total_train, mut total_eval) = (None, None, 0.0, 0.0);
+    // Shared by every row: the evaluator, the test images and the FID floor, from the first eval JSON.
+    let (mut reference, mut total_train, mut total_eval) = (Value::Null, 0.0, 0.0);
     let jobs: Vec<(&Row, &str, Vec<u64>)> = rows.iter().map(|row| (row, "main", args.seeds.clone()))
         .chain(ablations.iter().map(|row| (row, if row.mim_teacher { "teacher" } else { "codebook" }, ablation_seeds.clone())))
         .collect();
@@ -422,8 +419,9 @@ pub fn table(args: &TableArgs, device: &Device, device_name: &str) -> Result<Val
             let e = r.run(row, seed).with_context(|| format!("row {} seed {seed}", row.name))?;
             total_train += e["timing"]["train_s"].as_f64().unwrap_or(0.0);
             total_eval += e["timing"]["eval_s"].as_f64().unwrap_or(0.0);
-            floor = floor.or(e["fid_eval_real_floor"].as_f64());
-            test_images = test_images.or(e["test_images"].as_u64());
+            if reference.is_null() {
+                reference = json!({"floor": e["fid_eval_real_floor"], "test_images": e["test_images"], "evaluator": e["evaluator"]});
+            }
             per_seed.push((seed, row_metrics(&e)));
             evals.push(e);
         }
@@ -455,19 +453,18 @@ pub fn table(args: &TableArgs, device: &Device, device_name: &str) -> Result<Val
             "figures": figures,
         }));
         // Written after every row, so a long reproduction shows (and can commit) its progress.
-        summary(args, &budget, &ablation_seeds, &out_rows, (floor, test_images), (total_train, total_eval), t0, (&r.commands, device_name), false, device)?;
+        summary(args, &budget, &ablation_seeds, &out_rows, &reference, (total_train, total_eval), t0, (&r.commands, device_name), false)?;
     }
-    let t = summary(args, &budget, &ablation_seeds, &out_rows, (floor, test_images), (total_train, total_eval), t0, (&r.commands, device_name), true, device)?;
+    let t = summary(args, &budget, &ablation_seeds, &out_rows, &reference, (total_train, total_eval), t0, (&r.commands, device_name), true)?;
     eprintln!("table: wrote {} and table.md", args.out.join("table.json").display());
     Ok(t)
 }
 
 /// Writes `table.json` and `table.md` from the rows finished so far (`complete`: all of them).
 #[allow(clippy::too_many_arguments)]
-fn summary(args: &TableArgs, budget: &Budget, ablation_seeds: &[u64], out_rows: &[Value], (floor, test_images): (Option<f64>, Option<u64>), (total_train, total_eval): (f64, f64), t0: Instant, (commands, device_name): (&[String], &str), complete: bool, device: &Device) -> Result<Value> {
+fn summary(args: &TableArgs, budget: &Budget, ablation_seeds: &[u64], out_rows: &[Value], reference: &Value, (total_train, total_eval): (f64, f64), t0: Instant, (commands, device_name): (&[String], &str), complete: bool) -> Result<Value> {
     let shared = ["classifier", "teacher-vit", "teacher-vit-mim"].iter().map(|d| args.work.join(d)).filter(|d| done(d))
         .filter_map(|d| Checkpoint::new(&d).ok()?.state().ok()).map(|s| s.elapsed_s).sum::<f64>();
-    let ev = eval::load_evaluator(&args.evaluator, device)?;
     let t = json!({
         "format": "tessera-table",
         "preset": format!("{:?}", args.preset).to_lowercase(),
@@ -475,9 +472,9 @@ fn summary(args: &TableArgs, budget: &Budget, ablation_seeds: &[u64], out_rows: 
         "seeds": args.seeds,
         "ablation_seeds": ablation_seeds,
         "samples": args.samples_per_class.unwrap_or(budget.samples_per_class) * data::CLASSES.len(),
-        "fid_eval_real_floor": floor,
-        "test_images": test_images,
-        "evaluator": {"name": ev.card.name, "sha256": ev.card.file.sha256, "test_accuracy": ev.card.test_accuracy},
+        "fid_eval_real_floor": reference["floor"],
+        "test_images": reference["test_images"],
+        "evaluator": reference["evaluator"],
         "columns": COLUMNS.iter().map(|(k, h, d)| json!({"key": k, "header": h, "decimals": d})).collect::<Vec<_>>(),
         "rows": out_rows,
         "complete": complete,
@@ -486,7 +483,7 @@ fn summary(args: &TableArgs, budget: &Budget, ablation_seeds: &[u64], out_rows: 
             "shared_training_s": shared, "train_s": total_train, "eval_s": total_eval, "total_s": shared + total_train + total_eval,
             "this_invocation_s": t0.elapsed().as_secs_f64(),
         },
-        "git_commit": git_commit(),
+        "git_commit": eval::git_commit(),
         "commands": commands,
     });
     std::fs::write(args.out.join("table.json"), serde_json::to_string_pretty(&t)? + "\n")?;
