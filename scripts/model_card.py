@@ -92,7 +92,11 @@ def card(bundle):
           '## Training (2-core CPU, burn flex backend)', '',
           '| part | steps x batch | parameters | time | final loss |', '|---|---|---|---|---|']
     for r, d in det.items():
-        L.append(f"| {r} | {d['steps']} x {d['batch_size']} | {params[r][0]:,} | {d['train_seconds'] / 60:.1f} min | "
+        x = d.get('extra') or {}
+        # tokenizers assembled from parts (VQ-KD: distillation + decoder) list each part's steps
+        steps = (' + '.join(f"{x[p + '_steps']} ({p})" for p in x['assembled_from'].split('+') if p + '_steps' in x)
+                 if x.get('assembled_from') else str(d['steps']))
+        L.append(f"| {r} | {steps} x {d['batch_size'] or '-'} | {params[r][0]:,} | {d['train_seconds'] / 60:.1f} min | "
                  + (f"{d['final_loss']:.4f}" if d.get('final_loss') is not None else '-') + ' |')
     total = sum(d['train_seconds'] for d in det.values())
     L += ['', f"Tokenizer + proposal networks: {total / 60:.0f} min wall clock (builds and other runs shared the two cores). "

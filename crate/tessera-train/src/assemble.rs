@@ -51,16 +51,18 @@ fn save_tokenizer(run: &Path, spec: &TokenizerSpec, tensors: NamedTensors, parts
     let mut extra = std::collections::BTreeMap::new();
     let mut steps = 0;
     let mut elapsed = 0.0;
+    let (mut batch_size, mut seed) = (0, 0);
     for p in parts {
         if let Ok(st) = Checkpoint::new(&run.join(p))?.state() {
             steps += st.step;
             elapsed += st.elapsed_s;
+            (batch_size, seed) = (batch_size.max(st.batch_size), st.seed);
             extra.insert(format!("{p}_steps"), st.step.into());
             extra.insert(format!("{p}_final_loss"), st.losses.last().map(|l| l.1).into());
         }
     }
     extra.insert("assembled_from".into(), parts.join("+").into());
-    let state = TrainState { stage: "tokenizer".into(), step: steps, steps, elapsed_s: elapsed.max(seconds), command: command.into(), config: serde_json::to_value(spec)?, extra, done: true, ..Default::default() };
+    let state = TrainState { stage: "tokenizer".into(), step: steps, steps, batch_size, seed, elapsed_s: elapsed.max(seconds), command: command.into(), config: serde_json::to_value(spec)?, extra, done: true, ..Default::default() };
     std::fs::write(dir.join("state.json"), serde_json::to_string_pretty(&state)?)?;
     Ok(())
 }

@@ -29,7 +29,8 @@ fn font_ready() -> bool {
 
 /// 2-D t-SNE of the `k` code vectors (`dim` each, row-major). Cosine codebooks (VQ-KD, Cluster) use
 /// the cosine distance, the others squared Euclidean. Deterministic: the initial layout comes from
-/// `seed` instead of bhtsne's thread RNG.
+/// `seed` instead of bhtsne's thread RNG, and the fit runs on a one-thread rayon pool because
+/// bhtsne's parallel float reductions change order with work-stealing (1000 epochs amplify that).
 pub fn tsne(codes: &[f32], dim: usize, cosine: bool, seed: u64) -> Vec<(f32, f32)> {
     let rows: Vec<&[f32]> = codes.chunks(dim).collect();
     let k = rows.len();
@@ -49,7 +50,11 @@ pub fn tsne(codes: &[f32], dim: usize, cosine: bool, seed: u64) -> Vec<(f32, f32
             a.iter().zip(b.iter()).map(|(x, y)| (x - y).powi(2)).sum()
         }
     };
-    let emb = bhtsne::tSNE::<f32, &[f32]>::new(&rows).perplexity(perplexity).epochs(1000).initial_embedding(init).exact(dist).embedding();
+    let fit = || bhtsne::tSNE::<f32, &[f32]>::new(&rows).perplexity(perplexity).epochs(1000).initial_embedding(init).exact(dist).embedding();
+    let emb = match rayon::ThreadPoolBuilder::new().num_threads(1).build() {
+        Ok(pool) => pool.install(fit),
+        Err(_) => fit(), // could not start a thread: still a valid layout, just not bit-reproducible
+    };
     emb.chunks(2).map(|p| (p[0], p[1])).collect()
 }
 
