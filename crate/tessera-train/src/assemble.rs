@@ -23,6 +23,13 @@ fn prefixed(t: NamedTensors, prefix: &str) -> impl Iterator<Item = (String, Host
     t.into_iter().map(move |(k, v)| (format!("{prefix}{k}"), v))
 }
 
+/// The pixel decoder's tensors under `decoder.`: an MSE-trained decoder is checkpointed bare,
+/// one trained with the VQGAN losses inside `FrozenTokenDecoder` (already `decoder.`).
+fn decoder_tensors(run: &Path) -> Result<impl Iterator<Item = (String, HostTensor)>> {
+    let t = read_tensors(&run.join("decoder/model.safetensors"))?;
+    Ok(t.into_iter().map(|(k, v)| (if k.starts_with("decoder.") { k } else { format!("decoder.{k}") }, v)))
+}
+
 /// k-means (cosine) on the teacher's patch features of the first `images` training images;
 /// cached in `run/codebook.safetensors` so a resumed run reuses it.
 pub fn cluster_codebook(run: &Path, teacher: &Vit, data: &Dataset, images: usize, k: usize, seed: u64, device: &Device) -> Result<Vec<f32>> {
@@ -71,7 +78,7 @@ fn save_tokenizer(run: &Path, spec: &TokenizerSpec, tensors: NamedTensors, parts
 pub fn vqkd(run: &Path, cfg: &VqKdConfig, command: &str, seconds: f64) -> Result<()> {
     let distill = read_tensors(&run.join("vqkd/model.safetensors"))?;
     let mut t: NamedTensors = distill.into_iter().filter(|(k, _)| !k.starts_with("adaptor.")).collect();
-    t.extend(prefixed(read_tensors(&run.join("decoder/model.safetensors"))?, "decoder."));
+    t.extend(decoder_tensors(run)?);
     save_tokenizer(run, &TokenizerSpec::Vqkd(cfg.clone()), t, &["vqkd", "decoder"], command, seconds)
 }
 
@@ -79,7 +86,7 @@ pub fn vqkd(run: &Path, cfg: &VqKdConfig, command: &str, seconds: f64) -> Result
 pub fn cluster(run: &Path, teacher_dir: &Path, cfg: &ClusterConfig, codebook: &[f32], command: &str, seconds: f64) -> Result<()> {
     let mut t: NamedTensors = prefixed(read_tensors(&teacher_dir.join("model.safetensors"))?, "teacher.").collect();
     t.insert("codebook".into(), HostTensor { shape: vec![cfg.codebook_size, cfg.teacher.n_embd], values: codebook.to_vec() });
-    t.extend(prefixed(read_tensors(&run.join("decoder/model.safetensors"))?, "decoder."));
+    t.extend(decoder_tensors(run)?);
     save_tokenizer(run, &TokenizerSpec::Cluster(cfg.clone()), t, &["decoder"], command, seconds)
 }
 

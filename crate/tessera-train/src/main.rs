@@ -102,7 +102,8 @@ struct TrainArgs {
     tokenizer: TokenizerKind,
     #[arg(long, value_enum, default_value_t = Stage::All)]
     stage: Stage,
-    /// Losses of the pixel tokenizers (vq, fsq). The shipped bundles were trained with mse.
+    /// Pixel losses: of the whole tokenizer (vq, fsq) or of the pixel decoder on frozen tokens
+    /// (vqkd, cluster). The shipped vqgan and fsq bundles use vqgan; the shipped vqkd and cluster mse.
     #[arg(long, value_enum, default_value_t = PixelLoss::Mse)]
     pixel_loss: PixelLoss,
     /// VQGAN: generator steps before the discriminator starts.
@@ -372,18 +373,35 @@ fn run_train(a: &TrainArgs, dev: &Device, command: &str) -> Result<()> {
         let tsched = sched(a.tokenizer_steps, 2e-3, 50);
         let dir = a.run.join("tokenizer");
         let t0 = std::time::Instant::now();
+        let vqgan = a.pixel_loss == PixelLoss::Vqgan;
+        // L1 needs a linear output layer (see `DecoderOutput`); MSE keeps tanh.
+        let decoder_output = if vqgan { tessera::decoder::DecoderOutput::Linear } else { tessera::decoder::DecoderOutput::Tanh };
+        let losses = tessera::vqgan::VqganLossConfig { disc_start: a.disc_start, perceptual_weight: a.perceptual_weight, ..Default::default() };
+        // VQGAN's losses train on an autodiff device with the frozen classifier's features.
+        let vqgan_setup = || -> Result<(Device, tessera::classifier::Classifier)> {
+            let ad = dev.clone().autodiff();
+            ad.seed(a.seed);
+            let ck = checkpoint::Checkpoint::new(&a.classifier)?;
+            if !ck.exists() {
+                bail!("VQGAN's perceptual loss uses the classifier: train it first (--stage classifier)");
+            }
+            let (cls, _) = ck.load(cls_cfg.init(&ad), None, &ad, false)?;
+            Ok((ad, cls))
+        };
+        // The pixel decoder of VQ-KD and Cluster, on their frozen tokens.
+        let train_decoder = |cfg: &tessera::decoder::DecoderConfig, codebook: &[f32], grid: usize, tokens: &[u16]| -> Result<()> {
+            let dir = a.run.join("decoder");
+            if vqgan {
+                let (ad, cls) = vqgan_setup()?;
+                train::train_decoder_vqgan(&dir, cfg, codebook, grid, tokens, &losses, &cls, &train, &tsched, &ad)?;
+            } else {
+                train::train_decoder(&dir, cfg, codebook, grid, tokens, &train, &tsched, dev)?;
+            }
+            Ok(())
+        };
         match a.tokenizer {
-            TokenizerKind::Vq | TokenizerKind::Fsq if a.pixel_loss == PixelLoss::Vqgan => {
-                let ad = dev.clone().autodiff();
-                ad.seed(a.seed);
-                let ck = checkpoint::Checkpoint::new(&a.classifier)?;
-                if !ck.exists() {
-                    bail!("VQGAN's perceptual loss uses the classifier: train it first (--stage classifier)");
-                }
-                let (cls, _) = ck.load(cls_cfg.init(&ad), None, &ad, false)?;
-                let losses = tessera::vqgan::VqganLossConfig { disc_start: a.disc_start, perceptual_weight: a.perceptual_weight, ..Default::default() };
-                // L1 needs a linear output layer (see `DecoderOutput`).
-                let decoder_output = tessera::decoder::DecoderOutput::Linear;
+            TokenizerKind::Vq | TokenizerKind::Fsq if vqgan => {
+                let (ad, cls) = vqgan_setup()?;
                 if a.tokenizer == TokenizerKind::Vq {
                     let cfg = VqTokenizerConfig { channels: a.channels, codebook_size: a.codebook_size, code_dim: a.code_dim, decoder_output, ..Default::default() };
                     let spec = serde_json::to_value(tessera::tokenizer::TokenizerSpec::Vq(cfg.clone()))?;
@@ -406,24 +424,24 @@ fn run_train(a: &TrainArgs, dev: &Device, command: &str) -> Result<()> {
                 let (tcfg, teacher) = load_teacher()?;
                 let cfg = VqKdConfig {
                     image_channels: 1, image_size: data::SIZE, grid: tcfg.grid(), channels: a.channels, codebook_size: a.codebook_size,
-                    code_dim: a.code_dim, teacher_dim: tcfg.n_embd, teacher_name: teacher_name.clone(), decay: 0.99, commitment: 0.25,
+                    code_dim: a.code_dim, teacher_dim: tcfg.n_embd, teacher_name: teacher_name.clone(), decay: 0.99, commitment: 0.25, decoder_output,
                 };
                 train::train_vqkd(&a.run.join("vqkd"), &cfg, &teacher, &train, &tsched, dev)?;
                 let (distill, _) = checkpoint::Checkpoint::new(&a.run.join("vqkd"))?.load(cfg.init_distill(dev), None, dev, false)?;
                 let codebook: Vec<f32> = distill.codebook.val().into_data().convert::<f32>().try_to_vec().expect("floats");
                 let encoder_only = tessera::vqkd::VqKdTokenizer { encoder: distill.encoder.clone(), codebook: distill.codebook.clone(), decoder: cfg.init(dev).decoder, grid: cfg.grid };
                 let tokens = train::tokenize(&Tokenizer::Vqkd(encoder_only), &train, dev);
-                train::train_decoder(&a.run.join("decoder"), &cfg.decoder(), &codebook, cfg.grid, &tokens, &train, &tsched, dev)?;
+                train_decoder(&cfg.decoder(), &codebook, cfg.grid, &tokens)?;
                 assemble::vqkd(&a.run, &cfg, command, t0.elapsed().as_secs_f64())?;
             }
             TokenizerKind::Cluster => {
                 let (tcfg, teacher) = load_teacher()?;
-                let cfg = ClusterConfig { teacher: tcfg.clone(), teacher_name: teacher_name.clone(), codebook_size: a.codebook_size, channels: a.channels };
+                let cfg = ClusterConfig { teacher: tcfg.clone(), teacher_name: teacher_name.clone(), codebook_size: a.codebook_size, channels: a.channels, decoder_output };
                 let codebook = assemble::cluster_codebook(&a.run, &teacher, &train, a.cluster_images, a.codebook_size, a.seed, dev)?;
                 let mut feats = train::teacher_features(&teacher, &train, train.len(), dev);
                 tessera::kmeans::normalize_rows(&mut feats, tcfg.n_embd);
                 let tokens: Vec<u16> = tessera::kmeans::assign(&feats, &codebook, tcfg.n_embd).into_iter().map(|t| t as u16).collect();
-                train::train_decoder(&a.run.join("decoder"), &cfg.decoder(), &codebook, tcfg.grid(), &tokens, &train, &tsched, dev)?;
+                train_decoder(&cfg.decoder(), &codebook, tcfg.grid(), &tokens)?;
                 assemble::cluster(&a.run, &a.teacher, &cfg, &codebook, command, t0.elapsed().as_secs_f64())?;
             }
         }

@@ -259,14 +259,11 @@ impl Runner<'_> {
         std::fs::create_dir_all(&run)?;
         let mut timing: Value = std::fs::read_to_string(&timing_path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or(json!({"train_s": 0.0, "eval_s": 0.0}));
         let t0 = Instant::now();
-        let (tok, pixel): (&str, &[&str]) = match row.tokenizer.as_str() {
-            "vqgan" => ("vq", &["--pixel-loss", "vqgan"]),
-            "fsq" => ("fsq", &["--pixel-loss", "vqgan"]),
-            t => (t, &[]),
-        };
-        let mut a: Vec<String> = ["--run", &run.display().to_string(), "--tokenizer", tok, "--seed", &seed.to_string(), "--codebook-size", &row.codebook_size.to_string()]
+        let tok = if row.tokenizer == "vqgan" { "vq" } else { row.tokenizer.as_str() };
+        // Every row's pixels are learnt with the same losses (L1 + perceptual + PatchGAN): the whole
+        // tokenizer for VQGAN and FSQ, the pixel decoder on frozen tokens for VQ-KD and Cluster.
+        let mut a: Vec<String> = ["--run", &run.display().to_string(), "--tokenizer", tok, "--seed", &seed.to_string(), "--codebook-size", &row.codebook_size.to_string(), "--pixel-loss", "vqgan"]
             .iter().map(|s| s.to_string()).collect();
-        a.extend(pixel.iter().map(|s| s.to_string()));
         if tok == "fsq" {
             a.extend(["--fsq-levels".into(), fsq_levels(row.codebook_size)?.into()]);
         }
@@ -350,9 +347,9 @@ pub fn markdown(t: &Value) -> String {
     ));
     let b = &t["budget"];
     s.push_str(&format!(
-        "Budgets, equal for every row: {} tokenizer steps per trained stage (VQGAN and FSQ end to end with L1 + perceptual + \
-         PatchGAN, discriminator from step {}; VQ-KD distillation, then its pixel decoder on the frozen tokens; Cluster: k-means \
-         on the teacher's features, then its pixel decoder), AR and NAR proposal networks of {} layers x {} wide trained {} steps, \
+        "Budgets and losses, equal for every row: {} tokenizer steps per trained stage, pixels always learnt with L1 + perceptual + \
+         PatchGAN (discriminator from step {}): VQGAN and FSQ end to end; VQ-KD distillation, then its pixel decoder on the frozen \
+         tokens; Cluster: k-means on the teacher's features, then its pixel decoder. AR and NAR proposal networks of {} layers x {} wide trained {} steps, \
          batch {}. Teachers (supervised and MIM ViT, {} steps) are trained once and shared by every seed.\n\n",
         b["tokenizer_steps"], b["disc_start"], b["n_layer"], b["n_embd"], b["proposal_steps"], b["batch_size"], b["teacher_steps"],
     ));

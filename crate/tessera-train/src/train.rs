@@ -212,11 +212,15 @@ pub fn tokenize(tokenizer: &Tokenizer, data: &Dataset, device: &Device) -> Vec<u
     out
 }
 
-/// What VQGAN-style training needs from a pixel-reconstruction tokenizer (VQ, FSQ).
+/// What VQGAN-style training needs from a model with a pixel decoder: the pixel-reconstruction
+/// tokenizers (VQ, FSQ) and the decoder of a feature tokenizer on its frozen tokens.
 pub trait PixelTokenizer: Module + Clone {
+    /// Name of the training stage (progress, checkpoint state).
+    const STAGE: &'static str = "tokenizer";
     /// Quantized latent grid, auxiliary loss (VQ: codebook + commitment), tokens `[b * g * g]`,
-    /// and the pre-quantization latent rows (for re-seeding dead codes).
-    fn quantize_images(&self, images: Tensor<4>) -> (Tensor<4>, Option<Tensor<1>>, Tensor<1, Int>, Tensor<2>);
+    /// and the pre-quantization latent rows (for re-seeding dead codes), for the training
+    /// images `idx` (given as `images`).
+    fn quantize_images(&self, images: Tensor<4>, idx: &[usize]) -> (Tensor<4>, Option<Tensor<1>>, Tensor<1, Int>, Tensor<2>);
     fn pixel_decoder(&self) -> &tessera::decoder::Decoder;
     /// Re-seeds unused codes with the given latent rows (VQ); FSQ has nothing to re-seed.
     fn reseed(self, _dead: &[usize], _rows: Tensor<2>) -> Self {
@@ -226,7 +230,7 @@ pub trait PixelTokenizer: Module + Clone {
 }
 
 impl PixelTokenizer for VqTokenizer {
-    fn quantize_images(&self, images: Tensor<4>) -> (Tensor<4>, Option<Tensor<1>>, Tensor<1, Int>, Tensor<2>) {
+    fn quantize_images(&self, images: Tensor<4>, _idx: &[usize]) -> (Tensor<4>, Option<Tensor<1>>, Tensor<1, Int>, Tensor<2>) {
         let b = images.dims()[0];
         let latents = tessera::tokenizer::grid_to_rows(self.encoder.forward(images));
         let q = self.quantizer.forward(latents.clone());
@@ -244,7 +248,7 @@ impl PixelTokenizer for VqTokenizer {
 }
 
 impl PixelTokenizer for FsqTokenizer {
-    fn quantize_images(&self, images: Tensor<4>) -> (Tensor<4>, Option<Tensor<1>>, Tensor<1, Int>, Tensor<2>) {
+    fn quantize_images(&self, images: Tensor<4>, _idx: &[usize]) -> (Tensor<4>, Option<Tensor<1>>, Tensor<1, Int>, Tensor<2>) {
         let b = images.dims()[0];
         let latents = tessera::tokenizer::grid_to_rows(self.encoder.forward(images));
         let (codes, tokens) = self.quantize(latents.clone());
@@ -255,6 +259,39 @@ impl PixelTokenizer for FsqTokenizer {
     }
     fn codebook_size(&self) -> usize {
         self.levels.iter().product()
+    }
+}
+
+/// The pixel decoder of a feature tokenizer (VQ-KD, Cluster) seen as a `PixelTokenizer`: the
+/// codebook and the training set's tokens are frozen, so `train_vqgan` trains the decoder alone,
+/// with the same losses as VQGAN and FSQ (the paper trains these decoders with LPIPS + GAN too).
+#[derive(Module, Debug)]
+pub struct FrozenTokenDecoder {
+    pub decoder: tessera::decoder::Decoder,
+    /// `[codebook_size, latent_dim]`
+    #[module(skip)]
+    codes: Tensor<2>,
+    /// The training set's tokens, `grid * grid` per image.
+    #[module(skip)]
+    tokens: std::sync::Arc<Vec<u16>>,
+    #[module(skip)]
+    grid: usize,
+}
+
+impl PixelTokenizer for FrozenTokenDecoder {
+    const STAGE: &'static str = "decoder";
+    fn quantize_images(&self, _images: Tensor<4>, idx: &[usize]) -> (Tensor<4>, Option<Tensor<1>>, Tensor<1, Int>, Tensor<2>) {
+        let t = self.grid * self.grid;
+        let tok: Vec<i64> = idx.iter().flat_map(|&i| self.tokens[i * t..(i + 1) * t].iter().map(|&v| v as i64)).collect();
+        let tokens = Tensor::<1, Int>::from_data(TensorData::new(tok, [idx.len() * t]), &self.codes.device());
+        let z = self.codes.clone().select(0, tokens.clone());
+        (rows_to_grid(z.clone(), idx.len(), self.grid), None, tokens, z)
+    }
+    fn pixel_decoder(&self) -> &tessera::decoder::Decoder {
+        &self.decoder
+    }
+    fn codebook_size(&self) -> usize {
+        self.codes.dims()[0]
     }
 }
 
@@ -277,11 +314,11 @@ pub fn train_vqgan<M: PixelTokenizer>(
         dopt = o.expect("optimizer");
     }
     let mut usage = vec![0u32; k];
-    let (_, state) = run_stage("tokenizer", dir, sched, spec, model, device, |model: M, optim, step, lr, state| {
+    let (_, state) = run_stage(M::STAGE, dir, sched, spec, model, device, |model: M, optim, step, lr, state| {
         let idx = sched.batch(step, data.len());
         let (x, _) = data.batch(&idx);
         let x = images(x, idx.len(), device);
-        let (zq, aux, tokens, latents) = model.quantize_images(x.clone());
+        let (zq, aux, tokens, latents) = model.quantize_images(x.clone(), &idx);
         let dec = model.pixel_decoder();
         let h = dec.features(zq);
         let rec = dec.head(h.clone());
@@ -500,6 +537,18 @@ pub fn train_decoder(dir: &Path, cfg: &DecoderConfig, codebook: &[f32], grid: us
     Ok(state)
 }
 
+/// Trains the pixel decoder on frozen tokens with VQGAN's losses (see `FrozenTokenDecoder`); its
+/// checkpoint holds the decoder's tensors under `decoder.`. `device` must be an autodiff device.
+#[allow(clippy::too_many_arguments)]
+pub fn train_decoder_vqgan(
+    dir: &Path, cfg: &DecoderConfig, codebook: &[f32], grid: usize, tokens: &[u16], losses: &VqganLossConfig, classifier: &Classifier, data: &Dataset, sched: &Schedule, device: &Device,
+) -> Result<TrainState> {
+    let d = cfg.latent_dim;
+    let codes = Tensor::<2>::from_data(TensorData::new(codebook.to_vec(), [codebook.len() / d, d]), device);
+    let model = FrozenTokenDecoder { decoder: cfg.init(device), codes, tokens: std::sync::Arc::new(tokens.to_vec()), grid };
+    train_vqgan(dir, model, serde_json::to_value(cfg)?, losses, classifier, data, sched, device)
+}
+
 /// Trains the NAR (MaskGIT) proposal network: each sequence gets a cosine-schedule number of
 /// random positions masked; the loss is cross-entropy on those. Class dropout as for AR.
 pub fn train_nar(dir: &Path, cfg: &MaskGitConfig, tokens: &[u16], labels: &[u8], class_dropout: f64, sched: &Schedule, device: &Device) -> Result<TrainState> {
@@ -650,7 +699,7 @@ mod tests {
         assert!(ck.state().unwrap().done);
         ck.load(mim.vit.init(&d), None, &d, false).unwrap(); // the teacher checkpoint is a plain ViT
         let (teacher, _) = Checkpoint::new(&dir.join("teacher")).unwrap().load(vit.init(&d), None, &d, false).unwrap();
-        let kd = VqKdConfig { image_channels: 1, image_size: 32, grid: 8, channels: 8, codebook_size: 16, code_dim: 8, teacher_dim: 16, teacher_name: "t".into(), decay: 0.9, commitment: 0.25 };
+        let kd = VqKdConfig { image_channels: 1, image_size: 32, grid: 8, channels: 8, codebook_size: 16, code_dim: 8, teacher_dim: 16, teacher_name: "t".into(), decay: 0.9, commitment: 0.25, decoder_output: Default::default() };
         let s = train_vqkd(&dir.join("vqkd"), &kd, &teacher, &data, &sched(30, false), &d).unwrap();
         let l = &s.losses;
         assert!(l.last().unwrap().1 < l[0].1, "VQ-KD feature loss did not fall: {l:?}");
@@ -673,6 +722,14 @@ mod tests {
         assert!(s.losses.last().unwrap().1 < s.losses[0].1, "VQGAN loss did not fall: {:?}", s.losses);
         assert!(s.extra["gan_weight"].as_f64().unwrap() > 0.0, "the GAN term never switched on");
         assert!(Checkpoint::new(&dir.join("vqgan/disc")).unwrap().state().unwrap().done);
+        // the Cluster decoder again, on its frozen tokens with the VQGAN losses: only the decoder is saved
+        let dcl = DecoderConfig { output: tessera::decoder::DecoderOutput::Linear, ..dc.clone() };
+        let s = train_decoder_vqgan(&dir.join("gan/decoder"), &dcl, &codebook, 8, &toks, &losses, &cls, &data, &sched(30, false), &ad).unwrap();
+        assert_eq!(s.stage, "decoder");
+        assert!(s.losses.last().unwrap().1 < s.losses[0].1, "decoder (VQGAN losses) loss did not fall: {:?}", s.losses);
+        let saved = tessera::weights::from_safetensors("d", &std::fs::read(dir.join("gan/decoder/model.safetensors")).unwrap()).unwrap();
+        let plain = tessera::weights::module_to_tensors(&dcl.init(&d));
+        assert_eq!(saved.keys().cloned().collect::<Vec<_>>(), plain.keys().map(|k| format!("decoder.{k}")).collect::<Vec<_>>());
         let fsqg = FsqConfig { channels: 8, levels: vec![4, 4], ..Default::default() };
         train_vqgan(&dir.join("fsqgan/tokenizer"), fsqg.init(&ad), serde_json::json!({}), &losses, &cls, &data, &sched(12, false), &ad).unwrap();
         let fsq = FsqConfig { channels: 8, levels: vec![4, 4], ..Default::default() };

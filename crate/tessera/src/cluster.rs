@@ -17,11 +17,14 @@ pub struct ClusterConfig {
     pub codebook_size: usize,
     /// Width of the pixel decoder.
     pub channels: usize,
+    /// The pixel decoder's output layer (tanh for MSE training, linear for the VQGAN losses).
+    #[serde(default)]
+    pub decoder_output: DecoderOutput,
 }
 
 impl ClusterConfig {
     pub fn decoder(&self) -> DecoderConfig {
-        DecoderConfig { latent_dim: self.teacher.n_embd, channels: self.channels, out_channels: self.teacher.image_channels, output: DecoderOutput::Tanh }
+        DecoderConfig { latent_dim: self.teacher.n_embd, channels: self.channels, out_channels: self.teacher.image_channels, output: self.decoder_output }
     }
     pub fn init(&self, device: &Device) -> ClusterTokenizer {
         ClusterTokenizer {

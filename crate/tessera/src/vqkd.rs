@@ -29,6 +29,9 @@ pub struct VqKdConfig {
     /// EMA decay of the codebook.
     pub decay: f32,
     pub commitment: f32,
+    /// The pixel decoder's output layer (tanh for MSE training, linear for the VQGAN losses).
+    #[serde(default)]
+    pub decoder_output: DecoderOutput,
 }
 
 impl VqKdConfig {
@@ -36,7 +39,7 @@ impl VqKdConfig {
         EncoderConfig { in_channels: self.image_channels, channels: self.channels, latent_dim: self.code_dim }
     }
     pub fn decoder(&self) -> DecoderConfig {
-        DecoderConfig { latent_dim: self.code_dim, channels: self.channels, out_channels: self.image_channels, output: DecoderOutput::Tanh }
+        DecoderConfig { latent_dim: self.code_dim, channels: self.channels, out_channels: self.image_channels, output: self.decoder_output }
     }
     fn codebook(&self, device: &Device) -> Param<Tensor<2>> {
         Param::from_tensor(l2_normalize(Tensor::random([self.codebook_size, self.code_dim], burn::tensor::Distribution::Normal(0.0, 1.0), device)))

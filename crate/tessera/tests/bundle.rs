@@ -223,8 +223,8 @@ fn every_tokenizer_kind_round_trips() {
     let teacher = VitConfig { n_layer: 1, n_head: 2, n_embd: 8, ..Default::default() };
     let specs = [
         TokenizerSpec::Fsq(FsqConfig { channels: 4, ..Default::default() }),
-        TokenizerSpec::Vqkd(VqKdConfig { image_channels: 1, image_size: 32, grid: 8, channels: 4, codebook_size: 16, code_dim: 4, teacher_dim: 8, teacher_name: "t".into(), decay: 0.99, commitment: 0.25 }),
-        TokenizerSpec::Cluster(ClusterConfig { teacher, teacher_name: "t".into(), codebook_size: 16, channels: 4 }),
+        TokenizerSpec::Vqkd(VqKdConfig { image_channels: 1, image_size: 32, grid: 8, channels: 4, codebook_size: 16, code_dim: 4, teacher_dim: 8, teacher_name: "t".into(), decay: 0.99, commitment: 0.25, decoder_output: Default::default() }),
+        TokenizerSpec::Cluster(ClusterConfig { teacher, teacher_name: "t".into(), codebook_size: 16, channels: 4, decoder_output: Default::default() }),
     ];
     let images = Tensor::<4>::random([2, 1, 32, 32], burn::tensor::Distribution::Uniform(-1.0, 1.0), &d);
     for spec in specs {
