@@ -12,16 +12,17 @@ DESCRIBE = {
     'fsq': ('FSQ', 'pixel reconstruction', 'conv encoder whose latent channels are bounded and rounded to fixed levels '
             '(implicit codebook), trained end to end on pixels ({loss})'),
     'vqkd': ('VQ-KD', 'feature reconstruction (IU teacher)', 'conv encoder + cosine codebook (k-means initialised, EMA updated) '
-             'trained to reconstruct the teacher\'s patch features; a pixel decoder is then trained on the frozen tokens'),
+             'trained to reconstruct the teacher\'s patch features; a pixel decoder is then trained on the frozen tokens ({loss})'),
     'cluster': ('Cluster', 'k-means on IU features (training-free codebook)', 'k-means (cosine) centroids of the frozen teacher\'s '
-                'patch features are the codebook; a pixel decoder is trained on the frozen tokens'),
+                'patch features are the codebook; a pixel decoder is trained on the frozen tokens ({loss})'),
 }
 
 
 def pixel_loss(m):
-    """'vqgan' when the tokenizer was trained with the GAN term (its checkpoint records the weight)."""
+    """'vqgan' when the pixels were learnt with the GAN term: its checkpoint records the weight, and a
+    VQ-KD / Cluster decoder trained that way has the linear output layer that only those losses use."""
     extra = m['provenance']['details'].get('tokenizer', {}).get('extra') or {}
-    return 'vqgan' if 'gan_weight' in extra else 'mse'
+    return 'vqgan' if 'gan_weight' in extra or m['tokenizer']['config'].get('decoder_output') == 'linear' else 'mse'
 
 
 def label(m):
