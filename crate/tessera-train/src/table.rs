@@ -408,10 +408,14 @@ pub fn table(args: &TableArgs, device: &Device, device_name: &str) -> Result<Val
     let jobs: Vec<(&Row, &str, Vec<u64>)> = rows.iter().map(|row| (row, "main", args.seeds.clone()))
         .chain(ablations.iter().map(|row| (row, if row.mim_teacher { "teacher" } else { "codebook" }, ablation_seeds.clone())))
         .collect();
-    for (row, group, seeds) in jobs {
-        let mut per_seed = Vec::new();
-        let mut evals = Vec::new();
-        for &seed in &seeds {
+    // Seed-major order: every row (ablations too) at its first seed, then the main rows' further
+    // seeds, so a partial run already compares every tokenizer. The table is rewritten after every
+    // (row, seed) with the seeds finished so far.
+    let mut evals: Vec<Vec<(u64, Value)>> = vec![Vec::new(); jobs.len()];
+    let rounds = jobs.iter().map(|j| j.2.len()).max().unwrap_or(0);
+    for round in 0..rounds {
+        for (j, (row, _, seeds)) in jobs.iter().enumerate() {
+            let Some(&seed) = seeds.get(round) else { continue };
             eprintln!("table: {} seed {seed}", row.name);
             let e = r.run(row, seed).with_context(|| format!("row {} seed {seed}", row.name))?;
             total_train += e["timing"]["train_s"].as_f64().unwrap_or(0.0);
@@ -419,42 +423,48 @@ pub fn table(args: &TableArgs, device: &Device, device_name: &str) -> Result<Val
             if reference.is_null() {
                 reference = json!({"floor": e["fid_eval_real_floor"], "test_images": e["test_images"], "evaluator": e["evaluator"]});
             }
-            per_seed.push((seed, row_metrics(&e)));
-            evals.push(e);
+            evals[j].push((seed, e));
+            out_rows = jobs.iter().zip(&evals).filter(|(_, ev)| !ev.is_empty())
+                .map(|((row, group, _), ev)| row_json(args, row, group, ev, device))
+                .collect::<Result<Vec<_>>>()?;
+            summary(args, &budget, &ablation_seeds, &out_rows, &reference, (total_train, total_eval), t0, (&r.commands, device_name), false)?;
         }
-        let (mean, std) = aggregate(&per_seed);
-        // Figures from the first seed's bundle: sample grids and (main rows) the codebook t-SNE.
-        let bundle = args.work.join(&row.name).join(format!("s{}", seeds[0])).join("bundle");
-        let mut figures = json!({});
-        for p in ["ar", "nar"] {
-            let path = args.out.join("samples").join(format!("{}-{p}.png", row.name));
-            if !path.exists() {
-                let sampling = SampleArgs::default();
-                eval::generate_grid(&bundle, p, None, 8, &sampling, &path, None, device)?;
-            }
-            figures[p] = json!(format!("samples/{}-{p}.png", row.name));
-        }
-        if group != "codebook" {
-            let path = args.out.join(format!("tsne-{}.png", row.name));
-            if !path.exists() {
-                codebook_figure(&bundle, &evals[0], &row.label(), &path, device)?;
-            }
-            figures["tsne"] = json!(format!("tsne-{}.png", row.name));
-        }
-        out_rows.push(json!({
-            "row": row.name, "label": row.label(), "group": group, "tokenizer": row.tokenizer,
-            "teacher": match (row.tokenizer.as_str(), row.mim_teacher) { ("vqkd" | "cluster", false) => "supervised ViT", (_, true) => "MIM ViT", _ => "none" },
-            "codebook_size": row.codebook_size,
-            "seeds": seeds, "mean": mean, "std": std,
-            "per_seed": per_seed.iter().map(|(s, m)| json!({"seed": s, "metrics": m})).collect::<Vec<_>>(),
-            "figures": figures,
-        }));
-        // Written after every row, so a long reproduction shows (and can commit) its progress.
-        summary(args, &budget, &ablation_seeds, &out_rows, &reference, (total_train, total_eval), t0, (&r.commands, device_name), false)?;
     }
     let t = summary(args, &budget, &ablation_seeds, &out_rows, &reference, (total_train, total_eval), t0, (&r.commands, device_name), true)?;
     eprintln!("table: wrote {} and table.md", args.out.join("table.json").display());
     Ok(t)
+}
+
+/// One row of the table from its finished seeds: mean and std of the metrics, per-seed values and
+/// figures from the first seed's bundle (sample grids; a codebook t-SNE except for the codebook-size
+/// ablation), drawn once.
+fn row_json(args: &TableArgs, row: &Row, group: &str, evals: &[(u64, Value)], device: &Device) -> Result<Value> {
+    let per_seed: Vec<(u64, Value)> = evals.iter().map(|(s, e)| (*s, row_metrics(e))).collect();
+    let (mean, std) = aggregate(&per_seed);
+    let bundle = args.work.join(&row.name).join(format!("s{}", evals[0].0)).join("bundle");
+    let mut figures = json!({});
+    for p in ["ar", "nar"] {
+        let path = args.out.join("samples").join(format!("{}-{p}.png", row.name));
+        if !path.exists() {
+            eval::generate_grid(&bundle, p, None, 8, &SampleArgs::default(), &path, None, device)?;
+        }
+        figures[p] = json!(format!("samples/{}-{p}.png", row.name));
+    }
+    if group != "codebook" {
+        let path = args.out.join(format!("tsne-{}.png", row.name));
+        if !path.exists() {
+            codebook_figure(&bundle, &evals[0].1, &row.label(), &path, device)?;
+        }
+        figures["tsne"] = json!(format!("tsne-{}.png", row.name));
+    }
+    Ok(json!({
+        "row": row.name, "label": row.label(), "group": group, "tokenizer": row.tokenizer,
+        "teacher": match (row.tokenizer.as_str(), row.mim_teacher) { ("vqkd" | "cluster", false) => "supervised ViT", (_, true) => "MIM ViT", _ => "none" },
+        "codebook_size": row.codebook_size,
+        "seeds": per_seed.iter().map(|(s, _)| *s).collect::<Vec<_>>(), "mean": mean, "std": std,
+        "per_seed": per_seed.iter().map(|(s, m)| json!({"seed": s, "metrics": m})).collect::<Vec<_>>(),
+        "figures": figures,
+    }))
 }
 
 /// Writes `table.json` and `table.md` from the rows finished so far (`complete`: all of them).
