@@ -413,22 +413,24 @@ pub fn table(args: &TableArgs, device: &Device, device_name: &str) -> Result<Val
     // (row, seed) with the seeds finished so far.
     let mut evals: Vec<Vec<(u64, Value)>> = vec![Vec::new(); jobs.len()];
     let rounds = jobs.iter().map(|j| j.2.len()).max().unwrap_or(0);
-    for round in 0..rounds {
-        for (j, (row, _, seeds)) in jobs.iter().enumerate() {
-            let Some(&seed) = seeds.get(round) else { continue };
-            eprintln!("table: {} seed {seed}", row.name);
-            let e = r.run(row, seed).with_context(|| format!("row {} seed {seed}", row.name))?;
-            total_train += e["timing"]["train_s"].as_f64().unwrap_or(0.0);
-            total_eval += e["timing"]["eval_s"].as_f64().unwrap_or(0.0);
-            if reference.is_null() {
-                reference = json!({"floor": e["fid_eval_real_floor"], "test_images": e["test_images"], "evaluator": e["evaluator"]});
-            }
-            evals[j].push((seed, e));
-            out_rows = jobs.iter().zip(&evals).filter(|(_, ev)| !ev.is_empty())
-                .map(|((row, group, _), ev)| row_json(args, row, group, ev, device))
-                .collect::<Result<Vec<_>>>()?;
-            summary(args, &budget, &ablation_seeds, &out_rows, &reference, (total_train, total_eval), t0, (&r.commands, device_name), false)?;
+    let mut order: Vec<(usize, u64)> =
+        (0..rounds).flat_map(|i| jobs.iter().enumerate().filter_map(move |(j, job)| job.2.get(i).map(|&s| (j, s)))).collect();
+    // Runs finished earlier first (instant: their eval.json is cached), so the table shows them all.
+    order.sort_by_key(|&(j, s)| !args.work.join(&jobs[j].0.name).join(format!("s{s}")).join("eval.json").exists());
+    for (j, seed) in order {
+        let row = jobs[j].0;
+        eprintln!("table: {} seed {seed}", row.name);
+        let e = r.run(row, seed).with_context(|| format!("row {} seed {seed}", row.name))?;
+        total_train += e["timing"]["train_s"].as_f64().unwrap_or(0.0);
+        total_eval += e["timing"]["eval_s"].as_f64().unwrap_or(0.0);
+        if reference.is_null() {
+            reference = json!({"floor": e["fid_eval_real_floor"], "test_images": e["test_images"], "evaluator": e["evaluator"]});
         }
+        evals[j].push((seed, e));
+        out_rows = jobs.iter().zip(&evals).filter(|(_, ev)| !ev.is_empty())
+            .map(|((row, group, _), ev)| row_json(args, row, group, ev, device))
+            .collect::<Result<Vec<_>>>()?;
+        summary(args, &budget, &ablation_seeds, &out_rows, &reference, (total_train, total_eval), t0, (&r.commands, device_name), false)?;
     }
     let t = summary(args, &budget, &ablation_seeds, &out_rows, &reference, (total_train, total_eval), t0, (&r.commands, device_name), true)?;
     eprintln!("table: wrote {} and table.md", args.out.join("table.json").display());
