@@ -281,11 +281,8 @@ pub struct FrozenTokenDecoder {
 impl PixelTokenizer for FrozenTokenDecoder {
     const STAGE: &'static str = "decoder";
     fn quantize_images(&self, _images: Tensor<4>, idx: &[usize]) -> (Tensor<4>, Option<Tensor<1>>, Tensor<1, Int>, Tensor<2>) {
-        let t = self.grid * self.grid;
-        let tok: Vec<i64> = idx.iter().flat_map(|&i| self.tokens[i * t..(i + 1) * t].iter().map(|&v| v as i64)).collect();
-        let tokens = Tensor::<1, Int>::from_data(TensorData::new(tok, [idx.len() * t]), &self.codes.device());
-        let z = self.codes.clone().select(0, tokens.clone());
-        (rows_to_grid(z.clone(), idx.len(), self.grid), None, tokens, z)
+        let (grid, tokens, rows) = frozen_latents(&self.codes, &self.tokens, self.grid, idx);
+        (grid, None, tokens, rows)
     }
     fn pixel_decoder(&self) -> &tessera::decoder::Decoder {
         &self.decoder
@@ -293,6 +290,21 @@ impl PixelTokenizer for FrozenTokenDecoder {
     fn codebook_size(&self) -> usize {
         self.codes.dims()[0]
     }
+}
+
+/// The frozen codebook `[k, d]` of a feature tokenizer as a tensor.
+fn codes_tensor(codebook: &[f32], d: usize, device: &Device) -> Tensor<2> {
+    Tensor::from_data(TensorData::new(codebook.to_vec(), [codebook.len() / d, d]), device)
+}
+
+/// The latent grid `[b, d, g, g]` of the training images `idx` looked up from their frozen tokens
+/// (`grid * grid` per image), with those tokens `[b * g * g]` and the latent rows `[b * g * g, d]`.
+fn frozen_latents(codes: &Tensor<2>, tokens: &[u16], grid: usize, idx: &[usize]) -> (Tensor<4>, Tensor<1, Int>, Tensor<2>) {
+    let t = grid * grid;
+    let tok: Vec<i64> = idx.iter().flat_map(|&i| tokens[i * t..(i + 1) * t].iter().map(|&v| v as i64)).collect();
+    let tok = Tensor::<1, Int>::from_data(TensorData::new(tok, [idx.len() * t]), &codes.device());
+    let rows = codes.clone().select(0, tok.clone());
+    (rows_to_grid(rows.clone(), idx.len(), grid), tok, rows)
 }
 
 /// Trains a pixel tokenizer with VQGAN's losses: L1 + perceptual (the frozen `classifier`'s
@@ -520,18 +532,13 @@ pub fn train_decoder(dir: &Path, cfg: &DecoderConfig, codebook: &[f32], grid: us
     let device = device.clone().autodiff();
     device.seed(sched.seed);
     let model = cfg.init(&device);
-    let d = cfg.latent_dim;
-    let k = codebook.len() / d;
-    let codes = Tensor::<2>::from_data(TensorData::new(codebook.to_vec(), [k, d]), &device);
-    let t = grid * grid;
+    let codes = codes_tensor(codebook, cfg.latent_dim, &device);
     let (_, state) = run_stage("decoder", dir, sched, serde_json::to_value(cfg)?, model, &device, |model: tessera::decoder::Decoder, optim, step, lr, _| {
         let idx = sched.batch(step, data.len());
         let (x, _) = data.batch(&idx);
-        let b = idx.len();
-        let tok: Vec<i64> = idx.iter().flat_map(|&i| tokens[i * t..(i + 1) * t].iter().map(|&v| v as i64)).collect();
-        let z = codes.clone().select(0, Tensor::from_data(TensorData::new(tok, [b * t]), &device));
-        let rec = model.forward(rows_to_grid(z, b, grid));
-        let loss = (rec - images(x, b, &device)).powi_scalar(2).mean();
+        let (z, _, _) = frozen_latents(&codes, tokens, grid, &idx);
+        let rec = model.forward(z);
+        let loss = (rec - images(x, idx.len(), &device)).powi_scalar(2).mean();
         Ok(update(model, optim, loss, lr, step))
     })?;
     Ok(state)
@@ -543,8 +550,7 @@ pub fn train_decoder(dir: &Path, cfg: &DecoderConfig, codebook: &[f32], grid: us
 pub fn train_decoder_vqgan(
     dir: &Path, cfg: &DecoderConfig, codebook: &[f32], grid: usize, tokens: &[u16], losses: &VqganLossConfig, classifier: &Classifier, data: &Dataset, sched: &Schedule, device: &Device,
 ) -> Result<TrainState> {
-    let d = cfg.latent_dim;
-    let codes = Tensor::<2>::from_data(TensorData::new(codebook.to_vec(), [codebook.len() / d, d]), device);
+    let codes = codes_tensor(codebook, cfg.latent_dim, device);
     let model = FrozenTokenDecoder { decoder: cfg.init(device), codes, tokens: std::sync::Arc::new(tokens.to_vec()), grid };
     train_vqgan(dir, model, serde_json::to_value(cfg)?, losses, classifier, data, sched, device)
 }
