@@ -159,27 +159,30 @@ impl Row {
 }
 
 /// The metrics of the table, in column order: (key in the row JSON, Markdown header, decimals).
-pub const COLUMNS: [(&str, &str, usize); 9] = [
+pub const COLUMNS: [(&str, &str, usize); 11] = [
     ("usage", "usage %", 1),
     ("code_purity", "purity %", 1),
     ("rfid", "rFID_eval", 2),
     ("ppl_ar", "PPL AR", 2),
     ("fid_ar", "FID_eval AR", 2),
     ("is_ar", "IS_eval AR", 2),
+    ("cons_ar", "class cons. AR %", 1),
     ("ppl_nar", "PPL NAR", 2),
     ("fid_nar", "FID_eval NAR", 2),
     ("is_nar", "IS_eval NAR", 2),
+    ("cons_nar", "class cons. NAR %", 1),
 ];
 
 /// The table's figures of one (row, seed) from its `eval` JSON.
 fn row_metrics(e: &Value) -> Value {
     let p = |k: &str, m: &str| e["proposals"][k][m].clone();
+    let pct = |k: &str| e["proposals"][k]["class_consistency_mean"].as_f64().map(|c| 100.0 * c);
     json!({
         "usage": e["codebook_usage"].as_f64().map(|u| 100.0 * u),
         "code_purity": e["code_purity"].as_f64().map(|u| 100.0 * u),
         "rfid": e["rfid_eval"], "psnr": e["reconstruction_psnr_db"],
-        "ppl_ar": p("ar", "ppl"), "fid_ar": p("ar", "fid_eval"), "is_ar": p("ar", "is_eval"), "cons_ar": p("ar", "class_consistency_mean"),
-        "ppl_nar": p("nar", "ppl"), "fid_nar": p("nar", "fid_eval"), "is_nar": p("nar", "is_eval"), "cons_nar": p("nar", "class_consistency_mean"),
+        "ppl_ar": p("ar", "ppl"), "fid_ar": p("ar", "fid_eval"), "is_ar": p("ar", "is_eval"), "cons_ar": pct("ar"),
+        "ppl_nar": p("nar", "ppl"), "fid_nar": p("nar", "fid_eval"), "is_nar": p("nar", "is_eval"), "cons_nar": pct("nar"),
     })
 }
 
@@ -336,7 +339,8 @@ pub fn markdown(t: &Value) -> String {
          the in-project evaluator's features and class probabilities (**not Inception**); FID_eval compares {} class-balanced \
          samples with {} test images (real-vs-real floor at that sample count: {}). PPL: perplexity of the \
          proposal network on the test tokens. Purity: share of test tokens whose code's majority class is their image's \
-         class. Compute: {:.1} h on {}.\n\n",
+         class. Class cons.: share of the class-conditional samples the evaluator assigns to the class they were \
+         asked for. Compute: {:.1} h on {}.\n\n",
         t["git_commit"].as_str().unwrap_or(""),
         t["preset"].as_str().unwrap_or(""),
         t["samples"].as_u64().unwrap_or(0),
@@ -561,10 +565,13 @@ mod tests {
         for r in rows {
             let seeds = r["seeds"].as_array().unwrap().len();
             assert_eq!(r["per_seed"].as_array().unwrap().len(), seeds);
-            for k in ["usage", "code_purity", "ppl_ar", "ppl_nar", "is_ar", "is_nar"] {
+            for k in ["usage", "code_purity", "ppl_ar", "ppl_nar", "is_ar", "is_nar", "cons_ar", "cons_nar"] {
                 let m = r["mean"][k].as_f64().unwrap_or_else(|| panic!("{} has no {k}", r["row"]));
                 assert!(m.is_finite() && m >= 0.0, "{k} = {m}");
                 assert!(r["std"][k].as_f64().unwrap() >= 0.0);
+                if ["usage", "code_purity", "cons_ar", "cons_nar"].contains(&k) {
+                    assert!(m <= 100.0, "{k} is a percentage: {m}");
+                }
             }
             assert!(r["mean"]["ppl_ar"].as_f64().unwrap() >= 1.0);
             assert!(dir.join("out").join(r["figures"]["ar"].as_str().unwrap()).exists());
