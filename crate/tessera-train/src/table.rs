@@ -98,6 +98,10 @@ pub struct TableArgs {
     pub evaluator: PathBuf,
     #[arg(long, default_value = data::DEFAULT_DIR)]
     pub data: PathBuf,
+    /// Train nothing: write the table from the (row, seed) runs already evaluated under --work (to
+    /// redraw it while runs go on in another process, or after copying runs from another machine).
+    #[arg(long)]
+    pub finished_only: bool,
 }
 
 /// One row of the table, parsed from its name.
@@ -395,7 +399,7 @@ pub fn table(args: &TableArgs, device: &Device, device_name: &str) -> Result<Val
     let t0 = Instant::now();
     let mut r = Runner { args, budget: budget.clone(), device, device_name, commands: Vec::new() };
     // Shared by every row and seed: the perceptual-loss classifier and the teachers (seed 0).
-    let skip = |d: &str| done(&args.work.join(d));
+    let skip = |d: &str| args.finished_only || done(&args.work.join(d));
     r.train(&["--stage".into(), "classifier".into()], skip("classifier"))?;
     let all: Vec<&Row> = rows.iter().chain(&ablations).collect();
     for mim in [false, true] {
@@ -420,9 +424,16 @@ pub fn table(args: &TableArgs, device: &Device, device_name: &str) -> Result<Val
     let mut order: Vec<(usize, u64)> =
         (0..rounds).flat_map(|i| jobs.iter().enumerate().filter_map(move |(j, job)| job.2.get(i).map(|&s| (j, s)))).collect();
     // Runs finished earlier first (instant: their eval.json is cached), so the table shows them all.
-    order.sort_by_key(|&(j, s)| !args.work.join(&jobs[j].0.name).join(format!("s{s}")).join("eval.json").exists());
+    let evaluated = |j: usize, s: u64| args.work.join(&jobs[j].0.name).join(format!("s{s}")).join("eval.json").exists();
+    order.sort_by_key(|&(j, s)| !evaluated(j, s));
+    let mut missing = 0;
     for (j, seed) in order {
         let row = jobs[j].0;
+        if args.finished_only && !evaluated(j, seed) {
+            eprintln!("table: {} seed {seed} not evaluated yet (--finished-only)", row.name);
+            missing += 1;
+            continue;
+        }
         eprintln!("table: {} seed {seed}", row.name);
         let e = r.run(row, seed).with_context(|| format!("row {} seed {seed}", row.name))?;
         total_train += e["timing"]["train_s"].as_f64().unwrap_or(0.0);
@@ -436,7 +447,7 @@ pub fn table(args: &TableArgs, device: &Device, device_name: &str) -> Result<Val
             .collect::<Result<Vec<_>>>()?;
         summary(args, &budget, &ablation_seeds, &out_rows, &reference, (total_train, total_eval), t0, (&r.commands, device_name), false)?;
     }
-    let t = summary(args, &budget, &ablation_seeds, &out_rows, &reference, (total_train, total_eval), t0, (&r.commands, device_name), true)?;
+    let t = summary(args, &budget, &ablation_seeds, &out_rows, &reference, (total_train, total_eval), t0, (&r.commands, device_name), missing == 0)?;
     eprintln!("table: wrote {} and table.md", args.out.join("table.json").display());
     Ok(t)
 }
@@ -553,7 +564,7 @@ mod tests {
         let args = TableArgs {
             work: dir.join("work"), out: dir.join("out"), preset: Preset::Tiny, seeds: vec![0, 1],
             rows: vec!["vqgan".into(), "cluster".into()], ablations: vec!["vqkd-k64".into()], ablation_seeds: None,
-            samples_per_class: None, evaluator, data,
+            samples_per_class: None, evaluator, data, finished_only: false,
         };
         let dev = Device::flex();
         let t = table(&args, &dev, "flex").unwrap();
@@ -586,6 +597,12 @@ mod tests {
         let again = table(&args, &dev, "flex").unwrap();
         assert!(same(&again["rows"], &t["rows"]), "a resumed table must reuse the finished rows");
         assert_eq!(again["commands"], t["commands"], "finished stages are still listed as the commands that made them");
+        // --finished-only with a seed that never ran: trains nothing, keeps the finished rows, marks the table incomplete.
+        let more = TableArgs { seeds: vec![0, 1, 2], finished_only: true, ..args };
+        let partial = table(&more, &dev, "flex").unwrap();
+        assert!(same(&partial["rows"], &t["rows"]), "--finished-only must show exactly the evaluated runs");
+        assert_eq!(partial["complete"], false);
+        assert!(!more.work.join("vqgan/s2").exists(), "--finished-only must not start a run");
         std::fs::remove_dir_all(&dir).ok();
     }
 }
