@@ -180,13 +180,13 @@ pub const COLUMNS: [(&str, &str, usize); 11] = [
 /// The table's figures of one (row, seed) from its `eval` JSON.
 fn row_metrics(e: &Value) -> Value {
     let p = |k: &str, m: &str| e["proposals"][k][m].clone();
-    let pct = |k: &str| e["proposals"][k]["class_consistency_mean"].as_f64().map(|c| 100.0 * c);
+    let pct = |v: &Value| v.as_f64().map(|u| 100.0 * u);
     json!({
-        "usage": e["codebook_usage"].as_f64().map(|u| 100.0 * u),
-        "code_purity": e["code_purity"].as_f64().map(|u| 100.0 * u),
+        "usage": pct(&e["codebook_usage"]),
+        "code_purity": pct(&e["code_purity"]),
         "rfid": e["rfid_eval"], "psnr": e["reconstruction_psnr_db"],
-        "ppl_ar": p("ar", "ppl"), "fid_ar": p("ar", "fid_eval"), "is_ar": p("ar", "is_eval"), "cons_ar": pct("ar"),
-        "ppl_nar": p("nar", "ppl"), "fid_nar": p("nar", "fid_eval"), "is_nar": p("nar", "is_eval"), "cons_nar": pct("nar"),
+        "ppl_ar": p("ar", "ppl"), "fid_ar": p("ar", "fid_eval"), "is_ar": p("ar", "is_eval"), "cons_ar": pct(&e["proposals"]["ar"]["class_consistency_mean"]),
+        "ppl_nar": p("nar", "ppl"), "fid_nar": p("nar", "fid_eval"), "is_nar": p("nar", "is_eval"), "cons_nar": pct(&e["proposals"]["nar"]["class_consistency_mean"]),
     })
 }
 
@@ -203,6 +203,11 @@ struct Runner<'a> {
     device: &'a Device,
     device_name: &'a str,
     commands: Vec<String>,
+}
+
+/// Where one (row, seed) is trained, exported and evaluated.
+fn run_dir(work: &Path, row: &Row, seed: u64) -> PathBuf {
+    work.join(&row.name).join(format!("s{seed}"))
 }
 
 fn done(dir: &Path) -> bool {
@@ -259,7 +264,7 @@ impl Runner<'_> {
 
     /// Trains, exports and evaluates one (row, seed); returns its eval JSON (cached in the run).
     fn run(&mut self, row: &Row, seed: u64) -> Result<Value> {
-        let run = self.args.work.join(&row.name).join(format!("s{seed}"));
+        let run = run_dir(&self.args.work, row, seed);
         let eval_path = run.join("eval.json");
         let timing_path = run.join("timing.json");
         let finished = eval_path.exists();
@@ -424,7 +429,7 @@ pub fn table(args: &TableArgs, device: &Device, device_name: &str) -> Result<Val
     let mut order: Vec<(usize, u64)> =
         (0..rounds).flat_map(|i| jobs.iter().enumerate().filter_map(move |(j, job)| job.2.get(i).map(|&s| (j, s)))).collect();
     // Runs finished earlier first (instant: their eval.json is cached), so the table shows them all.
-    let evaluated = |j: usize, s: u64| args.work.join(&jobs[j].0.name).join(format!("s{s}")).join("eval.json").exists();
+    let evaluated = |j: usize, s: u64| run_dir(&args.work, jobs[j].0, s).join("eval.json").exists();
     order.sort_by_key(|&(j, s)| !evaluated(j, s));
     let mut missing = 0;
     for (j, seed) in order {
@@ -458,7 +463,7 @@ pub fn table(args: &TableArgs, device: &Device, device_name: &str) -> Result<Val
 fn row_json(args: &TableArgs, row: &Row, group: &str, evals: &[(u64, Value)], device: &Device) -> Result<Value> {
     let per_seed: Vec<(u64, Value)> = evals.iter().map(|(s, e)| (*s, row_metrics(e))).collect();
     let (mean, std) = aggregate(&per_seed);
-    let bundle = args.work.join(&row.name).join(format!("s{}", evals[0].0)).join("bundle");
+    let bundle = run_dir(&args.work, row, evals[0].0).join("bundle");
     let mut figures = json!({});
     for p in ["ar", "nar"] {
         let path = args.out.join("samples").join(format!("{}-{p}.png", row.name));
@@ -580,7 +585,7 @@ mod tests {
                 let m = r["mean"][k].as_f64().unwrap_or_else(|| panic!("{} has no {k}", r["row"]));
                 assert!(m.is_finite() && m >= 0.0, "{k} = {m}");
                 assert!(r["std"][k].as_f64().unwrap() >= 0.0);
-                if ["usage", "code_purity", "cons_ar", "cons_nar"].contains(&k) {
+                if COLUMNS.iter().any(|&(key, header, _)| key == k && header.ends_with('%')) {
                     assert!(m <= 100.0, "{k} is a percentage: {m}");
                 }
             }
