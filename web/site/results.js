@@ -80,7 +80,8 @@ async function paperTable() {
     host.append(h, table);
   }
   const img = (src, alt) => Object.assign(new Image(), { src: `results/${src}`, alt, title: alt });
-  for (const r of t.rows) {
+  // Reference rows (a main row repeated in an ablation group at the ablation's seeds) have no figures of their own.
+  for (const r of t.rows.filter((row) => !row.reference)) {
     if (r.figures.tsne) document.getElementById('paper-tsne').append(img(r.figures.tsne, `${r.label} codebook t-SNE`));
     const fig = document.createElement('figure');
     const cap = document.createElement('figcaption');

@@ -447,9 +447,9 @@ pub fn table(args: &TableArgs, device: &Device, device_name: &str) -> Result<Val
             reference = json!({"floor": e["fid_eval_real_floor"], "test_images": e["test_images"], "evaluator": e["evaluator"]});
         }
         evals[j].push((seed, e));
-        out_rows = jobs.iter().zip(&evals).filter(|(_, ev)| !ev.is_empty())
+        out_rows = with_references(jobs.iter().zip(&evals).filter(|(_, ev)| !ev.is_empty())
             .map(|((row, group, _), ev)| row_json(args, row, group, ev, device))
-            .collect::<Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>>>()?);
         summary(args, &budget, &ablation_seeds, &out_rows, &reference, (total_train, total_eval), t0, (&r.commands, device_name), false)?;
     }
     let t = summary(args, &budget, &ablation_seeds, &out_rows, &reference, (total_train, total_eval), t0, (&r.commands, device_name), missing == 0)?;
@@ -487,6 +487,51 @@ fn row_json(args: &TableArgs, row: &Row, group: &str, evals: &[(u64, Value)], de
         "per_seed": per_seed.iter().map(|(s, m)| json!({"seed": s, "metrics": m})).collect::<Vec<_>>(),
         "figures": figures,
     }))
+}
+
+/// Adds to each ablation group the main rows it varies (same tokenizer; same codebook size for the
+/// teacher ablation, same teacher for the codebook-size one) at the ablation's seeds only, marked
+/// `reference`: an ablation run at seed 0 is compared with seed 0 of its main row, not with the mean
+/// over every seed. Groups are ordered by tokenizer, then reference first (teacher) or by K (codebook).
+fn with_references(rows: Vec<Value>) -> Vec<Value> {
+    let main: Vec<&Value> = rows.iter().filter(|r| r["group"] == "main").collect();
+    let mut out: Vec<Value> = main.iter().map(|r| (*r).clone()).collect();
+    for group in ["teacher", "codebook"] {
+        let mut members: Vec<Value> = rows.iter().filter(|r| r["group"] == group).cloned().collect();
+        for a in members.clone() {
+            let same = |m: &&&Value| m["tokenizer"] == a["tokenizer"]
+                && if group == "teacher" { m["codebook_size"] == a["codebook_size"] } else { m["teacher"] == a["teacher"] };
+            let Some(base) = main.iter().find(same) else { continue };
+            if members.iter().any(|r| r["reference"] == true && r["row"] == base["row"]) {
+                continue;
+            }
+            let seeds: Vec<&Value> = a["seeds"].as_array().into_iter().flatten().collect();
+            let per_seed: Vec<(u64, Value)> = base["per_seed"].as_array().into_iter().flatten()
+                .filter(|p| seeds.contains(&&p["seed"]))
+                .filter_map(|p| Some((p["seed"].as_u64()?, p["metrics"].clone()))).collect();
+            if per_seed.is_empty() {
+                continue;
+            }
+            let (mean, std) = aggregate(&per_seed);
+            let k = if group == "codebook" { format!(", K={}", base["codebook_size"]) } else { String::new() };
+            let seed_list = per_seed.iter().map(|(s, _)| s.to_string()).collect::<Vec<_>>().join(", ");
+            let mut r = (*base).clone();
+            r["label"] = json!(format!("{}{k} (main row, seed {seed_list})", base["label"].as_str().unwrap_or("")));
+            r["group"] = json!(group);
+            r["reference"] = json!(true);
+            r["seeds"] = json!(per_seed.iter().map(|(s, _)| *s).collect::<Vec<_>>());
+            r["per_seed"] = json!(per_seed.iter().map(|(s, m)| json!({"seed": s, "metrics": m})).collect::<Vec<_>>());
+            (r["mean"], r["std"], r["figures"]) = (mean, std, json!({}));
+            members.push(r);
+        }
+        let tokenizer_rank = |r: &Value| main.iter().position(|m| m["tokenizer"] == r["tokenizer"]).unwrap_or(usize::MAX);
+        members.sort_by_key(|r| {
+            let within = if group == "codebook" { r["codebook_size"].as_u64().unwrap_or(0) } else { u64::from(r["reference"] != true) };
+            (tokenizer_rank(r), within)
+        });
+        out.extend(members);
+    }
+    out
 }
 
 /// Writes `table.json` and `table.md` from the rows finished so far (`complete`: all of them).
@@ -559,7 +604,8 @@ mod tests {
         }
     }
 
-    /// End to end on a few images: two rows x two seeds + one ablation, a well-formed table.
+    /// End to end on a few images: two rows x two seeds + one ablation (with its main row at the
+    /// ablation's seed as reference), a well-formed table.
     #[test]
     fn tiny_table_end_to_end() {
         let data = PathBuf::from(data::DEFAULT_DIR);
@@ -568,7 +614,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let args = TableArgs {
             work: dir.join("work"), out: dir.join("out"), preset: Preset::Tiny, seeds: vec![0, 1],
-            rows: vec!["vqgan".into(), "cluster".into()], ablations: vec!["vqkd-k64".into()], ablation_seeds: None,
+            rows: vec!["vqgan".into(), "cluster".into()], ablations: vec!["cluster-k64".into()], ablation_seeds: None,
             samples_per_class: None, evaluator, data, finished_only: false,
         };
         let dev = Device::flex();
@@ -577,7 +623,7 @@ mod tests {
         let back: Value = serde_json::from_str(&text).unwrap();
         assert!(same(&back["rows"], &t["rows"]), "table.json differs from the returned table");
         let rows = t["rows"].as_array().unwrap();
-        assert_eq!(rows.len(), 3);
+        assert_eq!(rows.len(), 4);
         for r in rows {
             let seeds = r["seeds"].as_array().unwrap().len();
             assert_eq!(r["per_seed"].as_array().unwrap().len(), seeds);
@@ -590,10 +636,18 @@ mod tests {
                 }
             }
             assert!(r["mean"]["ppl_ar"].as_f64().unwrap() >= 1.0);
-            assert!(dir.join("out").join(r["figures"]["ar"].as_str().unwrap()).exists());
+            if r["reference"] != true {
+                assert!(dir.join("out").join(r["figures"]["ar"].as_str().unwrap()).exists());
+            }
         }
-        assert_eq!(rows[2]["group"], "codebook");
-        assert_eq!(rows[2]["codebook_size"], 64);
+        // The codebook-size group, ordered by K: the ablation (K=64), then Cluster's main row (K=256)
+        // at the ablation's seed only.
+        assert_eq!((&rows[2]["group"], &rows[2]["codebook_size"], &rows[2]["reference"]), (&json!("codebook"), &json!(64), &Value::Null));
+        let (reference, cluster) = (&rows[3], &rows[1]);
+        assert_eq!((&reference["group"], &reference["reference"], &reference["seeds"]), (&json!("codebook"), &json!(true), &json!([0])));
+        assert_eq!(reference["label"], "Cluster (ViT, supervised), K=256 (main row, seed 0)");
+        assert_eq!(reference["mean"]["rfid"], cluster["per_seed"][0]["metrics"]["rfid"], "the reference is seed 0, not the mean");
+        assert_ne!(cluster["seeds"], json!([0]));
         assert!(dir.join("out/tsne-vqgan.png").exists() && dir.join("out/tsne-cluster.png").exists());
         assert!(t["commands"].as_array().unwrap().iter().any(|c| c.as_str().unwrap().contains("--stage nar")));
         let md = std::fs::read_to_string(dir.join("out/table.md")).unwrap();
