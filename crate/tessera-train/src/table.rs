@@ -185,8 +185,8 @@ fn row_metrics(e: &Value) -> Value {
         "usage": pct(&e["codebook_usage"]),
         "code_purity": pct(&e["code_purity"]),
         "rfid": e["rfid_eval"], "psnr": e["reconstruction_psnr_db"],
-        "ppl_ar": p("ar", "ppl"), "fid_ar": p("ar", "fid_eval"), "is_ar": p("ar", "is_eval"), "cons_ar": pct(&e["proposals"]["ar"]["class_consistency_mean"]),
-        "ppl_nar": p("nar", "ppl"), "fid_nar": p("nar", "fid_eval"), "is_nar": p("nar", "is_eval"), "cons_nar": pct(&e["proposals"]["nar"]["class_consistency_mean"]),
+        "ppl_ar": p("ar", "ppl"), "fid_ar": p("ar", "fid_eval"), "is_ar": p("ar", "is_eval"), "cons_ar": pct(&p("ar", "class_consistency_mean")),
+        "ppl_nar": p("nar", "ppl"), "fid_nar": p("nar", "fid_eval"), "is_nar": p("nar", "is_eval"), "cons_nar": pct(&p("nar", "class_consistency_mean")),
     })
 }
 
@@ -498,7 +498,7 @@ fn with_references(rows: Vec<Value>) -> Vec<Value> {
     let mut out: Vec<Value> = main.iter().map(|r| (*r).clone()).collect();
     for group in ["teacher", "codebook"] {
         let mut members: Vec<Value> = rows.iter().filter(|r| r["group"] == group).cloned().collect();
-        for a in members.clone() {
+        for a in rows.iter().filter(|r| r["group"] == group) {
             let same = |m: &&&Value| m["tokenizer"] == a["tokenizer"]
                 && if group == "teacher" { m["codebook_size"] == a["codebook_size"] } else { m["teacher"] == a["teacher"] };
             let Some(base) = main.iter().find(same) else { continue };
