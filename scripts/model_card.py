@@ -7,7 +7,7 @@ import glob, json, os, struct, sys
 PIXEL_LOSS = {'mse': 'MSE', 'vqgan': "the paper's VQGAN losses: L1 + LPIPS-style perceptual loss (in-project CNN features) "
               '+ PatchGAN hinge loss with adaptive weight, discriminator switched on late'}
 DESCRIBE = {
-    'vq': ('VQ', 'pixel reconstruction', 'conv encoder, L2 codebook learned with the codebook + commitment losses, '
+    'vqgan': ('VQ', 'pixel reconstruction', 'conv encoder, L2 codebook learned with the codebook + commitment losses, '
            'trained end to end on pixels ({loss})'),
     'fsq': ('FSQ', 'pixel reconstruction', 'conv encoder whose latent channels are bounded and rounded to fixed levels '
             '(implicit codebook), trained end to end on pixels ({loss})'),
@@ -25,10 +25,16 @@ def pixel_loss(m):
     return 'vqgan' if 'gan_weight' in extra or m['tokenizer']['config'].get('decoder_output') == 'linear' else 'mse'
 
 
+def kind_of(m):
+    """The tokenizer kind, by its one name ('vq' is what manifests before 2026-12 called 'vqgan')."""
+    k = m['tokenizer']['kind']
+    return 'vqgan' if k == 'vq' else k
+
+
 def label(m):
-    kind, tok = m['tokenizer']['kind'], m['tokenizer']['config']
+    kind = kind_of(m)
     name = DESCRIBE[kind][0]
-    if kind == 'vq' and pixel_loss(m) == 'vqgan':
+    if kind == 'vqgan' and pixel_loss(m) == 'vqgan':
         name = 'VQGAN'
     return name
 
@@ -66,7 +72,7 @@ def teacher_note(teacher):
 def card(bundle):
     m = json.load(open(os.path.join(bundle, 'manifest.json')))
     e = json.load(open(os.path.join(bundle, 'eval.json')))
-    kind, tok = m['tokenizer']['kind'], m['tokenizer']['config']
+    kind, tok = kind_of(m), m['tokenizer']['config']
     _, family, how = DESCRIBE[kind]
     name, how = label(m), how.format(loss=PIXEL_LOSS[pixel_loss(m)])
     det = m['provenance']['details']
@@ -185,10 +191,10 @@ def index(models='models'):
         if m.get('format_version') != 2:
             continue
         e = json.load(open(os.path.join(d, 'eval.json'))) if os.path.exists(os.path.join(d, 'eval.json')) else {}
-        kind = m['tokenizer']['kind']
+        kind = kind_of(m)
         out.append({
             'name': m['name'], 'path': os.path.basename(d) + '/', 'tokenizer': kind, 'label': label(m),
-            'pixel_loss': pixel_loss(m) if kind in ('vq', 'fsq') else None,
+            'pixel_loss': pixel_loss(m) if kind in ('vqgan', 'fsq') else None,
             'family': DESCRIBE[kind][1], 'teacher': m['tokenizer']['config'].get('teacher_name'),
             'teacher_label': teacher_label(m['tokenizer']['config'].get('teacher_name')),
             'proposals': list(m['proposals']), 'codebook_size': e.get('codebook_size'),
@@ -197,7 +203,7 @@ def index(models='models'):
                     | {f'class_consistency_{p}': r['class_consistency_mean'] for p, r in e.get('proposals', {}).items()}
                     | {f'{m}_{p}': r[m] for p, r in e.get('proposals', {}).items() for m in ('ppl', 'fid_eval', 'is_eval') if m in r},
         })
-    order = ['vq', 'fsq', 'vqkd', 'cluster']
+    order = ['vqgan', 'fsq', 'vqkd', 'cluster']
     out.sort(key=lambda b: (order.index(b['tokenizer']) if b['tokenizer'] in order else 9, b['teacher'] or ''))
     json.dump({'default': 'fmnist-vqkd/', 'bundles': out}, open(os.path.join(models, 'index.json'), 'w'), indent=2)
     print(f'wrote {models}/index.json ({len(out)} bundles)')

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything Tessera needs, idempotently: system packages (Chromium + driver for the browser
-# tests, the Fashion-MNIST data set, a font for the figures' labels), the wasm target, wasm-bindgen-cli pinned to Cargo.lock, npm deps.
+# tests, the Fashion-MNIST data set, a font for the figures' labels), the wasm target, wasm-bindgen-cli pinned to Cargo.lock,
+# wasm-pack, npm deps.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
@@ -22,6 +23,13 @@ wb_version=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/version = |"/, ""); 
 if ! wasm-bindgen --version 2>/dev/null | grep -q " $wb_version\$"; then
   echo "setup: cargo install wasm-bindgen-cli $wb_version"
   cargo install -q wasm-bindgen-cli --version "$wb_version" --force
+fi
+
+# wasm-pack runs the wasm-bindgen tests in headless Chromium (RECIPES.md: 0.15.1 works offline with the
+# system chromedriver and the pinned wasm-bindgen-cli).
+if ! wasm-pack --version 2>/dev/null | grep -q " 0.15.1$"; then
+  echo "setup: cargo install wasm-pack 0.15.1"
+  cargo install -q wasm-pack --version 0.15.1
 fi
 
 if [ ! -d tests/browser/node_modules/playwright-core ] || [ tests/browser/package-lock.json -nt tests/browser/node_modules/.package-lock.json ]; then

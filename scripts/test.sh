@@ -1,22 +1,30 @@
 #!/usr/bin/env bash
-# Every test: Rust unit/integration tests, then the wasm build and the headless-Chromium tests
-# (site on WebGPU and CPU, WebGPU-vs-CPU logits, cross-device token agreement, the npm package).
+# Every test: Rust unit/integration tests (with the pinned outputs of every shipped bundle and the
+# bounded replay of the bundle fuzzer), the wasm build, wasm-bindgen tests of the wasm API in headless
+# Chromium (wasm-pack test), and the headless-Chromium tests of the site and the npm package (WebGPU
+# on SwiftShader + CPU, cross-device and native token agreement).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
 bash scripts/setup.sh
 
+t0=$SECONDS
+stamp() { echo "   ($(( SECONDS - t0 )) s so far)"; }
+
 echo "== cargo tests (native, release profile: shares the compiled burn with the CLI)"
 cargo test --release -p tessera -p tessera-train
+cargo build --release -p tessera-train   # the browser tests compare against the native CLI
+stamp
 
 echo "== wasm build"
 bash scripts/build-web.sh
+stamp
 
-echo "== native reference tokens for the cross-device check"
-mkdir -p tests/browser/out
-cargo run --release -q -p tessera-train -- generate --bundle models/fmnist-vqkd --proposal ar --class Sneaker --count 4 --seed 123 \
-  --out tests/browser/out/native.png --tokens-out tests/browser/out/native-tokens.json
+echo "== wasm-pack test (wasm-bindgen-test in headless Chromium, WebGPU and CPU; the browser build's profile)"
+(cd crate/tessera-wasm && wasm-pack test --headless --chrome -- --profile wasm-release)
+stamp
 
 echo "== browser tests (headless Chromium: WebGPU on SwiftShader + CPU)"
 cd tests/browser
 node --test --test-concurrency=1 site.test.mjs package.test.mjs
+stamp

@@ -29,12 +29,11 @@ base=(--classifier "$RUNS/classifier" --resume)
 "$BIN" train --stage evaluator --evaluator "$RUNS/evaluator" "${base[@]}" "$@" 2>&1 | log
 [ -f models/evaluator/evaluator.json ] || "$BIN" export-evaluator --run "$RUNS/evaluator" --out models/evaluator 2>&1 | log
 for name in $ONLY; do
-  tok="${name%%-*}"                       # vqgan, vq, fsq, vqkd, cluster
+  tok="${name%%-*}"                       # vqgan, vq (vq-mse), fsq, vqkd, cluster
   pixel=()
   case "$tok" in
-    vqgan) tok=vq; pixel=(--pixel-loss vqgan) ;;
-    fsq) pixel=(--pixel-loss vqgan) ;;
-    vq) pixel=(--pixel-loss mse) ;;
+    vqgan | fsq) pixel=(--pixel-loss vqgan) ;;
+    vq) tok=vqgan; pixel=(--pixel-loss mse) ;;
   esac
   teacher="$RUNS/teacher-vit"; kind=supervised
   [[ "$name" == *-mim ]] && { teacher="$RUNS/teacher-vit-mim"; kind=mim; }

@@ -1,5 +1,7 @@
 // The published package as a user gets it: `npm pack` web/package, install the tarball into a fresh
-// project, and generate an image through it in headless Chromium.
+// project, import it by name through its `exports` map (as a bundler resolves it), and generate in
+// headless Chromium; then the API's promises under stress: dispose, cancellation, bad arguments,
+// a bundle updated at the same URL.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -20,10 +22,15 @@ test('npm pack -> install -> generate in the browser', { timeout: 10 * 60 * 1000
   assert.match(files, /package\/dist\/tessera_wasm_bg\.wasm/);
   assert.match(files, /package\/src\/index\.d\.ts/);
   fs.symlinkSync(path.join(ROOT, 'models'), path.join(app, 'models'));
+  // Resolve 'tessera-web' as Node and bundlers do (the package's `exports` map), into an import map.
+  const resolved = execFileSync('node', ['--input-type=module', '-e', "console.log(import.meta.resolve('tessera-web'))"], { cwd: app }).toString().trim();
+  const entry = path.relative(app, new URL(resolved).pathname);
+  assert.equal(entry, 'node_modules/tessera-web/src/index.js', 'the exports map resolves the entry point');
   // The README example, nearly verbatim.
   fs.writeFileSync(path.join(app, 'index.html'), `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><canvas id="c"></canvas>
+<script type="importmap">{ "imports": { "tessera-web": "./${entry}" } }</script>
 <script type="module">
-import { loadGenerator } from './node_modules/tessera-web/src/index.js';
+import { loadGenerator } from 'tessera-web';
 const progress = [];
 const gen = await loadGenerator({ modelUrl: 'models/fmnist-vqkd/', device: 'cpu', onProgress: (p) => progress.push(p.stage) });
 const { images, tokens } = await gen.generate({ class: 'Bag', count: 2, seed: 1 });
@@ -34,11 +41,13 @@ const nar = await gen.generate({ proposal: 'nar', class: 'Bag', count: 1, seed: 
 const rec = await gen.reconstruct(images[0]);
 const mask = [Array.from({ length: 64 }, (_, p) => p < 16)];
 const edited = await gen.inpaint({ tokens: [rec.tokens[0]], mask, class: 'Bag', seed: 4 });
-let badInput = null;
-try { await gen.generate({ class: 'Bag', colour: 'red' }); } catch (e) { badInput = e.message; }
+let badInput = null, badKind = null;
+try { await gen.generate({ class: 'Bag', colour: 'red' }); } catch (e) { badInput = e.message; badKind = e.name; }
+let wasmKind = null;
+try { await gen.generate({ class: 'Nope' }); } catch (e) { wasmKind = [e.name, e.code]; }
 window.done = { n: images.length, w: images[0].width, tokens: tokens[0].length, progress, max: Math.max(...images[0].data),
   narTokens: nar.tokens[0].length, recTokens: rec.tokens[0].length,
-  keptAfterEdit: edited.tokens[0].slice(16).every((t, i) => t === rec.tokens[0][16 + i]), badInput };
+  keptAfterEdit: edited.tokens[0].slice(16).every((t, i) => t === rec.tokens[0][16 + i]), badInput, badKind, wasmKind };
 </script>`);
   const server = await serve(app);
   const browser = await launch();
@@ -52,11 +61,174 @@ window.done = { n: images.length, w: images[0].width, tokens: tokens[0].length, 
     assert.equal(done.tokens, 64);
     assert.ok(done.max > 100, 'image is not blank');
     assert.ok(done.progress.includes('download'), 'progress callback was called');
+    assert.equal(done.progress.at(-1), 'ready', 'the last load event is ready');
     assert.equal(done.narTokens, 64);
     assert.equal(done.recTokens, 64);
     assert.ok(done.keptAfterEdit, 'inpainting changed tokens outside the mask');
     assert.match(done.badInput, /colour/, 'unknown options are rejected with a message');
+    assert.equal(done.badKind, 'InvalidOption');
+    assert.deepEqual(done.wasmKind, ['InvalidOption', 'InvalidOption'], 'errors from wasm carry their kind');
     await page.screenshot({ path: path.join(OUT, 'package.png') });
+  } finally {
+    await browser.close();
+    server.close();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+/** A page on a served folder holding the package and the shipped models (plus `extra` files). */
+async function packagePage(browser, server) {
+  const page = await newPage(browser);
+  const requests = [];
+  page.on('request', (r) => requests.push(r.url()));
+  page.on('worker', (w) => w.on('console', () => {}));
+  await page.goto(server.url + 'blank.html');
+  return { page, requests };
+}
+
+function appDir() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-api-'));
+  fs.symlinkSync(path.join(ROOT, 'web/package'), path.join(dir, 'tessera'));
+  fs.symlinkSync(path.join(ROOT, 'models'), path.join(dir, 'models'));
+  fs.writeFileSync(path.join(dir, 'blank.html'), '<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,">');
+  return dir;
+}
+
+test('every promise settles: dispose, AbortSignal, bad arguments, checks before downloads', { timeout: 10 * 60 * 1000 }, async () => {
+  const dir = appDir();
+  const server = await serve(dir);
+  const browser = await launch();
+  try {
+    const { page, requests } = await packagePage(browser, server);
+    const r = await page.evaluate(async () => {
+      const { loadGenerator, TesseraError } = await import('./tessera/src/index.js');
+      const kindOf = (p) => p.then(() => 'resolved', (e) => (e instanceof TesseraError ? e.name : `not a TesseraError: ${e}`));
+      const out = {};
+      // Options are checked before anything is downloaded.
+      out.badDevice = await kindOf(loadGenerator({ modelUrl: 'models/fmnist-vqgan/', device: 'tpu' }));
+      out.badProposals = await kindOf(loadGenerator({ modelUrl: 'models/fmnist-vqgan/', proposals: 'ar' }));
+      out.noUrl = await kindOf(loadGenerator({}));
+      // A load cancelled by its signal.
+      const early = new AbortController();
+      const cancelledLoad = loadGenerator({ modelUrl: 'models/fmnist-vqgan/', device: 'cpu', signal: early.signal });
+      early.abort();
+      out.abortedLoad = await kindOf(cancelledLoad);
+      const gen = await loadGenerator({ modelUrl: 'models/fmnist-vqgan/', device: 'cpu' });
+      const n = gen.tokensPerImage;
+      // Bad arguments reject (never throw synchronously); the generator stays usable.
+      out.shortMask = await kindOf(gen.inpaint({ tokens: [new Array(n).fill(0)], mask: [new Array(n - 1).fill(true)], class: 1 }));
+      out.holeyMask = await kindOf(gen.inpaint({ tokens: [new Array(n).fill(0)], mask: [new Array(n)], class: 1 }));
+      out.logitsNoTokens = await kindOf(Promise.resolve().then(() => gen.proposalLogits('ar', 1, undefined)));
+      out.logitsSync = (() => { try { const p = gen.proposalLogits('ar', 1, undefined); p.catch(() => {}); return 'returned a promise'; } catch { return 'threw'; } })();
+      // A generation cancelled after a few steps rejects with AbortError; the next one runs.
+      const ctl = new AbortController();
+      let steps = 0;
+      const cancelled = gen.generate({ class: 1, count: 1, seed: 3, signal: ctl.signal, onStep: () => { if (++steps === 5) ctl.abort(); } });
+      out.abortedGenerate = await kindOf(cancelled);
+      out.stepsBeforeAbort = steps;
+      const ok = await gen.generate({ class: 1, count: 1, seed: 3 });
+      out.afterAbort = ok.tokens[0].length;
+      // dispose() during a call: it rejects with Disposed, and so does every later call, at once.
+      const pending = gen.generate({ class: 2, count: 2, seed: 1 });
+      gen.dispose();
+      out.duringDispose = await kindOf(pending);
+      const t0 = performance.now();
+      out.afterDispose = await kindOf(gen.decode([new Array(n).fill(0)]));
+      out.afterDisposeMs = performance.now() - t0;
+      return out;
+    });
+    console.log(JSON.stringify(r));
+    assert.equal(r.badDevice, 'InvalidOption');
+    assert.equal(r.badProposals, 'InvalidOption');
+    assert.equal(r.noUrl, 'InvalidOption');
+    assert.equal(r.abortedLoad, 'AbortError');
+    assert.equal(r.shortMask, 'InvalidTokens');
+    assert.equal(r.holeyMask, 'InvalidTokens');
+    assert.equal(r.logitsNoTokens, 'InvalidTokens');
+    assert.equal(r.logitsSync, 'returned a promise');
+    assert.equal(r.abortedGenerate, 'AbortError');
+    assert.ok(r.stepsBeforeAbort >= 5 && r.stepsBeforeAbort < 64, `generation stopped after ${r.stepsBeforeAbort} steps`);
+    assert.equal(r.afterAbort, 64);
+    assert.equal(r.duringDispose, 'Disposed');
+    assert.equal(r.afterDispose, 'Disposed');
+    assert.ok(r.afterDisposeMs < 100, 'a call after dispose rejects at once');
+    // The rejected loads downloaded no weights: the only safetensors fetched are the real load's.
+    const weights = requests.filter((u) => u.endsWith('.safetensors'));
+    assert.ok(weights.length <= 3 + 3, `weights fetched: ${weights.join(', ')}`);
+  } finally {
+    await browser.close();
+    server.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a bundle updated at the same URL loads (the cache is keyed by checksum)', { timeout: 10 * 60 * 1000 }, async () => {
+  const dir = appDir();
+  const bundle = path.join(dir, 'b');
+  const copy = (name) => {
+    fs.rmSync(bundle, { recursive: true, force: true });
+    fs.mkdirSync(bundle);
+    for (const f of ['manifest.json', 'tokenizer.safetensors']) fs.copyFileSync(path.join(ROOT, 'models', name, f), path.join(bundle, f));
+  };
+  copy('fmnist-vqgan');
+  const server = await serve(dir);
+  const browser = await launch();
+  try {
+    const { page } = await packagePage(browser, server);
+    const load = () => page.evaluate(async () => {
+      const { loadGenerator } = await import('./tessera/src/index.js');
+      const events = [];
+      const g = await loadGenerator({ modelUrl: 'b/', device: 'cpu', proposals: [], onProgress: (p) => p.stage === 'download' && events.push(p.cached) });
+      const name = g.info.tokenizer;
+      g.dispose();
+      return { name, cached: events.at(-1) };
+    });
+    const first = await load();
+    const again = await load();
+    assert.deepEqual([first.name, again.name], ['vqgan', 'vqgan']);
+    assert.equal(again.cached, true, 'the second load reads the Cache API');
+    copy('fmnist-fsq'); // new weights, new manifest, same URL
+    const updated = await load();
+    assert.equal(updated.name, 'fsq', 'the updated bundle loads, not a checksum error');
+    assert.equal(updated.cached, false);
+  } finally {
+    await browser.close();
+    server.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a Vite app built from the packed tarball generates in the browser', { timeout: 10 * 60 * 1000 }, async () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-vite-'));
+  const packed = execFileSync('npm', ['pack', '--silent', '--pack-destination', tmp], { cwd: path.join(ROOT, 'web/package') }).toString().trim().split('\n').pop();
+  const app = path.join(tmp, 'app');
+  fs.mkdirSync(path.join(app, 'public'), { recursive: true });
+  fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'vite-app', private: true, type: 'module' }));
+  execFileSync('npm', ['install', '--no-audit', '--no-fund', '--offline', path.join(tmp, packed)], { cwd: app, stdio: 'inherit' });
+  fs.symlinkSync(path.join(ROOT, 'models'), path.join(app, 'public', 'models'));
+  fs.writeFileSync(path.join(app, 'index.html'), '<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><script type="module" src="/main.js"></script>');
+  fs.writeFileSync(path.join(app, 'main.js'), `import { loadGenerator } from 'tessera-web';
+const gen = await loadGenerator({ modelUrl: 'models/fmnist-vqkd/', device: 'cpu', proposals: ['nar'] });
+const r = await gen.generate({ proposal: 'nar', class: 'Sneaker', count: 1, seed: 2 });
+window.done = { tokens: r.tokens[0].length, max: Math.max(...r.images[0].data), device: r.device };
+`);
+  // Vite resolves the package through its exports map and bundles the worker with its wasm.
+  const vite = path.join(ROOT, 'tests/browser/node_modules/.bin/vite');
+  execFileSync(vite, ['build', '--logLevel', 'warn'], { cwd: app, stdio: 'inherit' });
+  const dist = path.join(app, 'dist');
+  const assets = fs.readdirSync(path.join(dist, 'assets'));
+  assert.ok(assets.some((f) => f.endsWith('.wasm')), `the wasm is an asset of the build: ${assets.join(', ')}`);
+  assert.ok(assets.filter((f) => f.endsWith('.js')).length >= 2, 'the worker is bundled apart from the page');
+  const server = await serve(dist);
+  const browser = await launch();
+  try {
+    const page = await newPage(browser);
+    await page.goto(server.url);
+    await page.waitForFunction(() => window.done, null, { timeout: 5 * 60 * 1000 });
+    const done = await page.evaluate(() => window.done);
+    assert.equal(done.tokens, 64);
+    assert.equal(done.device, 'cpu');
+    assert.ok(done.max > 100, 'image is not blank');
   } finally {
     await browser.close();
     server.close();

@@ -11,7 +11,10 @@ let generator = null;
 let busy = false;
 let lastImages = [];     // ImageData of the last generation
 let lastTokens = [];     // and their tokens
-const edit = { tokens: null, image: null, mask: new Array(64).fill(false), source: null };
+const edit = { tokens: null, image: null, mask: [], source: null };
+// The token grid and image size come from the loaded model (`info`), never from constants.
+const gridOf = () => generator?.info.grid ?? [8, 8];
+const tokensPerImage = () => gridOf()[0] * gridOf()[1];
 
 // State exposed for tests and curious visitors.
 window.tessera = { ready: false, runs: 0, lastResult: null, lastError: null, firstImageMs: null, info: null, index: null };
@@ -37,8 +40,8 @@ function drawGrid(grid, images, onClick) {
 }
 
 /** A token map as an image: one colour per code (golden-angle hues), so equal codes look alike. */
-function tokenMap(tokens, side = 8) {
-  const img = new ImageData(side, side);
+function tokenMap(tokens, [rows, cols]) {
+  const img = new ImageData(cols, rows);
   tokens.forEach((t, p) => {
     const h = (t * 137.508) % 360, s = 0.65, l = 0.35 + 0.3 * ((t * 7) % 5) / 4;
     const k = (n) => (n + h / 30) % 12;
@@ -55,9 +58,12 @@ function modelUrl() {
   return 'models/' + ($('model').value || index.default);
 }
 
+let loads = 0; // the latest load wins; an older one that finishes late is dropped
 async function load() {
+  const mine = ++loads;
   $('generate').disabled = true;
   window.tessera.ready = false;
+  // Disposing rejects a generation in flight (its promise settles with a 'Disposed' error).
   generator?.dispose();
   generator = null;
   const device = $('device').value;
@@ -70,11 +76,20 @@ async function load() {
         : status(`Starting ${p.device}…`),
     });
   } catch (e) {
+    if (mine !== loads) return;
     status(`Could not load the model: ${e.message}`, true);
     window.tessera.lastError = e.message;
     return;
   }
+  if (mine !== loads) {
+    generator?.dispose();
+    return;
+  }
   const info = generator.info;
+  if (edit.mask.length !== info.grid[0] * info.grid[1]) {
+    edit.mask = new Array(info.grid[0] * info.grid[1]).fill(false);
+    edit.tokens = null;
+  }
   window.tessera.info = info;
   const sel = $('class');
   if (!sel.options.length) info.classes.forEach((name, i) => sel.add(new Option(name, String(i))));
@@ -117,16 +132,18 @@ async function generate(opts) {
   document.querySelectorAll('.nar').forEach((e) => e.classList.toggle('hidden', !nar));
   const className = generator.info.classes[opts.class] ?? opts.class;
   status(`Generating ${opts.count} × ${className} with ${proposal.toUpperCase()}…`);
-  const order = new Array(64).fill(-1);
+  const [rows, cols] = gridOf();
+  const order = new Array(rows * cols).fill(-1);
   const steps = [];
   const orderCanvas = $('order');
   const drawOrder = (total) => {
-    const img = new ImageData(8, 8);
+    const img = new ImageData(cols, rows);
     order.forEach((s, p) => { const v = s < 0 ? 255 : Math.round(40 + 200 * s / Math.max(1, total - 1)); img.data.set(s < 0 ? [255, 240, 240, 255] : [v, v, 255, 255], p * 4); });
     paint(orderCanvas, img);
   };
+  const g = generator;
   try {
-    const r = await generator.generate({
+    const r = await g.generate({
       ...opts,
       onStep: (e) => {
         $('progress').max = e.total; $('progress').value = e.position;
@@ -149,10 +166,11 @@ async function generate(opts) {
     $('stats').textContent = `${generator.info.name}, ${r.proposal.toUpperCase()} on ${dev}: ${r.msPerImage.toFixed(0)} ms per image (${r.ms.toFixed(0)} ms for ${r.images.length}` + (nar ? `, ${steps.length} steps: ${steps.join('+')} tokens)` : ')');
   } catch (e) {
     window.tessera.lastError = e.message;
-    status(`Error: ${e.message}`, true);
+    // a generation stopped by switching model or device is not an error to show
+    if (e.name !== 'Disposed') status(`Error: ${e.message}`, true);
   } finally {
     busy = false;
-    $('generate').disabled = false;
+    $('generate').disabled = !(generator && window.tessera.ready);
   }
 }
 
@@ -160,12 +178,13 @@ async function generate(opts) {
 
 const draw = $('draw');
 const dctx = draw.getContext('2d');
-function clearDrawing() { dctx.fillStyle = '#000'; dctx.fillRect(0, 0, 32, 32); }
+const D = draw.width; // the drawing's side; `reconstruct` scales it to each model's image size
+function clearDrawing() { dctx.fillStyle = '#000'; dctx.fillRect(0, 0, D, D); }
 clearDrawing();
 let drawing = false;
 function stroke(e) {
   const r = draw.getBoundingClientRect();
-  const x = (e.clientX - r.left) * 32 / r.width, y = (e.clientY - r.top) * 32 / r.height;
+  const x = (e.clientX - r.left) * D / r.width, y = (e.clientY - r.top) * D / r.height;
   dctx.fillStyle = '#fff';
   dctx.beginPath(); dctx.arc(x, y, 1.6, 0, 2 * Math.PI); dctx.fill();
 }
@@ -179,20 +198,20 @@ $('upload').onchange = async () => {
   const bmp = await createImageBitmap(f);
   // fit inside 28x28 centred (as Fashion-MNIST does), black background
   clearDrawing();
-  const s = 28 / Math.max(bmp.width, bmp.height);
+  const s = (D * 28) / 32 / Math.max(bmp.width, bmp.height);
   const w = bmp.width * s, h = bmp.height * s;
-  dctx.drawImage(bmp, (32 - w) / 2, (32 - h) / 2, w, h);
+  dctx.drawImage(bmp, (D - w) / 2, (D - h) / 2, w, h);
   if ($('invert').checked) invertDrawing();
 };
 function invertDrawing() {
-  const d = dctx.getImageData(0, 0, 32, 32);
+  const d = dctx.getImageData(0, 0, D, D);
   for (let i = 0; i < d.data.length; i += 4) for (let k = 0; k < 3; k++) d.data[i + k] = 255 - d.data[i + k];
   dctx.putImageData(d, 0, 0);
 }
 $('invert').onchange = invertDrawing;
 
 const tokenizerOnly = new Map(); // bundle path -> Generator (tokenizer only, no proposal download)
-async function reconstructAll(image = dctx.getImageData(0, 0, 32, 32)) {
+async function reconstructAll(image = dctx.getImageData(0, 0, D, D)) {
   const body = $('recon-table').tBodies[0];
   body.replaceChildren();
   const results = [];
@@ -209,13 +228,17 @@ async function reconstructAll(image = dctx.getImageData(0, 0, 32, 32)) {
       }
       const r = await g.reconstruct(image);
       const rec = document.createElement('canvas'); paint(rec, r.images[0]); c1.append(rec);
-      const map = document.createElement('canvas'); paint(map, tokenMap(r.tokens[0])); c2.append(map);
+      const map = document.createElement('canvas'); paint(map, tokenMap(r.tokens[0], g.info.grid)); c2.append(map);
       const distinct = new Set(r.tokens[0]).size;
       c3.textContent = `${distinct} of ${g.info.codebookSize}`;
-      let se = 0;
-      for (let i = 0; i < image.data.length; i += 4) se += ((image.data[i] - r.images[0].data[i]) / 255) ** 2;
-      const mse = se / (image.data.length / 4);
-      c4.textContent = mse.toFixed(4);
+      // MSE against the input when the model works at the input's size
+      let mse = null;
+      if (r.images[0].data.length === image.data.length) {
+        let se = 0;
+        for (let i = 0; i < image.data.length; i += 4) se += ((image.data[i] - r.images[0].data[i]) / 255) ** 2;
+        mse = se / (image.data.length / 4);
+      }
+      c4.textContent = mse === null ? '–' : mse.toFixed(4);
       results.push({ bundle: b.name, tokenizer: b.tokenizer, tokens: r.tokens[0], distinct, mse, device: r.device });
     } catch (e) {
       c3.textContent = `error: ${e.message}`;
@@ -231,7 +254,8 @@ $('reconstruct').onclick = () => reconstructAll();
 
 function showEditSource() {
   if (edit.image) paint($('edit-src'), edit.image);
-  const m = new ImageData(8, 8);
+  const [rows, cols] = gridOf();
+  const m = new ImageData(cols, rows);
   edit.mask.forEach((on, p) => m.data.set(on ? [255, 40, 40, 255] : [0, 0, 0, 0], p * 4));
   paint($('edit-mask'), m);
   $('inpaint').disabled = !edit.tokens || !generator?.info.proposals.nar;
@@ -245,7 +269,7 @@ function selectForEdit(i, canvas) {
   showEditSource();
 }
 async function useDrawing() {
-  const r = await generator.reconstruct(dctx.getImageData(0, 0, 32, 32));
+  const r = await generator.reconstruct(dctx.getImageData(0, 0, D, D));
   edit.tokens = r.tokens[0];
   edit.image = r.images[0];
   edit.source = 'drawing';
@@ -255,8 +279,9 @@ $('use-drawing').onclick = () => useDrawing().catch((e) => status(e.message, tru
 let brushing = false;
 function brush(e) {
   const r = $('edit-mask').getBoundingClientRect();
-  const x = Math.floor((e.clientX - r.left) * 8 / r.width), y = Math.floor((e.clientY - r.top) * 8 / r.height);
-  if (x >= 0 && x < 8 && y >= 0 && y < 8) { edit.mask[y * 8 + x] = true; showEditSource(); }
+  const [rows, cols] = gridOf();
+  const x = Math.floor((e.clientX - r.left) * cols / r.width), y = Math.floor((e.clientY - r.top) * rows / r.height);
+  if (x >= 0 && x < cols && y >= 0 && y < rows) { edit.mask[y * cols + x] = true; showEditSource(); }
 }
 $('edit-mask').addEventListener('pointerdown', (e) => { brushing = true; brush(e); });
 $('edit-mask').addEventListener('pointermove', (e) => brushing && brush(e));
@@ -273,7 +298,7 @@ async function inpaint({ cells, count = 4, seed = Number($('seed').value), cls =
   const mask = Array.from({ length: count }, () => edit.mask);
   const r = await generator.inpaint({ tokens, mask, class: cls, seed });
   drawGrid($('edit-out'), r.images);
-  status(`Done: ${masked} tokens resampled by NAR, ${64 - masked} kept (${r.msPerImage.toFixed(0)} ms per image).`, false, $('edit-status'));
+  status(`Done: ${masked} tokens resampled by NAR, ${tokensPerImage() - masked} kept (${r.msPerImage.toFixed(0)} ms per image).`, false, $('edit-status'));
   window.tessera.lastInpaint = { source: edit.tokens, mask: edit.mask.slice(), tokens: r.tokens };
   return window.tessera.lastInpaint;
 }
@@ -283,7 +308,12 @@ $('inpaint').onclick = () => inpaint().catch((e) => status(e.message, true, $('e
 
 Object.assign(window.tessera, { generate, reconstructAll, inpaint, useDrawing, selectForEdit: (i) => selectForEdit(i, $('grid').children[i]) });
 $('controls').addEventListener('submit', (e) => { e.preventDefault(); generate(); });
-$('device').addEventListener('change', load);
+$('device').addEventListener('change', () => {
+  // the tokenizer-only generators of the Reconstruct table ran on the old device: release them
+  for (const g of tokenizerOnly.values()) g.dispose();
+  tokenizerOnly.clear();
+  return load();
+});
 $('model').addEventListener('change', load);
 $('proposal').addEventListener('change', applyDefaults);
 if (params.get('device')) $('device').value = params.get('device');

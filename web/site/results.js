@@ -26,7 +26,9 @@ for (const b of index.bundles) {
 const samples = document.getElementById('samples');
 for (const b of index.bundles) {
   const h = document.createElement('h3');
-  h.innerHTML = `${b.label} — <a href="models/${b.path}README.md">model card</a>`;
+  // Strings from index.json are shown as text, never parsed as HTML.
+  const card = Object.assign(document.createElement('a'), { href: `models/${encodeURI(b.path)}README.md`, textContent: 'model card' });
+  h.append(`${b.label} — `, card);
   samples.append(h);
   for (const p of b.proposals) {
     const img = new Image();

@@ -7,12 +7,12 @@ use anyhow::{Context, Result};
 use burn::prelude::*;
 use std::path::Path;
 use tessera::bundle::sha256_hex;
-use tessera::cluster::ClusterConfig;
-use tessera::kmeans::kmeans_cosine;
+use tessera::tokenizer::cluster::ClusterConfig;
+use tessera::train::kmeans::kmeans_cosine;
 use tessera::tokenizer::TokenizerSpec;
-use tessera::vit::Vit;
-use tessera::vqkd::VqKdConfig;
-use tessera::weights::{HostTensor, NamedTensors, from_safetensors, to_safetensors};
+use tessera::teacher::vit::Vit;
+use tessera::tokenizer::vqkd::VqKdConfig;
+use tessera::bundle::weights::{HostTensor, NamedTensors, from_safetensors, to_safetensors};
 
 fn read_tensors(path: &Path) -> Result<NamedTensors> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
@@ -41,7 +41,7 @@ pub fn cluster_codebook(run: &Path, teacher: &Vit, data: &Dataset, images: usize
     let feats = teacher_features(teacher, data, images, device);
     let d = teacher.pos_emb.val().dims()[2];
     eprintln!("cluster: k-means (k = {k}) on {} patch features of {images} images", feats.len() / d);
-    let (c, _) = kmeans_cosine(&feats, d, k, 25, seed);
+    let (c, _) = kmeans_cosine(&feats, d, k, 25, seed)?;
     std::fs::create_dir_all(run)?;
     std::fs::write(&path, to_safetensors(&NamedTensors::from([("codebook".to_string(), HostTensor { shape: vec![k, d], values: c.clone() })])))?;
     eprintln!("cluster: k-means took {:.0}s", t0.elapsed().as_secs_f64());
@@ -82,10 +82,10 @@ pub fn vqkd(run: &Path, cfg: &VqKdConfig, command: &str, seconds: f64) -> Result
     save_tokenizer(run, &TokenizerSpec::Vqkd(cfg.clone()), t, &["vqkd", "decoder"], command, seconds)
 }
 
-/// Cluster tokenizer = teacher + k-means codebook + pixel decoder (run/decoder).
+/// Cluster tokenizer = teacher as encoder + k-means codebook as quantizer + pixel decoder (run/decoder).
 pub fn cluster(run: &Path, teacher_dir: &Path, cfg: &ClusterConfig, codebook: &[f32], command: &str, seconds: f64) -> Result<()> {
-    let mut t: NamedTensors = prefixed(read_tensors(&teacher_dir.join("model.safetensors"))?, "teacher.").collect();
-    t.insert("codebook".into(), HostTensor { shape: vec![cfg.codebook_size, cfg.teacher.n_embd], values: codebook.to_vec() });
+    let mut t: NamedTensors = prefixed(read_tensors(&teacher_dir.join("model.safetensors"))?, "encoder.").collect();
+    t.insert("quantizer.codebook".into(), HostTensor { shape: vec![cfg.codebook_size, cfg.teacher.n_embd], values: codebook.to_vec() });
     t.extend(decoder_tensors(run)?);
     save_tokenizer(run, &TokenizerSpec::Cluster(cfg.clone()), t, &["decoder"], command, seconds)
 }

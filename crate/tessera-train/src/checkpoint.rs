@@ -1,13 +1,17 @@
 //! Resumable training state: model weights (safetensors, with parameter ids), the optimizer state
-//! (burnpack) and `state.json` (step, elapsed time, loss log). Written atomically every
-//! `--checkpoint-every` steps, so a killed run continues with `--resume` from the last one.
-use anyhow::{Context, Result};
+//! (burnpack) and `state.json` (step, elapsed time, loss log). Written every `--checkpoint-every`
+//! steps, so a killed run continues with `--resume` from the last one. Each file is written to a
+//! temporary name and renamed; `state.json` goes last and records the sha256 of every other file,
+//! so a set of files mixed from two steps (a kill between two renames) is detected on load and
+//! refused rather than resumed from new weights with an old step count.
+use anyhow::{Context, Result, bail};
 use burn::optim::ModuleOptimizer;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use tessera::weights::{from_safetensors, load_module_with_ids, module_param_ids, module_to_tensors, to_safetensors};
+use tessera::bundle::sha256_hex;
+use tessera::bundle::weights::{from_safetensors, load_module_with_ids, module_param_ids, module_to_tensors, to_safetensors};
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct TrainState {
@@ -24,6 +28,9 @@ pub struct TrainState {
     #[serde(default)]
     pub extra: BTreeMap<String, serde_json::Value>,
     pub done: bool,
+    /// sha256 of each file of this checkpoint (`model.safetensors`, `param_ids.json`, `optim.bpk`).
+    #[serde(default)]
+    pub files: BTreeMap<String, String>,
 }
 
 pub struct Checkpoint {
@@ -37,9 +44,13 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+fn file_sha256(path: &Path) -> Result<String> {
+    Ok(sha256_hex(&std::fs::read(path).with_context(|| format!("reading {}", path.display()))?))
+}
+
 impl Checkpoint {
+    /// A checkpoint directory; nothing is created until the first `save`.
     pub fn new(dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         Ok(Self { dir: dir.to_path_buf() })
     }
     pub fn weights_path(&self) -> PathBuf {
@@ -54,19 +65,47 @@ impl Checkpoint {
     }
 
     pub fn save<M: Module>(&self, model: &M, optim: Option<&ModuleOptimizer>, state: &TrainState) -> Result<()> {
-        write_atomic(&self.weights_path(), &to_safetensors(&module_to_tensors(model)))?;
-        write_atomic(&self.dir.join("param_ids.json"), serde_json::to_string(&module_param_ids(model))?.as_bytes())?;
+        std::fs::create_dir_all(&self.dir).with_context(|| format!("creating {}", self.dir.display()))?;
+        let mut state = state.clone();
+        state.files.clear();
+        let weights = to_safetensors(&module_to_tensors(model));
+        state.files.insert("model.safetensors".into(), sha256_hex(&weights));
+        write_atomic(&self.weights_path(), &weights)?;
+        let ids = serde_json::to_string(&module_param_ids(model))?;
+        state.files.insert("param_ids.json".into(), sha256_hex(ids.as_bytes()));
+        write_atomic(&self.dir.join("param_ids.json"), ids.as_bytes())?;
         if let Some(o) = optim {
             let tmp = self.dir.join("optim.bpk.tmp");
             o.save(&tmp).map_err(|e| anyhow::anyhow!("saving optimizer state: {e:?}"))?;
+            state.files.insert("optim.bpk".into(), file_sha256(&tmp)?);
             std::fs::rename(&tmp, self.dir.join("optim.bpk"))?;
         }
-        // state.json last: it marks the checkpoint complete
-        write_atomic(&self.dir.join("state.json"), serde_json::to_string_pretty(state)?.as_bytes())
+        // state.json last: it marks the checkpoint complete and names the exact files of this step
+        write_atomic(&self.dir.join("state.json"), serde_json::to_string_pretty(&state)?.as_bytes())
+    }
+
+    /// Every file that `state.json` lists has the checksum it recorded (checkpoints written before
+    /// checksums were recorded list none and pass).
+    pub fn verify(&self) -> Result<()> {
+        let state = self.state()?;
+        for (file, sha) in &state.files {
+            let actual = file_sha256(&self.dir.join(file))?;
+            if &actual != sha {
+                bail!(
+                    "the checkpoint in {} is inconsistent: {file} is not the one state.json (step {}) was written with \
+                     (the run was stopped while writing a checkpoint). Resuming would not be exact; delete {} to retrain this stage",
+                    self.dir.display(),
+                    state.step,
+                    self.dir.display()
+                );
+            }
+        }
+        Ok(())
     }
 
     /// Loads weights (and, when `optim` is given, its state) into a freshly initialised `model`.
     pub fn load<M: Module>(&self, model: M, optim: Option<ModuleOptimizer>, device: &Device, trainable: bool) -> Result<(M, Option<ModuleOptimizer>)> {
+        self.verify()?;
         let bytes = std::fs::read(self.weights_path())?;
         let file = self.weights_path().display().to_string();
         let ids: Option<BTreeMap<String, u64>> =
@@ -79,5 +118,34 @@ impl Checkpoint {
             o => o,
         };
         Ok((model, optim))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera::proposal::ProposalConfig;
+
+    #[test]
+    fn files_of_two_steps_are_refused_not_resumed() {
+        let dir = std::env::temp_dir().join(format!("tessera-ckpt-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let d = Device::flex();
+        let cfg = ProposalConfig { vocab_size: 8, num_classes: 2, block_size: 4, n_layer: 1, n_head: 2, n_embd: 8 };
+        let ck = Checkpoint::new(&dir).unwrap();
+        assert!(!dir.exists(), "a checkpoint directory is created by the first save, not by `new`");
+        let step1 = cfg.init_gpt(&d).unwrap();
+        ck.save(&step1, None, &TrainState { step: 1, ..Default::default() }).unwrap();
+        ck.load(cfg.init_gpt(&d).unwrap(), None, &d, false).unwrap();
+        // A kill between the renames of step 2: its weights are in place, state.json is step 1's.
+        let step2 = cfg.init_gpt(&d).unwrap();
+        std::fs::write(ck.weights_path(), to_safetensors(&module_to_tensors(&step2))).unwrap();
+        let err = ck.load(cfg.init_gpt(&d).unwrap(), None, &d, false).unwrap_err().to_string();
+        assert!(err.contains("inconsistent") && err.contains("step 1"), "{err}");
+        // A complete save of step 2 is consistent again.
+        ck.save(&step2, None, &TrainState { step: 2, ..Default::default() }).unwrap();
+        let (back, _) = ck.load(cfg.init_gpt(&d).unwrap(), None, &d, false).unwrap();
+        assert_eq!(module_to_tensors(&back), module_to_tensors(&step2));
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -10,13 +10,13 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 use tessera::bundle::{Bundle, DatasetInfo, Proposal, FileEntry, Manifest, ProposalEntry, ProposalSpec, Provenance, TokenizerSpec, sha256_hex};
-use tessera::classifier::{Classifier, ClassifierConfig};
-use tessera::generate::{Request, decode, to_rgba, tokens_tensor};
-use tessera::gpt::GptConfig;
-use tessera::maskgit::MaskGitConfig;
-use tessera::sampler::SamplingOptions;
-use tessera::vq::VqTokenizerConfig;
-use tessera::weights::{Precision, from_safetensors, load_module, to_safetensors_as};
+use tessera::train::classifier::{Classifier, ClassifierConfig};
+use tessera::sampling::{Request, decode, to_rgba, tokens_tensor};
+use tessera::proposal::ProposalConfig;
+use tessera::sampling::sampler::SamplingOptions;
+use tessera::tokenizer::TokenizerKind;
+use tessera::tokenizer::vqgan::VqganConfig;
+use tessera::bundle::weights::{Precision, from_safetensors, load_module, to_safetensors_as};
 
 /// Sampling defaults stored in the bundle: AR uses the paper's top-k/top-p settings scaled to a
 /// 256-code book (top-k 100, capped at the codebook size); NAR uses MaskGIT's (10 steps, confidence
@@ -28,7 +28,7 @@ pub fn default_sampling(kind: &str, codebook_size: usize) -> SamplingOptions {
     }
 }
 
-fn sampling(d: &SamplingOptions, a: &SampleArgs) -> SamplingOptions {
+pub fn sampling(d: &SamplingOptions, a: &SampleArgs) -> SamplingOptions {
     SamplingOptions {
         seed: a.seed,
         temperature: a.temperature.unwrap_or(d.temperature),
@@ -43,7 +43,7 @@ fn sampling(d: &SamplingOptions, a: &SampleArgs) -> SamplingOptions {
 /// The tokenizer spec a run saved (older VQ runs saved the bare VQ config).
 pub fn tokenizer_spec(config: &serde_json::Value) -> Result<TokenizerSpec> {
     serde_json::from_value::<TokenizerSpec>(config.clone())
-        .or_else(|_| serde_json::from_value::<VqTokenizerConfig>(config.clone()).map(TokenizerSpec::Vq))
+        .or_else(|_| serde_json::from_value::<VqganConfig>(config.clone()).map(TokenizerSpec::Vqgan))
         .context("unrecognised tokenizer config in the run")
 }
 
@@ -60,7 +60,7 @@ pub(crate) fn git_commit() -> String {
 /// Writes a run's tokenizer and its finished proposal networks (`run/ar`, `run/nar`) as a bundle in
 /// `out`, weights in f16 (half the download; `eval` measures the bundle as shipped).
 pub fn export(run: &Path, out: &Path, name: &str, device: &Device) -> Result<()> {
-    std::fs::create_dir_all(out)?;
+    let mut written: Vec<(String, Vec<u8>)> = Vec::new(); // (file, bytes): written once all is checked
     let mut files = BTreeMap::new();
     let mut details = BTreeMap::new();
     let mut configs = BTreeMap::new();
@@ -82,8 +82,8 @@ pub fn export(run: &Path, out: &Path, name: &str, device: &Device) -> Result<()>
         let bytes = to_safetensors_as(&from_safetensors(role, &f32_bytes)?, Precision::F16);
         from_safetensors(role, &bytes).with_context(|| format!("the {role} does not fit in f16"))?;
         let path = format!("{role}.safetensors");
-        std::fs::write(out.join(&path), &bytes)?;
-        files.insert(role.to_string(), FileEntry { path, bytes: bytes.len() as u64, sha256: sha256_hex(&bytes) });
+        files.insert(role.to_string(), FileEntry { path: path.clone(), bytes: bytes.len() as u64, sha256: sha256_hex(&bytes) });
+        written.push((path, bytes));
         details.insert(
             role.to_string(),
             json!({"steps": st.step, "batch_size": st.batch_size, "seed": st.seed, "train_seconds": st.elapsed_s.round(),
@@ -94,10 +94,10 @@ pub fn export(run: &Path, out: &Path, name: &str, device: &Device) -> Result<()>
     let tok = tokenizer_spec(&configs["tokenizer"])?;
     let mut proposals = BTreeMap::new();
     if let Some(c) = configs.get("ar") {
-        proposals.insert("ar".to_string(), ProposalEntry { model: ProposalSpec::Ar(serde_json::from_value::<GptConfig>(c.clone())?), sampling: default_sampling("ar", tok.codebook_size()) });
+        proposals.insert("ar".to_string(), ProposalEntry { model: ProposalSpec::Ar(serde_json::from_value::<ProposalConfig>(c.clone())?), sampling: default_sampling("ar", tok.codebook_size()) });
     }
     if let Some(c) = configs.get("nar") {
-        proposals.insert("nar".to_string(), ProposalEntry { model: ProposalSpec::Nar(serde_json::from_value::<MaskGitConfig>(c.clone())?), sampling: default_sampling("nar", tok.codebook_size()) });
+        proposals.insert("nar".to_string(), ProposalEntry { model: ProposalSpec::Nar(serde_json::from_value::<ProposalConfig>(c.clone())?), sampling: default_sampling("nar", tok.codebook_size()) });
     }
     if proposals.is_empty() {
         bail!("{} has no finished proposal network (ar or nar)", run.display());
@@ -126,6 +126,10 @@ pub fn export(run: &Path, out: &Path, name: &str, device: &Device) -> Result<()>
     };
     let text = serde_json::to_string_pretty(&manifest)?;
     Manifest::parse(&text).context("exported manifest does not validate")?;
+    std::fs::create_dir_all(out)?;
+    for (path, bytes) in written {
+        std::fs::write(out.join(path), bytes)?;
+    }
     std::fs::write(out.join("manifest.json"), text + "\n")?;
     eprintln!("exported {} ({} files)", out.display(), manifest.files.len());
     Ok(())
@@ -232,7 +236,7 @@ pub fn load_evaluator(dir: &Path, device: &Device) -> Result<Evaluator> {
     f.validate()?;
     let bytes = std::fs::read(dir.join(&f.path))?;
     f.verify(&bytes).with_context(|| format!("checking {} against {}", f.path, json_path.display()))?;
-    let model = load_module(card.config.init(device), from_safetensors(&f.path, &bytes)?, &f.path, device, false)?;
+    let model = load_module(card.config.init(device)?, from_safetensors(&f.path, &bytes)?, &f.path, device, false)?;
     Ok(Evaluator { card, model })
 }
 
@@ -260,7 +264,7 @@ pub fn export_evaluator(run: &Path, data_dir: &Path, out: &Path, device: &Device
     let st = ck.state()?;
     let config: ClassifierConfig = serde_json::from_value(st.config.clone())?;
     let bytes = std::fs::read(ck.weights_path())?;
-    let model = load_module(config.init(device), from_safetensors("evaluator", &bytes)?, "evaluator", device, false)?;
+    let model = load_module(config.init(device)?, from_safetensors("evaluator", &bytes)?, "evaluator", device, false)?;
     let test_accuracy = test_accuracy(&model, data_dir, device)?;
     std::fs::create_dir_all(out)?;
     let path = "evaluator.safetensors".to_string();
@@ -298,7 +302,7 @@ fn argmax_chunks(probs: &[f32], k: usize) -> Vec<usize> {
 fn proposal_ppl(p: &Proposal, spec: &ProposalSpec, tokens: &[u32], labels: &[i64], per: usize, device: &Device) -> Result<f64> {
     let n = labels.len();
     let (mut nll, mut count) = (0f64, 0f64);
-    let mut rng = tessera::sampler::Rng::new(0x9E11, 0);
+    let mut rng = tessera::rng::Rng::new(0x9E11, 0);
     for start in (0..n).step_by(250) {
         let b = (n - start).min(250);
         let toks: Vec<i64> = tokens[start * per..(start + b) * per].iter().map(|&t| t as i64).collect();
@@ -309,7 +313,7 @@ fn proposal_ppl(p: &Proposal, spec: &ProposalSpec, tokens: &[u32], labels: &[i64
             (Proposal::Nar(m), ProposalSpec::Nar(cfg)) => {
                 let mut mask = Vec::with_capacity(b * per);
                 for _ in 0..b {
-                    let k = tessera::maskgit::training_mask_count(rng.uniform(), per);
+                    let k = tessera::proposal::maskgit::training_mask_count(rng.uniform(), per);
                     mask.extend(crate::train::random_mask(&mut rng, per, k));
                 }
                 let masked = mask.iter().filter(|&&v| v).count() as f64;
@@ -321,6 +325,73 @@ fn proposal_ppl(p: &Proposal, spec: &ProposalSpec, tokens: &[u32], labels: &[i64
         count += weight;
     }
     Ok((nll / count).exp())
+}
+
+/// A metric that may be undefined (NaN, written as JSON `null` and read back as NaN).
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Default)]
+pub struct Metric(pub f64);
+
+impl serde::Serialize for Metric {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        if self.0.is_finite() { s.serialize_f64(self.0) } else { s.serialize_none() }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Metric {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        Ok(Metric(<Option<f64> as serde::Deserialize>::deserialize(d)?.unwrap_or(f64::NAN)))
+    }
+}
+
+/// The evaluator a report was scored with.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct EvaluatorRef {
+    pub name: String,
+    pub sha256: String,
+    pub test_accuracy: f64,
+    pub feature_dim: usize,
+}
+
+/// One proposal network's figures in an [`EvalReport`].
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct ProposalReport {
+    /// Perplexity on the test set's tokens.
+    pub ppl: Metric,
+    pub fid_eval: Metric,
+    pub is_eval: Metric,
+    /// Share of samples the evaluator assigns to the requested class, over all classes.
+    pub class_consistency_mean: Metric,
+    pub class_consistency: BTreeMap<String, Metric>,
+    pub samples: usize,
+    pub sampling: SamplingOptions,
+    pub generation_seconds: f64,
+}
+
+/// What `eval` measures of a bundle (`eval.json`); the table reads it back as this type.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct EvalReport {
+    pub bundle: String,
+    pub tokenizer: TokenizerKind,
+    pub evaluator: EvaluatorRef,
+    pub notes: String,
+    pub test_images: usize,
+    pub reconstruction_mse_01: Metric,
+    pub reconstruction_psnr_db: Metric,
+    pub rfid_eval: Metric,
+    pub codebook_size: usize,
+    pub codebook_usage: Metric,
+    pub code_entropy_bits: Metric,
+    pub code_entropy_max_bits: Metric,
+    pub code_purity: Metric,
+    pub code_majority_class: Vec<Option<usize>>,
+    pub evaluator_test_accuracy: Metric,
+    pub is_eval_test_images: Metric,
+    pub fid_eval_real_floor: Metric,
+    pub samples_per_class: usize,
+    pub proposals: BTreeMap<String, ProposalReport>,
+    /// Training and evaluation time of the run (written by `table`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timing: Option<serde_json::Value>,
 }
 
 /// `eval`: evaluates a bundle, prints the JSON and writes it to `out`.
@@ -338,7 +409,7 @@ pub fn evaluate(dir: &Path, evaluator: &Path, data_dir: &Path, per_class: usize,
 /// test set (its first `test_limit` images when given), PPL of each proposal network on the test
 /// tokens, FID_eval / IS_eval / class consistency of `per_class` samples per class.
 #[allow(clippy::too_many_arguments)]
-pub fn evaluate_bundle(dir: &Path, evaluator: &Path, data_dir: &Path, per_class: usize, test_limit: Option<usize>, a: &SampleArgs, recon_png: Option<&Path>, device: &Device) -> Result<serde_json::Value> {
+pub fn evaluate_bundle(dir: &Path, evaluator: &Path, data_dir: &Path, per_class: usize, test_limit: Option<usize>, a: &SampleArgs, recon_png: Option<&Path>, device: &Device) -> Result<EvalReport> {
     let b = Bundle::load_dir(dir, device)?;
     let ev = load_evaluator(evaluator, device)?;
     let evaluator = &ev.model;
@@ -422,40 +493,42 @@ pub fn evaluate_bundle(dir: &Path, evaluator: &Path, data_dir: &Path, per_class:
             per_class_ok.insert(b.manifest.dataset.classes[c].clone(), ok as f64 / per_class as f64);
             eprintln!("  {:<12} {:.1}%", b.manifest.dataset.classes[c], 100.0 * ok as f64 / per_class as f64);
         }
-        proposals.insert(name.clone(), json!({
-            "ppl": ppl,
-            "fid_eval": metrics::fid(&feats, &real_f, d),
-            "is_eval": metrics::inception_score(&probs, n_classes),
-            "class_consistency_mean": total_ok as f64 / (per_class * n_classes) as f64,
-            "class_consistency": per_class_ok,
-            "samples": per_class * n_classes,
-            "sampling": opts,
-            "generation_seconds": t0.elapsed().as_secs_f64(),
-        }));
+        proposals.insert(name.clone(), ProposalReport {
+            ppl: Metric(ppl),
+            fid_eval: Metric(metrics::fid(&feats, &real_f, d)),
+            is_eval: Metric(metrics::inception_score(&probs, n_classes)),
+            class_consistency_mean: Metric(total_ok as f64 / (per_class * n_classes) as f64),
+            class_consistency: per_class_ok.into_iter().map(|(k, v)| (k, Metric(v))).collect(),
+            samples: per_class * n_classes,
+            sampling: opts,
+            generation_seconds: t0.elapsed().as_secs_f64(),
+        });
     }
-    let result = json!({
-        "bundle": b.manifest.name,
-        "tokenizer": b.manifest.tokenizer.kind(),
-        "evaluator": {"name": ev.card.name, "sha256": ev.card.file.sha256, "test_accuracy": ev.card.test_accuracy, "feature_dim": d},
-        "notes": "FID_eval / IS_eval / rFID_eval use the in-project evaluator's penultimate features and class probabilities \
-                  (not Inception); FID_eval compares the samples with the 10,000 test images. fid_eval_real_floor: the same \
-                  number of real training images vs the test images (the floor at this sample count).",
-        "test_images": test.len(),
-        "reconstruction_mse_01": mse,
-        "reconstruction_psnr_db": psnr,
-        "rfid_eval": rfid,
-        "codebook_size": k,
-        "codebook_usage": metrics::usage(&counts),
-        "code_entropy_bits": metrics::code_entropy(&counts),
-        "code_entropy_max_bits": (k as f64).log2(),
-        "code_purity": metrics::code_purity(&class_counts),
-        "code_majority_class": metrics::majority_class(&class_counts),
-        "evaluator_test_accuracy": accuracy,
-        "is_eval_test_images": metrics::inception_score(&real_p, n_classes),
-        "fid_eval_real_floor": fid_floor,
-        "samples_per_class": per_class,
-        "proposals": proposals,
-    });
+    let result = EvalReport {
+        bundle: b.manifest.name.clone(),
+        tokenizer: b.manifest.tokenizer.kind(),
+        evaluator: EvaluatorRef { name: ev.card.name.clone(), sha256: ev.card.file.sha256.clone(), test_accuracy: ev.card.test_accuracy, feature_dim: d },
+        notes: "FID_eval / IS_eval / rFID_eval use the in-project evaluator's penultimate features and class probabilities \
+                (not Inception); FID_eval compares the samples with the 10,000 test images. fid_eval_real_floor: the same \
+                number of real training images vs the test images (the floor at this sample count)."
+            .into(),
+        test_images: test.len(),
+        reconstruction_mse_01: Metric(mse),
+        reconstruction_psnr_db: Metric(psnr),
+        rfid_eval: Metric(rfid),
+        codebook_size: k,
+        codebook_usage: Metric(metrics::usage(&counts)),
+        code_entropy_bits: Metric(metrics::code_entropy(&counts)),
+        code_entropy_max_bits: Metric((k as f64).log2()),
+        code_purity: Metric(metrics::code_purity(&class_counts)),
+        code_majority_class: metrics::majority_class(&class_counts),
+        evaluator_test_accuracy: Metric(accuracy),
+        is_eval_test_images: Metric(metrics::inception_score(&real_p, n_classes)),
+        fid_eval_real_floor: Metric(fid_floor),
+        samples_per_class: per_class,
+        proposals,
+        timing: None,
+    };
     Ok(result)
 }
 

@@ -97,7 +97,7 @@ pub fn mean_std(v: &[f64]) -> (f64, f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tessera::sampler::Rng;
+    use tessera::rng::Rng;
 
     fn gaussian(n: usize, d: usize, mean: &[f64], scale: &[f64], seed: u64) -> Vec<f32> {
         let mut r = Rng::new(seed, 0);

@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use plotters::prelude::*;
 use std::path::Path;
 use std::sync::OnceLock;
-use tessera::sampler::Rng;
+use tessera::rng::Rng;
 
 /// Matplotlib's tab10, one colour per class; unused codes are light grey.
 const PALETTE: [(u8, u8, u8); 10] = [

@@ -8,9 +8,12 @@
 //! its `eval.json`, so re-running the same command continues where a kill stopped it. The seeds
 //! vary the tokenizer and proposal training; the teachers (like the paper's pretrained IU encoders),
 //! the perceptual-loss classifier and the evaluator are trained once and shared.
+use tessera::tokenizer::TokenizerKind;
 use crate::checkpoint::Checkpoint;
 use crate::metrics::mean_std;
-use crate::{SampleArgs, TrainArgs, data, eval, plots};
+use crate::cli::{PixelLoss, Stage, TeacherKind, TrainArgs};
+use crate::eval::{EvalReport, Metric, ProposalReport};
+use crate::{SampleArgs, data, eval, plots};
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
 use clap::{Parser, ValueEnum};
@@ -104,12 +107,27 @@ pub struct TableArgs {
     pub finished_only: bool,
 }
 
+impl TableArgs {
+    /// Rows, seeds and counts checked before anything is trained.
+    pub fn validate(&self) -> Result<()> {
+        if self.seeds.is_empty() {
+            bail!("--seeds needs at least one seed");
+        }
+        if self.samples_per_class == Some(0) {
+            bail!("--samples-per-class must be at least 1");
+        }
+        for r in self.rows.iter().chain(self.ablations.iter().filter(|a| a.as_str() != "none")) {
+            Row::parse(r)?;
+        }
+        Ok(())
+    }
+}
+
 /// One row of the table, parsed from its name.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
     pub name: String,
-    /// vqgan, fsq, vqkd, cluster
-    pub tokenizer: String,
+    pub tokenizer: TokenizerKind,
     pub mim_teacher: bool,
     pub codebook_size: usize,
 }
@@ -127,33 +145,28 @@ fn fsq_levels(k: usize) -> Result<&'static str> {
 impl Row {
     pub fn parse(name: &str) -> Result<Row> {
         let mut parts = name.split('-');
-        let tokenizer = parts.next().unwrap_or_default().to_string();
-        if !["vqgan", "fsq", "vqkd", "cluster"].contains(&tokenizer.as_str()) {
+        let first = parts.next().unwrap_or_default();
+        let Some(tokenizer) = TokenizerKind::parse(first).filter(|_| first != "vq") else {
             bail!("row '{name}': the tokenizer must be vqgan, fsq, vqkd or cluster");
-        }
+        };
         let (mut mim_teacher, mut codebook_size) = (false, 256);
         for p in parts {
             match p {
-                "mim" if matches!(tokenizer.as_str(), "vqkd" | "cluster") => mim_teacher = true,
+                "mim" if tokenizer.uses_teacher() => mim_teacher = true,
                 p if p.starts_with('k') && p[1..].parse::<usize>().is_ok_and(|k| k >= 2) => codebook_size = p[1..].parse()?,
                 _ => bail!("row '{name}': unknown part '{p}' (expected -mim on vqkd/cluster, or -k<size>)"),
             }
         }
-        if tokenizer == "fsq" {
+        if tokenizer == TokenizerKind::Fsq {
             fsq_levels(codebook_size)?;
         }
         Ok(Row { name: name.into(), tokenizer, mim_teacher, codebook_size })
     }
     /// The paper's name of the row.
     pub fn label(&self) -> String {
-        let base = match self.tokenizer.as_str() {
-            "vqgan" => "VQGAN",
-            "fsq" => "FSQ",
-            "vqkd" => "VQ-KD",
-            _ => "Cluster",
-        };
-        let teacher = match (self.tokenizer.as_str(), self.mim_teacher) {
-            ("vqkd" | "cluster", false) => " (ViT, supervised)",
+        let base = self.tokenizer.label();
+        let teacher = match (self.tokenizer.uses_teacher(), self.mim_teacher) {
+            (true, false) => " (ViT, supervised)",
             (_, true) => " (ViT, MIM self-supervised)",
             _ => "",
         };
@@ -177,24 +190,25 @@ pub const COLUMNS: [(&str, &str, usize); 11] = [
     ("cons_nar", "class cons. NAR %", 1),
 ];
 
-/// The table's figures of one (row, seed) from its `eval` JSON.
-fn row_metrics(e: &Value) -> Value {
-    let p = |k: &str, m: &str| e["proposals"][k][m].clone();
-    let pct = |v: &Value| v.as_f64().map(|u| 100.0 * u);
+/// The table's figures of one (row, seed) from its evaluation (`null` where undefined).
+fn row_metrics(e: &EvalReport) -> Value {
+    let v = |m: Metric| json!(m);
+    let pct = |m: Metric| json!(Metric(100.0 * m.0));
+    let p = |k: &str| e.proposals.get(k);
+    let pm = |k: &str, f: fn(&ProposalReport) -> Metric| p(k).map_or(Value::Null, |r| json!(f(r)));
+    let pp = |k: &str| p(k).map_or(Value::Null, |r| pct(r.class_consistency_mean));
     json!({
-        "usage": pct(&e["codebook_usage"]),
-        "code_purity": pct(&e["code_purity"]),
-        "rfid": e["rfid_eval"], "psnr": e["reconstruction_psnr_db"],
-        "ppl_ar": p("ar", "ppl"), "fid_ar": p("ar", "fid_eval"), "is_ar": p("ar", "is_eval"), "cons_ar": pct(&p("ar", "class_consistency_mean")),
-        "ppl_nar": p("nar", "ppl"), "fid_nar": p("nar", "fid_eval"), "is_nar": p("nar", "is_eval"), "cons_nar": pct(&p("nar", "class_consistency_mean")),
+        "usage": pct(e.codebook_usage),
+        "code_purity": pct(e.code_purity),
+        "rfid": v(e.rfid_eval), "psnr": v(e.reconstruction_psnr_db),
+        "ppl_ar": pm("ar", |r| r.ppl), "fid_ar": pm("ar", |r| r.fid_eval), "is_ar": pm("ar", |r| r.is_eval), "cons_ar": pp("ar"),
+        "ppl_nar": pm("nar", |r| r.ppl), "fid_nar": pm("nar", |r| r.fid_eval), "is_nar": pm("nar", |r| r.is_eval), "cons_nar": pp("nar"),
     })
 }
 
-/// Parses `train` arguments exactly as the CLI would, so the recorded command is the one that ran.
-#[derive(Parser)]
-struct TrainCli {
-    #[command(flatten)]
-    a: TrainArgs,
+/// The names of the metrics `row_metrics` gives, in its order.
+fn metric_keys() -> Vec<&'static str> {
+    vec!["usage", "code_purity", "rfid", "psnr", "ppl_ar", "fid_ar", "is_ar", "cons_ar", "ppl_nar", "fid_nar", "is_nar", "cons_nar"]
 }
 
 struct Runner<'a> {
@@ -215,47 +229,41 @@ fn done(dir: &Path) -> bool {
 }
 
 impl Runner<'_> {
-    fn common(&self) -> Vec<String> {
+    /// The flags every training of the table shares: the budget, the shared classifier, resume.
+    fn base_args(&self) -> TrainArgs {
         let b = &self.budget;
-        let w = &self.args.work;
-        let mut v: Vec<String> = vec![
-            "--resume".into(),
-            "--data".into(), self.args.data.display().to_string(),
-            "--classifier".into(), w.join("classifier").display().to_string(),
-            "--batch-size".into(), b.batch_size.to_string(),
-            "--classifier-steps".into(), b.classifier_steps.to_string(),
-            "--teacher-steps".into(), b.teacher_steps.to_string(),
-            "--tokenizer-steps".into(), b.tokenizer_steps.to_string(),
-            "--proposal-steps".into(), b.proposal_steps.to_string(),
-            "--disc-start".into(), b.disc_start.to_string(),
-            "--checkpoint-every".into(), b.checkpoint_every.to_string(),
-            "--channels".into(), b.channels.to_string(),
-            "--cluster-images".into(), b.cluster_images.to_string(),
-            "--n-layer".into(), b.n_layer.to_string(),
-            "--n-head".into(), b.n_head.to_string(),
-            "--n-embd".into(), b.n_embd.to_string(),
-        ];
-        if let Some(n) = b.limit {
-            v.extend(["--limit".into(), n.to_string()]);
-        }
-        v
+        let mut a = TrainArgs::defaults();
+        a.resume = true;
+        a.data = self.args.data.clone();
+        a.classifier = self.args.work.join("classifier");
+        a.batch_size = b.batch_size;
+        a.classifier_steps = b.classifier_steps;
+        a.teacher_steps = b.teacher_steps;
+        a.tokenizer_steps = b.tokenizer_steps;
+        a.proposal_steps = b.proposal_steps;
+        a.disc_start = b.disc_start;
+        a.checkpoint_every = b.checkpoint_every;
+        a.channels = b.channels;
+        a.cluster_images = b.cluster_images;
+        a.n_layer = b.n_layer;
+        a.n_head = b.n_head;
+        a.n_embd = b.n_embd;
+        a.limit = b.limit;
+        a
     }
 
     /// Records one `tessera-train train ...` (the exact command line) and runs it in process unless
     /// `skip` (its checkpoint is finished).
-    fn train(&mut self, extra: &[String], skip: bool) -> Result<()> {
-        let mut argv = self.common();
-        argv.extend_from_slice(extra);
-        let command = format!("tessera-train --device {} train {}", self.device_name, argv.join(" "));
+    fn train(&mut self, a: TrainArgs, skip: bool) -> Result<()> {
+        let command = format!("tessera-train --device {} train {}", self.device_name, a.to_argv().join(" "));
         if !self.commands.contains(&command) {
             self.commands.push(command.clone());
         }
         if skip {
             return Ok(());
         }
-        let cli = TrainCli::try_parse_from(std::iter::once("train".to_string()).chain(argv)).context("building the train arguments")?;
         eprintln!("table: {command}");
-        crate::run_train(&cli.a, self.device, &command)
+        crate::pipeline::run_train(&a, self.device, &command)
     }
 
     fn teacher_dir(&self, mim: bool) -> PathBuf {
@@ -263,7 +271,7 @@ impl Runner<'_> {
     }
 
     /// Trains, exports and evaluates one (row, seed); returns its eval JSON (cached in the run).
-    fn run(&mut self, row: &Row, seed: u64) -> Result<Value> {
+    fn run(&mut self, row: &Row, seed: u64) -> Result<EvalReport> {
         let run = run_dir(&self.args.work, row, seed);
         let eval_path = run.join("eval.json");
         let timing_path = run.join("timing.json");
@@ -271,21 +279,22 @@ impl Runner<'_> {
         std::fs::create_dir_all(&run)?;
         let mut timing: Value = std::fs::read_to_string(&timing_path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or(json!({"train_s": 0.0, "eval_s": 0.0}));
         let t0 = Instant::now();
-        let tok = if row.tokenizer == "vqgan" { "vq" } else { row.tokenizer.as_str() };
         // Every row's pixels are learnt with the same losses (L1 + perceptual + PatchGAN): the whole
         // tokenizer for VQGAN and FSQ, the pixel decoder on frozen tokens for VQ-KD and Cluster.
-        let mut a: Vec<String> = ["--run", &run.display().to_string(), "--tokenizer", tok, "--seed", &seed.to_string(), "--codebook-size", &row.codebook_size.to_string(), "--pixel-loss", "vqgan"]
-            .iter().map(|s| s.to_string()).collect();
-        if tok == "fsq" {
-            a.extend(["--fsq-levels".into(), fsq_levels(row.codebook_size)?.into()]);
+        let mut a = self.base_args();
+        a.run = run.clone();
+        a.tokenizer = row.tokenizer;
+        a.seed = seed;
+        a.codebook_size = row.codebook_size;
+        a.pixel_loss = PixelLoss::Vqgan;
+        if row.tokenizer == TokenizerKind::Fsq {
+            a.fsq_levels = fsq_levels(row.codebook_size)?.split(',').map(|l| l.parse()).collect::<Result<_, _>>()?;
         }
-        if matches!(tok, "vqkd" | "cluster") {
-            a.extend(["--teacher".into(), self.teacher_dir(row.mim_teacher).display().to_string()]);
+        if row.tokenizer.uses_teacher() {
+            a.teacher = self.teacher_dir(row.mim_teacher);
         }
-        for stage in ["tokenizer", "ar", "nar"] {
-            let mut s = a.clone();
-            s.extend(["--stage".into(), stage.into()]);
-            self.train(&s, finished || done(&run.join(stage)))?;
+        for (stage, name) in [(Stage::Tokenizer, "tokenizer"), (Stage::Ar, "ar"), (Stage::Nar, "nar")] {
+            self.train(TrainArgs { stage, ..a.clone() }, finished || done(&run.join(name)))?;
         }
         if finished {
             return Ok(serde_json::from_str(&std::fs::read_to_string(&eval_path)?)?);
@@ -303,7 +312,7 @@ impl Runner<'_> {
         let samples = self.args.samples_per_class.unwrap_or(self.budget.samples_per_class);
         let mut e = eval::evaluate_bundle(&bundle, &self.args.evaluator, &self.args.data, samples, self.budget.test_limit, &sampling, None, self.device)?;
         timing["eval_s"] = json!(timing["eval_s"].as_f64().unwrap_or(0.0) + t1.elapsed().as_secs_f64());
-        e["timing"] = timing.clone();
+        e.timing = Some(timing.clone());
         std::fs::write(&timing_path, serde_json::to_string_pretty(&timing)?)?;
         std::fs::write(&eval_path, serde_json::to_string_pretty(&e)? + "\n")?;
         Ok(e)
@@ -313,16 +322,15 @@ impl Runner<'_> {
 /// Mean and std of every column over the seeds of a row.
 fn aggregate(per_seed: &[(u64, Value)]) -> (Value, Value) {
     let (mut mean, mut std) = (json!({}), json!({}));
-    let keys = row_metrics(&json!({})).as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
-    for k in keys {
-        let v: Vec<f64> = per_seed.iter().filter_map(|(_, m)| m[&k].as_f64()).filter(|x| x.is_finite()).collect();
+    for k in metric_keys() {
+        let v: Vec<f64> = per_seed.iter().filter_map(|(_, m)| m[k].as_f64()).filter(|x| x.is_finite()).collect();
         if v.len() == per_seed.len() && !v.is_empty() {
             let (m, s) = mean_std(&v);
-            mean[&k] = json!(m);
-            std[&k] = json!(s);
+            mean[k] = json!(m);
+            std[k] = json!(s);
         } else {
-            mean[&k] = Value::Null;
-            std[&k] = Value::Null;
+            mean[k] = Value::Null;
+            std[k] = Value::Null;
         }
     }
     (mean, std)
@@ -405,14 +413,13 @@ pub fn table(args: &TableArgs, device: &Device, device_name: &str) -> Result<Val
     let mut r = Runner { args, budget: budget.clone(), device, device_name, commands: Vec::new() };
     // Shared by every row and seed: the perceptual-loss classifier and the teachers (seed 0).
     let skip = |d: &str| args.finished_only || done(&args.work.join(d));
-    r.train(&["--stage".into(), "classifier".into()], skip("classifier"))?;
+    r.train(TrainArgs { stage: Stage::Classifier, ..r.base_args() }, skip("classifier"))?;
     let all: Vec<&Row> = rows.iter().chain(&ablations).collect();
     for mim in [false, true] {
-        if all.iter().any(|row| row.mim_teacher == mim && matches!(row.tokenizer.as_str(), "vqkd" | "cluster")) {
-            let kind = if mim { "mim" } else { "supervised" };
-            let dir = r.teacher_dir(mim).display().to_string();
+        if all.iter().any(|row| row.mim_teacher == mim && row.tokenizer.uses_teacher()) {
+            let teacher_kind = if mim { TeacherKind::Mim } else { TeacherKind::Supervised };
             let finished = skip(if mim { "teacher-vit-mim" } else { "teacher-vit" });
-            r.train(&["--stage".into(), "teacher".into(), "--teacher-kind".into(), kind.into(), "--teacher".into(), dir], finished)?;
+            r.train(TrainArgs { stage: Stage::Teacher, teacher_kind, teacher: r.teacher_dir(mim), ..r.base_args() }, finished)?;
         }
     }
     let mut out_rows = Vec::new();
@@ -424,7 +431,7 @@ pub fn table(args: &TableArgs, device: &Device, device_name: &str) -> Result<Val
     // Seed-major order: every row (ablations too) at its first seed, then the main rows' further
     // seeds, so a partial run already compares every tokenizer. The table is rewritten after every
     // (row, seed) with the seeds finished so far.
-    let mut evals: Vec<Vec<(u64, Value)>> = vec![Vec::new(); jobs.len()];
+    let mut evals: Vec<Vec<(u64, EvalReport)>> = vec![Vec::new(); jobs.len()];
     let rounds = jobs.iter().map(|j| j.2.len()).max().unwrap_or(0);
     let mut order: Vec<(usize, u64)> =
         (0..rounds).flat_map(|i| jobs.iter().enumerate().filter_map(move |(j, job)| job.2.get(i).map(|&s| (j, s)))).collect();
@@ -441,10 +448,11 @@ pub fn table(args: &TableArgs, device: &Device, device_name: &str) -> Result<Val
         }
         eprintln!("table: {} seed {seed}", row.name);
         let e = r.run(row, seed).with_context(|| format!("row {} seed {seed}", row.name))?;
-        total_train += e["timing"]["train_s"].as_f64().unwrap_or(0.0);
-        total_eval += e["timing"]["eval_s"].as_f64().unwrap_or(0.0);
+        let timing = e.timing.clone().unwrap_or_default();
+        total_train += timing["train_s"].as_f64().unwrap_or(0.0);
+        total_eval += timing["eval_s"].as_f64().unwrap_or(0.0);
         if reference.is_null() {
-            reference = json!({"floor": e["fid_eval_real_floor"], "test_images": e["test_images"], "evaluator": e["evaluator"]});
+            reference = json!({"floor": e.fid_eval_real_floor, "test_images": e.test_images, "evaluator": e.evaluator});
         }
         evals[j].push((seed, e));
         out_rows = with_references(jobs.iter().zip(&evals).filter(|(_, ev)| !ev.is_empty())
@@ -460,7 +468,7 @@ pub fn table(args: &TableArgs, device: &Device, device_name: &str) -> Result<Val
 /// One row of the table from its finished seeds: mean and std of the metrics, per-seed values and
 /// figures from the first seed's bundle (sample grids; a codebook t-SNE except for the codebook-size
 /// ablation), drawn once.
-fn row_json(args: &TableArgs, row: &Row, group: &str, evals: &[(u64, Value)], device: &Device) -> Result<Value> {
+fn row_json(args: &TableArgs, row: &Row, group: &str, evals: &[(u64, EvalReport)], device: &Device) -> Result<Value> {
     let per_seed: Vec<(u64, Value)> = evals.iter().map(|(s, e)| (*s, row_metrics(e))).collect();
     let (mean, std) = aggregate(&per_seed);
     let bundle = run_dir(&args.work, row, evals[0].0).join("bundle");
@@ -481,7 +489,7 @@ fn row_json(args: &TableArgs, row: &Row, group: &str, evals: &[(u64, Value)], de
     }
     Ok(json!({
         "row": row.name, "label": row.label(), "group": group, "tokenizer": row.tokenizer,
-        "teacher": match (row.tokenizer.as_str(), row.mim_teacher) { ("vqkd" | "cluster", false) => "supervised ViT", (_, true) => "MIM ViT", _ => "none" },
+        "teacher": match (row.tokenizer.uses_teacher(), row.mim_teacher) { (true, false) => "supervised ViT", (_, true) => "MIM ViT", _ => "none" },
         "codebook_size": row.codebook_size,
         "seeds": per_seed.iter().map(|(s, _)| *s).collect::<Vec<_>>(), "mean": mean, "std": std,
         "per_seed": per_seed.iter().map(|(s, m)| json!({"seed": s, "metrics": m})).collect::<Vec<_>>(),
@@ -566,18 +574,17 @@ fn summary(args: &TableArgs, budget: &Budget, ablation_seeds: &[u64], out_rows: 
 }
 
 /// t-SNE of a bundle's codebook, codes coloured by their majority class on the test set.
-fn codebook_figure(bundle: &Path, e: &Value, label: &str, path: &Path, device: &Device) -> Result<()> {
+fn codebook_figure(bundle: &Path, e: &EvalReport, label: &str, path: &Path, device: &Device) -> Result<()> {
     let b = tessera::bundle::Bundle::load_dir(bundle, device)?;
     let (codes, dim) = b.tokenizer.codebook();
-    let cosine = matches!(b.manifest.tokenizer.kind(), "vqkd" | "cluster");
-    let classes: Vec<Option<usize>> = e["code_majority_class"].as_array().context("eval JSON without code_majority_class")?
-        .iter().map(|v| v.as_u64().map(|c| c as usize)).collect();
+    let cosine = b.manifest.tokenizer.kind().uses_teacher();
+    let classes = &e.code_majority_class;
     if classes.len() * dim != codes.len() {
         bail!("codebook of {} codes vs {} majority classes", codes.len() / dim.max(1), classes.len());
     }
     let points = plots::tsne(&codes, dim, cosine, 0);
-    let purity = e["code_purity"].as_f64().unwrap_or(f64::NAN);
-    plots::scatter_png(&points, &classes, &b.manifest.dataset.classes, &format!("{label}: codebook t-SNE (purity {:.0}%)", 100.0 * purity), path)
+    let purity = e.code_purity.0;
+    plots::scatter_png(&points, classes, &b.manifest.dataset.classes, &format!("{label}: codebook t-SNE (purity {:.0}%)", 100.0 * purity), path)
 }
 
 #[cfg(test)]
@@ -587,7 +594,7 @@ mod tests {
     #[test]
     fn rows_parse() {
         let r = Row::parse("vqkd-mim-k64").unwrap();
-        assert_eq!((r.tokenizer.as_str(), r.mim_teacher, r.codebook_size), ("vqkd", true, 64));
+        assert_eq!((r.tokenizer, r.mim_teacher, r.codebook_size), (TokenizerKind::Vqkd, true, 64));
         assert_eq!(Row::parse("fsq").unwrap().label(), "FSQ");
         assert!(Row::parse("vqgan-mim").is_err(), "pixel tokenizers have no teacher");
         assert!(Row::parse("fsq-k100").is_err(), "FSQ needs known levels");

@@ -12,19 +12,22 @@ use burn::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::Path;
 use std::time::Instant;
-use tessera::classifier::{Classifier, ClassifierConfig};
-use tessera::decoder::DecoderConfig;
-use tessera::fsq::{FsqConfig, FsqTokenizer};
-use tessera::gpt::GptConfig;
-use tessera::kmeans::kmeans_cosine;
-use tessera::maskgit::{MaskGitConfig, training_mask_count};
-use tessera::mim::{Mim, MimConfig};
-use tessera::sampler::Rng;
-use tessera::tokenizer::{Tokenizer, rows_to_grid};
-use tessera::vit::{Vit, VitConfig};
-use tessera::vq::{VqTokenizer, VqTokenizerConfig};
-use tessera::vqgan::{PatchDiscriminator, VqganLossConfig, adaptive_weight, generator_loss, hinge_d_loss, perceptual_loss};
-use tessera::vqkd::{VqKdConfig, VqKdDistill, ema_update};
+use tessera::train::classifier::{Classifier, ClassifierConfig};
+use tessera::tokenizer::decoder::DecoderConfig;
+use tessera::tokenizer::fsq::{FsqConfig, FsqTokenizer};
+use tessera::train::kmeans::kmeans_cosine;
+use tessera::proposal::ProposalConfig;
+use tessera::proposal::maskgit::training_mask_count;
+use tessera::teacher::mim::{Mim, MimConfig};
+use tessera::rng::Rng;
+use tessera::ops::rows_to_grid;
+use tessera::tokenizer::AnyTokenizer;
+use tessera::tokenizer::quantizer::Quantizer;
+use tessera::teacher::vit::{Vit, VitConfig};
+use tessera::tokenizer::vqgan::{VqganTokenizer, VqganConfig};
+use tessera::train::vqgan_loss::{PatchDiscriminator, VqganLossConfig, adaptive_weight, generator_loss, hinge_d_loss, perceptual_loss};
+use tessera::tokenizer::quantizer::cosine::ema_update;
+use tessera::tokenizer::vqkd::{VqKdConfig, VqKdDistill};
 
 /// Options common to every training stage.
 #[derive(Debug, Clone)]
@@ -166,10 +169,10 @@ fn dead_code_restarts(usage: &[u32], latents: Tensor<2>, seed: u64, step: usize)
 
 /// Trains the VQ tokenizer: MSE on pixels + codebook/commitment loss; dead codes are re-seeded
 /// from encoder outputs every 50 steps.
-pub fn train_tokenizer(dir: &Path, cfg: &VqTokenizerConfig, data: &Dataset, sched: &Schedule, device: &Device) -> Result<TrainState> {
+pub fn train_tokenizer(dir: &Path, cfg: &VqganConfig, data: &Dataset, sched: &Schedule, device: &Device) -> Result<TrainState> {
     let device = device.clone().autodiff();
     device.seed(sched.seed);
-    let model = cfg.init(&device);
+    let model = cfg.init(&device)?;
     let k = cfg.codebook_size;
     let mut usage = vec![0u32; k];
     let mut reseeded_total = 0usize;
@@ -181,7 +184,7 @@ pub fn train_tokenizer(dir: &Path, cfg: &VqTokenizerConfig, data: &Dataset, sche
         let rec = (out.reconstruction - x).powi_scalar(2).mean();
         let loss = rec.clone() + out.vq_loss;
         let grads = GradientsParams::from_grads(loss.backward(), &model);
-        let mut model: VqTokenizer = optim.step(lr, model, grads);
+        let mut model: VqganTokenizer = optim.step(lr, model, grads);
         let toks: Vec<i64> = out.tokens.into_data().convert::<i64>().try_to_vec().expect("ints");
         for t in toks {
             usage[t as usize] += 1;
@@ -189,7 +192,7 @@ pub fn train_tokenizer(dir: &Path, cfg: &VqTokenizerConfig, data: &Dataset, sche
         if step % 50 == 0 {
             if let Some((dead, rep)) = dead_code_restarts(&usage, out.latents, sched.seed, step) {
                 reseeded_total += dead.len();
-                model = VqTokenizer { quantizer: model.quantizer.reseed(&dead, rep), ..model };
+                model = VqganTokenizer { quantizer: model.quantizer.reseed(&dead, rep), ..model };
             }
             usage.iter_mut().for_each(|u| *u = 0);
             state.extra.insert("codes_reseeded".into(), reseeded_total.into());
@@ -201,7 +204,7 @@ pub fn train_tokenizer(dir: &Path, cfg: &VqTokenizerConfig, data: &Dataset, sche
 }
 
 /// Tokenizes a whole data set with a trained tokenizer (inference device, batches of 500).
-pub fn tokenize(tokenizer: &Tokenizer, data: &Dataset, device: &Device) -> Vec<u16> {
+pub fn tokenize(tokenizer: &AnyTokenizer, data: &Dataset, device: &Device) -> Vec<u16> {
     let mut out = Vec::with_capacity(data.len() * 64);
     for start in (0..data.len()).step_by(500) {
         let idx: Vec<usize> = (start..(start + 500).min(data.len())).collect();
@@ -221,7 +224,7 @@ pub trait PixelTokenizer: Module + Clone {
     /// and the pre-quantization latent rows (for re-seeding dead codes), for the training
     /// images `idx` (given as `images`).
     fn quantize_images(&self, images: Tensor<4>, idx: &[usize]) -> (Tensor<4>, Option<Tensor<1>>, Tensor<1, Int>, Tensor<2>);
-    fn pixel_decoder(&self) -> &tessera::decoder::Decoder;
+    fn pixel_decoder(&self) -> &tessera::tokenizer::decoder::Decoder;
     /// Re-seeds unused codes with the given latent rows (VQ); FSQ has nothing to re-seed.
     fn reseed(self, _dead: &[usize], _rows: Tensor<2>) -> Self {
         self
@@ -229,18 +232,18 @@ pub trait PixelTokenizer: Module + Clone {
     fn codebook_size(&self) -> usize;
 }
 
-impl PixelTokenizer for VqTokenizer {
+impl PixelTokenizer for VqganTokenizer {
     fn quantize_images(&self, images: Tensor<4>, _idx: &[usize]) -> (Tensor<4>, Option<Tensor<1>>, Tensor<1, Int>, Tensor<2>) {
         let b = images.dims()[0];
-        let latents = tessera::tokenizer::grid_to_rows(self.encoder.forward(images));
+        let latents = tessera::ops::grid_to_rows(self.encoder.forward(images));
         let q = self.quantizer.forward(latents.clone());
         (rows_to_grid(q.quantized, b, self.grid), Some(q.loss), q.tokens, latents)
     }
-    fn pixel_decoder(&self) -> &tessera::decoder::Decoder {
+    fn pixel_decoder(&self) -> &tessera::tokenizer::decoder::Decoder {
         &self.decoder
     }
     fn reseed(self, dead: &[usize], rows: Tensor<2>) -> Self {
-        VqTokenizer { quantizer: self.quantizer.reseed(dead, rows), ..self }
+        VqganTokenizer { quantizer: self.quantizer.reseed(dead, rows), ..self }
     }
     fn codebook_size(&self) -> usize {
         self.quantizer.codebook_size()
@@ -250,15 +253,15 @@ impl PixelTokenizer for VqTokenizer {
 impl PixelTokenizer for FsqTokenizer {
     fn quantize_images(&self, images: Tensor<4>, _idx: &[usize]) -> (Tensor<4>, Option<Tensor<1>>, Tensor<1, Int>, Tensor<2>) {
         let b = images.dims()[0];
-        let latents = tessera::tokenizer::grid_to_rows(self.encoder.forward(images));
-        let (codes, tokens) = self.quantize(latents.clone());
+        let latents = tessera::ops::grid_to_rows(self.encoder.forward(images));
+        let (codes, tokens) = self.quantizer.quantize(latents.clone());
         (rows_to_grid(codes, b, self.grid), None, tokens, latents)
     }
-    fn pixel_decoder(&self) -> &tessera::decoder::Decoder {
+    fn pixel_decoder(&self) -> &tessera::tokenizer::decoder::Decoder {
         &self.decoder
     }
     fn codebook_size(&self) -> usize {
-        self.levels.iter().product()
+        self.quantizer.codebook_size()
     }
 }
 
@@ -267,7 +270,7 @@ impl PixelTokenizer for FsqTokenizer {
 /// with the same losses as VQGAN and FSQ (the paper trains these decoders with LPIPS + GAN too).
 #[derive(Module, Debug)]
 pub struct FrozenTokenDecoder {
-    pub decoder: tessera::decoder::Decoder,
+    pub decoder: tessera::tokenizer::decoder::Decoder,
     /// `[codebook_size, latent_dim]`
     #[module(skip)]
     codes: Tensor<2>,
@@ -284,7 +287,7 @@ impl PixelTokenizer for FrozenTokenDecoder {
         let (grid, tokens, rows) = frozen_latents(&self.codes, &self.tokens, self.grid, idx);
         (grid, None, tokens, rows)
     }
-    fn pixel_decoder(&self) -> &tessera::decoder::Decoder {
+    fn pixel_decoder(&self) -> &tessera::tokenizer::decoder::Decoder {
         &self.decoder
     }
     fn codebook_size(&self) -> usize {
@@ -387,7 +390,7 @@ pub fn train_vqgan<M: PixelTokenizer>(
 pub fn train_fsq(dir: &Path, cfg: &FsqConfig, data: &Dataset, sched: &Schedule, device: &Device) -> Result<TrainState> {
     let device = device.clone().autodiff();
     device.seed(sched.seed);
-    let model = cfg.init(&device);
+    let model = cfg.init(&device)?;
     let spec = serde_json::to_value(tessera::tokenizer::TokenizerSpec::Fsq(cfg.clone()))?;
     let (_, state) = run_stage("tokenizer", dir, sched, spec, model, &device, |model: FsqTokenizer, optim, step, lr, _| {
         let idx = sched.batch(step, data.len());
@@ -404,7 +407,7 @@ pub fn train_fsq(dir: &Path, cfg: &FsqConfig, data: &Dataset, sched: &Schedule, 
 pub fn train_teacher(dir: &Path, cfg: &VitConfig, data: &Dataset, sched: &Schedule, device: &Device) -> Result<TrainState> {
     let device = device.clone().autodiff();
     device.seed(sched.seed);
-    let model = cfg.init(&device);
+    let model = cfg.init(&device)?;
     let (_, state) = run_stage("teacher", dir, sched, serde_json::to_value(cfg)?, model, &device, |model: Vit, optim, step, lr, _| {
         let idx = sched.batch(step, data.len());
         let (x, y) = data.batch(&idx);
@@ -433,7 +436,7 @@ pub(crate) fn random_mask(rng: &mut Rng, n: usize, m: usize) -> Vec<bool> {
 pub fn train_teacher_mim(dir: &Path, cfg: &MimConfig, data: &Dataset, sched: &Schedule, device: &Device) -> Result<TrainState> {
     let ad = device.clone().autodiff();
     ad.seed(sched.seed);
-    let model = cfg.init(&ad);
+    let model = cfg.init(&ad)?;
     let n = cfg.vit.grid() * cfg.vit.grid();
     let masked = ((n as f64) * cfg.mask_ratio).round() as usize;
     let (model, state) = run_stage("teacher-mim", &dir.join("mim"), sched, serde_json::to_value(cfg)?, model, &ad, |model: Mim, optim, step, lr, _| {
@@ -459,7 +462,7 @@ pub fn train_vqkd(dir: &Path, cfg: &VqKdConfig, teacher: &Vit, data: &Dataset, s
     let plain = device.clone();
     let device = device.clone().autodiff();
     device.seed(sched.seed);
-    let model = cfg.init_distill(&device);
+    let model = cfg.init_distill(&device)?;
     let (k, d) = (cfg.codebook_size, cfg.code_dim);
     let mut host: Option<Vec<f32>> = None; // host copy of the codebook (EMA runs on the host)
     let mut usage = vec![0u32; k];
@@ -473,13 +476,13 @@ pub fn train_vqkd(dir: &Path, cfg: &VqKdConfig, teacher: &Vit, data: &Dataset, s
                     let idx = sched.batch(s, data.len());
                     let (x, _) = data.batch(&idx);
                     let e = model.encoder.forward(images(x, idx.len(), &device).detach());
-                    z.extend(tessera::tokenizer::grid_to_rows(e).detach().into_data().convert::<f32>().try_to_vec::<f32>().expect("floats"));
+                    z.extend(tessera::ops::grid_to_rows(e).detach().into_data().convert::<f32>().try_to_vec::<f32>().expect("floats"));
                 }
-                let (c, _) = kmeans_cosine(&z, d, k, 10, sched.seed);
+                let (c, _) = kmeans_cosine(&z, d, k, 10, sched.seed)?;
                 model = model.with_codebook(c.clone());
                 host = Some(c);
             } else {
-                host = Some(model.codebook.val().into_data().convert::<f32>().try_to_vec().expect("floats"));
+                host = Some(model.quantizer.codebook.val().into_data().convert::<f32>().try_to_vec().expect("floats"));
             }
         }
         let idx = sched.batch(step, data.len());
@@ -533,7 +536,7 @@ pub fn train_decoder(dir: &Path, cfg: &DecoderConfig, codebook: &[f32], grid: us
     device.seed(sched.seed);
     let model = cfg.init(&device);
     let codes = codes_tensor(codebook, cfg.latent_dim, &device);
-    let (_, state) = run_stage("decoder", dir, sched, serde_json::to_value(cfg)?, model, &device, |model: tessera::decoder::Decoder, optim, step, lr, _| {
+    let (_, state) = run_stage("decoder", dir, sched, serde_json::to_value(cfg)?, model, &device, |model: tessera::tokenizer::decoder::Decoder, optim, step, lr, _| {
         let idx = sched.batch(step, data.len());
         let (x, _) = data.batch(&idx);
         let (z, _, _) = frozen_latents(&codes, tokens, grid, &idx);
@@ -557,10 +560,10 @@ pub fn train_decoder_vqgan(
 
 /// Trains the NAR (MaskGIT) proposal network: each sequence gets a cosine-schedule number of
 /// random positions masked; the loss is cross-entropy on those. Class dropout as for AR.
-pub fn train_nar(dir: &Path, cfg: &MaskGitConfig, tokens: &[u16], labels: &[u8], class_dropout: f64, sched: &Schedule, device: &Device) -> Result<TrainState> {
+pub fn train_nar(dir: &Path, cfg: &ProposalConfig, tokens: &[u16], labels: &[u8], class_dropout: f64, sched: &Schedule, device: &Device) -> Result<TrainState> {
     let device = device.clone().autodiff();
     device.seed(sched.seed);
-    let model = cfg.init(&device);
+    let model = cfg.init_maskgit(&device)?;
     let t = cfg.block_size;
     let n = labels.len();
     let (_, state) = run_stage("nar", dir, sched, serde_json::to_value(cfg)?, model, &device, |model, optim, step, lr, _| {
@@ -587,10 +590,10 @@ pub fn train_nar(dir: &Path, cfg: &MaskGitConfig, tokens: &[u16], labels: &[u8],
 
 /// Trains the AR proposal network on cached tokens; the class is replaced by the null class
 /// with probability `class_dropout` (classifier-free guidance).
-pub fn train_proposal(dir: &Path, cfg: &GptConfig, tokens: &[u16], labels: &[u8], class_dropout: f64, sched: &Schedule, device: &Device) -> Result<TrainState> {
+pub fn train_proposal(dir: &Path, cfg: &ProposalConfig, tokens: &[u16], labels: &[u8], class_dropout: f64, sched: &Schedule, device: &Device) -> Result<TrainState> {
     let device = device.clone().autodiff();
     device.seed(sched.seed);
-    let model = cfg.init(&device);
+    let model = cfg.init_gpt(&device)?;
     let t = cfg.block_size;
     let n = labels.len();
     let (_, state) = run_stage("proposal", dir, sched, serde_json::to_value(cfg)?, model, &device, |model, optim, step, lr, _| {
@@ -613,7 +616,7 @@ pub fn train_proposal(dir: &Path, cfg: &GptConfig, tokens: &[u16], labels: &[u8]
 pub fn train_classifier(dir: &Path, cfg: &ClassifierConfig, data: &Dataset, sched: &Schedule, device: &Device) -> Result<TrainState> {
     let device = device.clone().autodiff();
     device.seed(sched.seed);
-    let model = cfg.init(&device);
+    let model = cfg.init(&device)?;
     let (_, state) = run_stage("classifier", dir, sched, serde_json::to_value(cfg)?, model, &device, |model, optim, step, lr, _| {
         let idx = sched.batch(step, data.len());
         let (x, y) = data.batch(&idx);
@@ -663,7 +666,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let d = Device::flex();
         let data = squares();
-        let cfg = VqTokenizerConfig { channels: 8, codebook_size: 16, code_dim: 4, ..Default::default() };
+        let cfg = VqganConfig { channels: 8, codebook_size: 16, code_dim: 4, ..Default::default() };
         let tok_dir = dir.join("tokenizer");
         let s = train_tokenizer(&tok_dir, &cfg, &data, &sched(40, false), &d).unwrap();
         let l = &s.losses;
@@ -675,14 +678,14 @@ mod tests {
         assert_eq!(s2.step, 50);
         assert_eq!(&s2.losses[..l.len()], &l[..], "resumed run must keep the earlier log");
 
-        let (tok, _) = Checkpoint::new(&tok_dir).unwrap().load(cfg.init(&d), None, &d, false).unwrap();
-        let tokens = tokenize(&Tokenizer::Vq(tok), &data, &d);
+        let (tok, _) = Checkpoint::new(&tok_dir).unwrap().load(cfg.init(&d).unwrap(), None, &d, false).unwrap();
+        let tokens = tokenize(&AnyTokenizer::Vqgan(tok), &data, &d);
         assert_eq!(tokens.len(), 64 * 64);
-        let gpt = GptConfig { vocab_size: 16, num_classes: 4, block_size: 64, n_layer: 1, n_head: 2, n_embd: 32 };
+        let gpt = ProposalConfig { vocab_size: 16, num_classes: 4, block_size: 64, n_layer: 1, n_head: 2, n_embd: 32 };
         let s = train_proposal(&dir.join("proposal"), &gpt, &tokens, &data.labels, 0.1, &sched(40, false), &d).unwrap();
         let l = &s.losses;
         assert!(mean(&l[l.len() - 2..]) < mean(&l[..2]) * 0.8, "proposal loss did not fall: {l:?}");
-        let mg = MaskGitConfig { vocab_size: 16, num_classes: 4, block_size: 64, n_layer: 1, n_head: 2, n_embd: 32 };
+        let mg = ProposalConfig { vocab_size: 16, num_classes: 4, block_size: 64, n_layer: 1, n_head: 2, n_embd: 32 };
         let s = train_nar(&dir.join("nar"), &mg, &tokens, &data.labels, 0.1, &sched(40, false), &d).unwrap();
         let l = &s.losses;
         assert!(mean(&l[l.len() - 2..]) < mean(&l[..2]) * 0.8, "NAR loss did not fall: {l:?}");
@@ -703,17 +706,17 @@ mod tests {
         assert!(s.losses.last().unwrap().1 < s.losses[0].1, "MIM loss did not fall: {:?}", s.losses);
         let ck = Checkpoint::new(&dir.join("teacher-mim")).unwrap();
         assert!(ck.state().unwrap().done);
-        ck.load(mim.vit.init(&d), None, &d, false).unwrap(); // the teacher checkpoint is a plain ViT
-        let (teacher, _) = Checkpoint::new(&dir.join("teacher")).unwrap().load(vit.init(&d), None, &d, false).unwrap();
+        ck.load(mim.vit.init(&d).unwrap(), None, &d, false).unwrap(); // the teacher checkpoint is a plain ViT
+        let (teacher, _) = Checkpoint::new(&dir.join("teacher")).unwrap().load(vit.init(&d).unwrap(), None, &d, false).unwrap();
         let kd = VqKdConfig { image_channels: 1, image_size: 32, grid: 8, channels: 8, codebook_size: 16, code_dim: 8, teacher_dim: 16, teacher_name: "t".into(), decay: 0.9, commitment: 0.25, decoder_output: Default::default() };
         let s = train_vqkd(&dir.join("vqkd"), &kd, &teacher, &data, &sched(30, false), &d).unwrap();
         let l = &s.losses;
         assert!(l.last().unwrap().1 < l[0].1, "VQ-KD feature loss did not fall: {l:?}");
         // Cluster: k-means on teacher features, then a decoder on the frozen tokens
         let f = teacher_features(&teacher, &data, 32, &d);
-        let (codebook, labels) = kmeans_cosine(&f, 16, 16, 5, 0);
+        let (codebook, labels) = kmeans_cosine(&f, 16, 16, 5, 0).unwrap();
         assert_eq!(labels.len(), 32 * 64);
-        let toks: Vec<u16> = tessera::kmeans::assign(&{ let mut g = teacher_features(&teacher, &data, 64, &d); tessera::kmeans::normalize_rows(&mut g, 16); g }, &codebook, 16).into_iter().map(|t| t as u16).collect();
+        let toks: Vec<u16> = tessera::train::kmeans::assign(&{ let mut g = teacher_features(&teacher, &data, 64, &d); tessera::train::kmeans::normalize_rows(&mut g, 16); g }, &codebook, 16).into_iter().map(|t| t as u16).collect();
         let dc = DecoderConfig { latent_dim: 16, channels: 8, out_channels: 1, output: Default::default() };
         let s = train_decoder(&dir.join("decoder"), &dc, &codebook, 8, &toks, &data, &sched(30, false), &d).unwrap();
         assert!(s.losses.last().unwrap().1 < s.losses[0].1 * 0.8, "decoder loss did not fall: {:?}", s.losses);
@@ -721,23 +724,32 @@ mod tests {
         let ad = d.clone().autodiff();
         let cls_cfg = ClassifierConfig { in_channels: 1, channels: 8, num_classes: 4 };
         train_classifier(&dir.join("cls"), &cls_cfg, &data, &sched(5, false), &d).unwrap();
-        let (cls, _) = Checkpoint::new(&dir.join("cls")).unwrap().load(cls_cfg.init(&ad), None, &ad, false).unwrap();
+        let (cls, _) = Checkpoint::new(&dir.join("cls")).unwrap().load(cls_cfg.init(&ad).unwrap(), None, &ad, false).unwrap();
         let losses = VqganLossConfig { disc_start: 10, disc_channels: 8, ..Default::default() };
-        let vq = VqTokenizerConfig { channels: 8, codebook_size: 16, code_dim: 4, ..Default::default() };
-        let s = train_vqgan(&dir.join("vqgan/tokenizer"), vq.init(&ad), serde_json::json!({}), &losses, &cls, &data, &sched(30, false), &ad).unwrap();
+        let vq = VqganConfig { channels: 8, codebook_size: 16, code_dim: 4, ..Default::default() };
+        let s = train_vqgan(&dir.join("vqgan/tokenizer"), vq.init(&ad).unwrap(), serde_json::json!({}), &losses, &cls, &data, &sched(30, false), &ad).unwrap();
         assert!(s.losses.last().unwrap().1 < s.losses[0].1, "VQGAN loss did not fall: {:?}", s.losses);
         assert!(s.extra["gan_weight"].as_f64().unwrap() > 0.0, "the GAN term never switched on");
         assert!(Checkpoint::new(&dir.join("vqgan/disc")).unwrap().state().unwrap().done);
         // the Cluster decoder again, on its frozen tokens with the VQGAN losses: only the decoder is saved
-        let dcl = DecoderConfig { output: tessera::decoder::DecoderOutput::Linear, ..dc.clone() };
+        let dcl = DecoderConfig { output: tessera::tokenizer::decoder::DecoderOutput::Linear, ..dc.clone() };
         let s = train_decoder_vqgan(&dir.join("gan/decoder"), &dcl, &codebook, 8, &toks, &losses, &cls, &data, &sched(30, false), &ad).unwrap();
         assert_eq!(s.stage, "decoder");
         assert!(s.losses.last().unwrap().1 < s.losses[0].1, "decoder (VQGAN losses) loss did not fall: {:?}", s.losses);
-        let saved = tessera::weights::from_safetensors("d", &std::fs::read(dir.join("gan/decoder/model.safetensors")).unwrap()).unwrap();
-        let plain = tessera::weights::module_to_tensors(&dcl.init(&d));
+        let saved = tessera::bundle::weights::from_safetensors("d", &std::fs::read(dir.join("gan/decoder/model.safetensors")).unwrap()).unwrap();
+        let plain = tessera::bundle::weights::module_to_tensors(&dcl.init(&d));
         assert_eq!(saved.keys().cloned().collect::<Vec<_>>(), plain.keys().map(|k| format!("decoder.{k}")).collect::<Vec<_>>());
         let fsqg = FsqConfig { channels: 8, levels: vec![4, 4], ..Default::default() };
-        train_vqgan(&dir.join("fsqgan/tokenizer"), fsqg.init(&ad), serde_json::json!({}), &losses, &cls, &data, &sched(12, false), &ad).unwrap();
+        let start = fsqg.init(&ad).unwrap();
+        let before = tessera::bundle::weights::module_to_tensors(&start);
+        let s = train_vqgan(&dir.join("fsqgan/tokenizer"), start, serde_json::json!({}), &losses, &cls, &data, &sched(12, false), &ad).unwrap();
+        assert_eq!(s.step, 12);
+        // every trained part moved: the encoder and the decoder (FSQ has no codebook parameters)
+        let after = tessera::bundle::weights::from_safetensors("f", &std::fs::read(dir.join("fsqgan/tokenizer/model.safetensors")).unwrap()).unwrap();
+        for part in ["encoder.", "decoder."] {
+            let moved = before.iter().filter(|(k, _)| k.starts_with(part)).any(|(k, v)| after[k].values != v.values);
+            assert!(moved, "FSQ with the VQGAN losses did not update its {part}");
+        }
         let fsq = FsqConfig { channels: 8, levels: vec![4, 4], ..Default::default() };
         let s = train_fsq(&dir.join("fsq"), &fsq, &data, &sched(30, false), &d).unwrap();
         assert!(s.losses.last().unwrap().1 < s.losses[0].1 * 0.8, "FSQ loss did not fall: {:?}", s.losses);

@@ -11,8 +11,8 @@ use serde::Deserialize;
 use std::cell::RefCell;
 use std::rc::Rc;
 use tessera::bundle::{Bundle, Manifest, Proposal};
-use tessera::generate::{MAX_COUNT, Request, decode, read_f32, to_rgba, tokens_tensor};
-use tessera::sampler::SamplingOptions;
+use tessera::sampling::{MAX_COUNT, Request, decode, read_f32, to_rgba, tokens_tensor};
+use tessera::sampling::sampler::SamplingOptions;
 use tessera::TesseraError;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
@@ -29,8 +29,34 @@ pub fn start() {
     let _ = console_log::init_with_level(log::Level::Warn);
 }
 
-fn js_err(e: impl std::fmt::Display) -> JsValue {
-    js_sys::Error::new(&e.to_string()).into()
+/// A JS `Error` whose `name` is the error's kind (`protocol.js`'s ERROR_KINDS), so that callers
+/// can branch on it without parsing the message.
+fn js_error(kind: &str, message: &str) -> JsValue {
+    let e = js_sys::Error::new(message);
+    e.set_name(kind);
+    e.into()
+}
+
+fn kind(e: &TesseraError) -> &'static str {
+    match e {
+        TesseraError::Bundle(_) => "BundleError",
+        TesseraError::InvalidOption(_) => "InvalidOption",
+        TesseraError::InvalidTokens(_) => "InvalidTokens",
+        TesseraError::Device(_) => "DeviceError",
+        TesseraError::Cancelled => "AbortError",
+    }
+}
+
+fn js_err(e: TesseraError) -> JsValue {
+    js_error(kind(&e), &e.to_string())
+}
+
+fn bundle_err(e: tessera::BundleError) -> JsValue {
+    js_err(TesseraError::Bundle(e))
+}
+
+fn option_err(message: impl std::fmt::Display) -> JsValue {
+    js_error("InvalidOption", &message.to_string())
 }
 
 fn now() -> f64 {
@@ -83,28 +109,31 @@ async fn max_abs_diff(a: &Bundle, da: &Device, b: &Bundle, db: &Device, tokens: 
 #[wasm_bindgen(js_name = loadModel)]
 pub async fn load_model(manifest: String, files_obj: JsValue, device: String) -> Result<Tessera, JsValue> {
     let t0 = now();
-    let manifest = Manifest::parse(&manifest).map_err(js_err)?;
+    if !["webgpu", "cpu", "auto"].contains(&device.as_str()) {
+        return Err(option_err(format!("unknown device '{device}': use \"webgpu\", \"cpu\" or \"auto\"")));
+    }
+    let manifest = Manifest::parse(&manifest).map_err(bundle_err)?;
     let mut files = std::collections::BTreeMap::new();
     if !files_obj.is_object() {
-        return Err(js_err("files must be an object mapping roles to Uint8Arrays"));
+        return Err(option_err("files must be an object mapping roles to Uint8Arrays"));
     }
     for key in Object::keys(&Object::from(files_obj.clone())) {
         let role = key.as_string().unwrap_or_default();
         let v = Reflect::get(&files_obj, &key)?;
-        let bytes = v.dyn_into::<js_sys::Uint8Array>().map_err(|_| js_err(format!("files['{role}'] is not a Uint8Array")))?;
+        let bytes = v.dyn_into::<js_sys::Uint8Array>().map_err(|_| option_err(format!("files['{role}'] is not a Uint8Array")))?;
         files.insert(role, bytes.to_vec());
     }
-    let tokenizer = files.remove("tokenizer").ok_or_else(|| js_err("files: missing 'tokenizer'"))?;
+    let tokenizer = files.remove("tokenizer").ok_or_else(|| option_err("files: missing 'tokenizer'"))?;
     if let Some(role) = files.keys().find(|r| !manifest.proposals.contains_key(*r)) {
-        return Err(js_err(format!("files: '{role}' is not a proposal network of this bundle")));
+        return Err(option_err(format!("files: '{role}' is not a proposal network of this bundle")));
     }
     let proposals: Vec<(&str, &[u8])> = files.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
     let cpu = Device::flex();
-    let load = |d: &Device| Bundle::from_bytes(manifest.clone(), &tokenizer, &proposals, d).map_err(js_err);
+    let load = |d: &Device| Bundle::from_bytes(manifest.clone(), &tokenizer, &proposals, d).map_err(bundle_err);
     let (bundle, dev, name, adapter, fallback_reason) = match device.as_str() {
         "cpu" => (load(&cpu)?, cpu, "cpu", "burn flex (wasm simd128)".to_string(), None),
         "webgpu" => {
-            let (d, adapter) = webgpu_device().await.map_err(js_err)?;
+            let (d, adapter) = webgpu_device().await.map_err(|e| js_error("DeviceError", &e))?;
             (load(&d)?, d, "webgpu", adapter, None)
         }
         "auto" => {
@@ -125,7 +154,7 @@ pub async fn load_model(manifest: String, files_obj: JsValue, device: String) ->
                 }
             }
         }
-        other => return Err(js_err(format!("unknown device '{other}': use \"webgpu\", \"cpu\" or \"auto\""))),
+        other => return Err(option_err(format!("unknown device '{other}'"))),
     };
     Ok(Tessera { inner: Rc::new(Inner { bundle, device: dev, device_name: name, adapter, fallback_reason, load_ms: now() - t0 }) })
 }
@@ -246,7 +275,16 @@ impl Inner {
                     let (px, shape) = decode(&self.bundle.tokenizer, tokens_tensor(&filled, per, k, &self.device)?).await?;
                     set(&ev, "preview", rgba_array(&to_rgba(&px, shape)));
                 }
-                let _ = cb.call1(&JsValue::NULL, &ev);
+                // The callback may stop the run: `false`, or a Promise resolving to `false` (the
+                // worker yields to its message queue there, so a 'cancel' can arrive between steps).
+                let verdict = match cb.call1(&JsValue::NULL, &ev) {
+                    Ok(v) if v.is_instance_of::<js_sys::Promise>() => wasm_bindgen_futures::JsFuture::from(js_sys::Promise::from(v)).await.unwrap_or(JsValue::TRUE),
+                    Ok(v) => v,
+                    Err(_) => JsValue::TRUE,
+                };
+                if verdict.as_bool() == Some(false) {
+                    return Err(TesseraError::Cancelled);
+                }
             }
         }
         let tokens = s.filled(0, per);
@@ -369,10 +407,10 @@ impl Tessera {
         let m = &i.bundle.manifest;
         let o = Object::new();
         set(&o, "name", m.name.as_str());
-        set(&o, "classes", serde_wasm_bindgen::to_value(&m.dataset.classes).map_err(js_err)?);
+        set(&o, "classes", serde_wasm_bindgen::to_value(&m.dataset.classes).map_err(option_err)?);
         set(&o, "imageSize", m.dataset.image_size as u32);
-        set(&o, "grid", serde_wasm_bindgen::to_value(&m.grid).map_err(js_err)?);
-        set(&o, "tokenizer", m.tokenizer.kind());
+        set(&o, "grid", serde_wasm_bindgen::to_value(&m.grid).map_err(option_err)?);
+        set(&o, "tokenizer", m.tokenizer.kind().name());
         set(&o, "codebookSize", m.tokenizer.codebook_size() as u32);
         set(&o, "device", i.device_name);
         set(&o, "adapter", i.adapter.as_str());

@@ -1,5 +1,6 @@
 //! Typed errors. Everything a user's input or a downloaded file can reach returns one of these;
 //! nothing on those paths panics (a panic in wasm kills the module).
+use crate::config::ConfigError;
 use thiserror::Error;
 
 /// A model bundle (manifest + safetensors files) could not be trusted.
@@ -25,6 +26,8 @@ pub enum BundleError {
     WrongDtype { name: String, dtype: String },
     #[error("invalid manifest: {0}")]
     Invalid(String),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
 }
 
 /// Errors of the runtime API (generation options, token input, devices).
@@ -38,4 +41,7 @@ pub enum TesseraError {
     InvalidTokens(String),
     #[error("device error: {0}")]
     Device(String),
+    /// The caller asked to stop (between two sampling steps).
+    #[error("cancelled")]
+    Cancelled,
 }

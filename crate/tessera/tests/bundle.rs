@@ -1,20 +1,25 @@
-//! Every corrupt-bundle case returns its typed error, and export -> load gives identical outputs.
+//! Every corrupt-bundle case returns its typed error, and export -> load gives the outputs of the
+//! model that was exported.
 use burn::prelude::*;
 use std::collections::BTreeMap;
-use tessera::bundle::{Bundle, DatasetInfo, FileEntry, Manifest, ProposalEntry, ProposalSpec, Provenance, TokenizerSpec, sha256_hex};
-use tessera::generate::Request;
-use tessera::gpt::GptConfig;
-use tessera::maskgit::{MaskGitConfig, unmasking_schedule};
-use tessera::sampler::SamplingOptions;
-use tessera::vq::VqTokenizerConfig;
-use tessera::weights::{module_to_tensors, to_safetensors};
 use tessera::BundleError;
+use tessera::bundle::weights::{module_to_tensors, to_safetensors};
+use tessera::bundle::{Bundle, DatasetInfo, FileEntry, Manifest, ProposalEntry, ProposalSpec, Provenance, TokenizerSpec, sha256_hex};
+use tessera::proposal::ProposalConfig;
+use tessera::proposal::gpt::{Gpt, KvCache};
+use tessera::proposal::maskgit::unmasking_schedule;
+use tessera::sampling::Request;
+use tessera::sampling::sampler::SamplingOptions;
+use tessera::tokenizer::vqgan::{VqganConfig, VqganTokenizer};
 
 struct Fixture {
     manifest: Manifest,
     tokenizer: Vec<u8>,
     proposal: Vec<u8>,
     nar: Vec<u8>,
+    /// The exported models themselves.
+    tok_model: VqganTokenizer,
+    gpt_model: Gpt,
 }
 
 impl Fixture {
@@ -28,12 +33,14 @@ impl Fixture {
 
 fn fixture(device: &Device) -> Fixture {
     device.seed(1);
-    let tok = VqTokenizerConfig { channels: 4, codebook_size: 16, code_dim: 4, ..Default::default() };
-    let gpt = GptConfig { vocab_size: 16, num_classes: 3, block_size: 64, n_layer: 1, n_head: 2, n_embd: 8 };
-    let tokenizer = to_safetensors(&module_to_tensors(&tok.init(device)));
-    let proposal = to_safetensors(&module_to_tensors(&gpt.init(device)));
-    let mg = MaskGitConfig { vocab_size: 16, num_classes: 3, block_size: 64, n_layer: 1, n_head: 2, n_embd: 8 };
-    let nar = to_safetensors(&module_to_tensors(&mg.init(device)));
+    let tok = VqganConfig { channels: 4, codebook_size: 16, code_dim: 4, ..Default::default() };
+    let gpt = ProposalConfig { vocab_size: 16, num_classes: 3, block_size: 64, n_layer: 1, n_head: 2, n_embd: 8 };
+    let tok_model = tok.init(device).unwrap();
+    let gpt_model = gpt.init_gpt(device).unwrap();
+    let tokenizer = to_safetensors(&module_to_tensors(&tok_model));
+    let proposal = to_safetensors(&module_to_tensors(&gpt_model));
+    let mg = gpt.clone();
+    let nar = to_safetensors(&module_to_tensors(&mg.init_maskgit(device).unwrap()));
     let entry = |p: &str, b: &[u8]| FileEntry { path: p.into(), bytes: b.len() as u64, sha256: sha256_hex(b) };
     let files = BTreeMap::from([
         ("tokenizer".to_string(), entry("tokenizer.safetensors", &tokenizer)),
@@ -50,13 +57,13 @@ fn fixture(device: &Device) -> Fixture {
         name: "tiny".into(),
         dataset: DatasetInfo { name: "synthetic".into(), image_size: 32, channels: 1, classes: vec!["a".into(), "b".into(), "c".into()] },
         grid: [8, 8],
-        tokenizer: TokenizerSpec::Vq(tok),
+        tokenizer: TokenizerSpec::Vqgan(tok),
         proposals,
         blank_token: 0,
         files,
         provenance: Provenance::default(),
     };
-    Fixture { manifest, tokenizer, proposal, nar }
+    Fixture { manifest, tokenizer, proposal, nar, tok_model, gpt_model }
 }
 
 fn json(m: &Manifest) -> String {
@@ -103,6 +110,58 @@ fn inconsistent_manifest_is_rejected() {
     assert!(matches!(Manifest::parse(&json(&m)), Err(BundleError::Invalid(_))));
 }
 
+/// What a hostile manifest tried: sizes that disagree across dataset, tokenizer and proposals, and
+/// absurd sizes. Each is a typed error at parse time, before any tensor is allocated.
+#[test]
+fn inconsistent_or_absurd_sizes_are_rejected_before_allocation() {
+    let d = Device::flex();
+    let base = serde_json::to_value(&fixture(&d).manifest).unwrap();
+    let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+        ("dataset image size", Box::new(|v| v["dataset"]["image_size"] = 64.into())),
+        ("image channels", Box::new(|v| v["dataset"]["channels"] = 3.into())),
+        ("tokenizer grid", Box::new(|v| v["tokenizer"]["config"]["grid"] = 7.into())),
+        ("tokenizer channels 0", Box::new(|v| v["tokenizer"]["config"]["channels"] = 0.into())),
+        ("huge code_dim", Box::new(|v| v["tokenizer"]["config"]["code_dim"] = 1_000_000_000u64.into())),
+        ("huge codebook", Box::new(|v| v["tokenizer"]["config"]["codebook_size"] = 100_000_000u64.into())),
+        ("huge n_layer", Box::new(|v| v["proposals"]["ar"]["model"]["config"]["n_layer"] = 100_000_000u64.into())),
+        ("n_head 0", Box::new(|v| v["proposals"]["nar"]["model"]["config"]["n_head"] = 0.into())),
+        ("n_head 3", Box::new(|v| v["proposals"]["nar"]["model"]["config"]["n_head"] = 3.into())),
+        ("budget", Box::new(|v| {
+            let c = &mut v["proposals"]["ar"]["model"]["config"];
+            c["n_embd"] = 4096.into();
+            c["n_layer"] = 64.into();
+        })),
+        ("no classes", Box::new(|v| v["dataset"]["classes"] = serde_json::json!([]))),
+        ("proposal classes", Box::new(|v| v["proposals"]["ar"]["model"]["config"]["num_classes"] = 4.into())),
+        ("image size 0", Box::new(|v| {
+            v["dataset"]["image_size"] = 0.into();
+            v["tokenizer"]["config"]["image_size"] = 0.into();
+            v["tokenizer"]["config"]["grid"] = 0.into();
+        })),
+    ];
+    for (what, edit) in cases {
+        let mut v = base.clone();
+        edit(&mut v);
+        let r = Manifest::parse(&v.to_string());
+        assert!(matches!(r, Err(BundleError::Invalid(_) | BundleError::Config(_))), "{what}: {r:?}");
+    }
+    // a Cluster teacher whose patch does not give the decoder's 4x upsampling
+    let mut v = base.clone();
+    v["tokenizer"] = serde_json::json!({"kind": "cluster", "config": {"teacher": {"image_channels": 1, "image_size": 32, "patch": 8, "n_layer": 1,
+        "n_head": 2, "n_embd": 8, "num_classes": 3}, "teacher_name": "t", "codebook_size": 16, "channels": 4}});
+    v["grid"] = serde_json::json!([4, 4]);
+    assert!(matches!(Manifest::parse(&v.to_string()), Err(BundleError::Config(_))));
+    // the old name of the VQGAN tokenizer still reads
+    let mut v = base.clone();
+    v["tokenizer"]["kind"] = "vq".into();
+    assert!(matches!(Manifest::parse(&v.to_string()).unwrap().tokenizer, TokenizerSpec::Vqgan(_)));
+    // a manifest built in code is checked by `from_bytes` too
+    let f = fixture(&d);
+    let mut m = f.manifest.clone();
+    m.dataset.image_size = 64;
+    assert!(matches!(Bundle::from_bytes(m, &f.tokenizer, &f.proposal_only(), &d), Err(BundleError::Invalid(_))));
+}
+
 #[test]
 fn checksum_truncation_and_shape() {
     let d = Device::flex();
@@ -117,8 +176,8 @@ fn checksum_truncation_and_shape() {
     let r = Bundle::from_bytes(f.manifest.clone(), &f.tokenizer, &[("ar", &flipped)], &d);
     assert!(matches!(r, Err(BundleError::ChecksumMismatch { .. })), "{r:?}");
     // checksums right but weights of another shape (manifest updated consistently)
-    let other = GptConfig { vocab_size: 16, num_classes: 3, block_size: 64, n_layer: 1, n_head: 2, n_embd: 16 };
-    let wrong = to_safetensors(&module_to_tensors(&other.init(&d)));
+    let other = ProposalConfig { vocab_size: 16, num_classes: 3, block_size: 64, n_layer: 1, n_head: 2, n_embd: 16 };
+    let wrong = to_safetensors(&module_to_tensors(&other.init_gpt(&d).unwrap()));
     let mut m = f.manifest.clone();
     m.files.insert("ar".into(), FileEntry { path: "ar.safetensors".into(), bytes: wrong.len() as u64, sha256: sha256_hex(&wrong) });
     let r = Bundle::from_bytes(m, &f.tokenizer, &[("ar", &wrong)], &d);
@@ -143,18 +202,25 @@ fn missing_file_and_round_trip_from_disk() {
     std::fs::write(dir.join("ar.safetensors"), &f.proposal).unwrap();
     std::fs::write(dir.join("nar.safetensors"), &f.nar).unwrap();
     let a = Bundle::load_dir(&dir, &d).unwrap();
-    let b = Bundle::load_dir(&dir, &d).unwrap();
-    // identical weights -> identical samples (both proposal networks) and decodes
-    for name in ["ar", "nar"] {
-        let req = Request { class: 1, count: 2, options: SamplingOptions { seed: 5, ..a.defaults(name).unwrap() } };
-        let ta = pollster::block_on(a.sampler(name, req.clone(), None, &d).unwrap().run(64)).unwrap();
-        let tb = pollster::block_on(b.sampler(name, req, None, &d).unwrap().run(64)).unwrap();
-        assert_eq!(ta, tb);
-        let t = tessera::generate::tokens_tensor(&ta, 64, 16, &d).unwrap();
-        let x: Vec<f32> = a.tokenizer.decode(t.clone()).into_data().try_to_vec().unwrap();
-        let y: Vec<f32> = b.tokenizer.decode(t).into_data().try_to_vec().unwrap();
-        assert_eq!(x, y);
+    // the loaded bundle computes what the exported models computed: the AR network's logits over a
+    // whole sampling run, and the tokenizer's decode of the sampled tokens
+    let req = Request { class: 1, count: 2, options: SamplingOptions { seed: 5, ..a.defaults("ar").unwrap() } };
+    let tokens = pollster::block_on(a.sampler("ar", req, None, &d).unwrap().run(64)).unwrap();
+    let tessera::bundle::Proposal::Ar(loaded) = &a.proposals["ar"] else { panic!("ar is a GPT") };
+    let (mut c1, mut c2) = (KvCache::default(), KvCache::default());
+    let cls = Tensor::<1, Int>::from_data(TensorData::new(vec![1i64, 1], [2]), &d);
+    for pos in 0..64 {
+        let prev = (pos > 0).then(|| Tensor::<1, Int>::from_data(TensorData::new(vec![tokens[0][pos - 1] as i64, tokens[1][pos - 1] as i64], [2]), &d));
+        let x: Vec<f32> = f.gpt_model.step(&mut c1, cls.clone(), prev.clone()).into_data().try_to_vec().unwrap();
+        let y: Vec<f32> = loaded.step(&mut c2, cls.clone(), prev).into_data().try_to_vec().unwrap();
+        assert_eq!(x, y, "logits at position {pos}");
     }
+    let t = tessera::sampling::tokens_tensor(&tokens, 64, 16, &d).unwrap();
+    let x: Vec<f32> = f.tok_model.decode(t.clone()).into_data().try_to_vec().unwrap();
+    let y: Vec<f32> = a.tokenizer.decode(t).into_data().try_to_vec().unwrap();
+    assert_eq!(x, y);
+    // and the manifest on disk is read back as written
+    assert_eq!(a.manifest, f.manifest);
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -213,15 +279,17 @@ fn nar_reveals_per_schedule_and_inpainting_keeps_given_tokens() {
 /// Every tokenizer kind goes through the bundle format: save -> load gives the same encode/decode.
 #[test]
 fn every_tokenizer_kind_round_trips() {
-    use tessera::cluster::ClusterConfig;
-    use tessera::fsq::FsqConfig;
-    use tessera::vit::VitConfig;
-    use tessera::vqkd::VqKdConfig;
-    use tessera::weights::{from_safetensors, to_safetensors};
+    use tessera::bundle::weights::from_safetensors;
+    use tessera::teacher::vit::VitConfig;
+    use tessera::tokenizer::AnyTokenizer;
+    use tessera::tokenizer::cluster::ClusterConfig;
+    use tessera::tokenizer::fsq::FsqConfig;
+    use tessera::tokenizer::vqkd::VqKdConfig;
     let d = Device::flex();
     d.seed(11);
     let teacher = VitConfig { n_layer: 1, n_head: 2, n_embd: 8, ..Default::default() };
     let specs = [
+        TokenizerSpec::Vqgan(VqganConfig { channels: 4, codebook_size: 16, code_dim: 4, ..Default::default() }),
         TokenizerSpec::Fsq(FsqConfig { channels: 4, ..Default::default() }),
         TokenizerSpec::Vqkd(VqKdConfig { image_channels: 1, image_size: 32, grid: 8, channels: 4, codebook_size: 16, code_dim: 4, teacher_dim: 8, teacher_name: "t".into(), decay: 0.99, commitment: 0.25, decoder_output: Default::default() }),
         TokenizerSpec::Cluster(ClusterConfig { teacher, teacher_name: "t".into(), codebook_size: 16, channels: 4, decoder_output: Default::default() }),
@@ -230,31 +298,32 @@ fn every_tokenizer_kind_round_trips() {
     for spec in specs {
         let fresh = spec.load(Default::default(), "x", &d);
         assert!(matches!(fresh, Err(BundleError::MissingTensor { .. })), "{}: empty file must fail", spec.kind());
-        let model = match &spec {
-            TokenizerSpec::Fsq(c) => module_to_tensors(&c.init(&d)),
-            TokenizerSpec::Vqkd(c) => module_to_tensors(&c.init(&d)),
-            TokenizerSpec::Cluster(c) => {
-                let mut t = module_to_tensors(&c.init(&d));
-                // unit-norm, distinct centroids
-                let cb = t.get_mut("codebook").unwrap();
-                for (i, v) in cb.values.iter_mut().enumerate() {
-                    *v = if i % 8 == (i / 8) % 8 { 1.0 } else { 0.0 };
-                }
-                t
-            }
-            TokenizerSpec::Vq(c) => module_to_tensors(&c.init(&d)),
-        };
-        let bytes = to_safetensors(&model);
+        let mut exported = spec.config().init_any(&d).unwrap();
+        if let AnyTokenizer::Cluster(t) = &mut exported {
+            // unit-norm, distinct centroids (k-means would set them)
+            let c: Vec<f32> = (0..16 * 8).map(|i| if i % 8 == (i / 8) % 8 { 1.0 } else { 0.0 }).collect();
+            t.quantizer = tessera::tokenizer::quantizer::CosineQuantizer::new(Tensor::from_data(TensorData::new(c, [16, 8]), &d));
+        }
+        let bytes = to_safetensors(&module_to_tensors_any(&exported));
         let a = spec.load(from_safetensors("a", &bytes).unwrap(), "a", &d).unwrap();
-        let b = spec.load(from_safetensors("b", &bytes).unwrap(), "b", &d).unwrap();
         let ta = a.encode(images.clone());
         assert_eq!(ta.dims(), [2, 64], "{}", spec.kind());
         let tv: Vec<i64> = ta.clone().into_data().convert::<i64>().try_to_vec().unwrap();
         assert!(tv.iter().all(|&t| (t as usize) < spec.codebook_size()));
-        assert_eq!(tv, b.encode(images.clone()).into_data().convert::<i64>().try_to_vec::<i64>().unwrap());
+        assert_eq!(tv, exported.encode(images.clone()).into_data().convert::<i64>().try_to_vec::<i64>().unwrap());
         let x: Vec<f32> = a.decode(ta.clone()).into_data().try_to_vec().unwrap();
-        let y: Vec<f32> = b.decode(ta).into_data().try_to_vec().unwrap();
+        let y: Vec<f32> = exported.decode(ta).into_data().try_to_vec().unwrap();
         assert_eq!(x.len(), 2 * 32 * 32);
         assert_eq!(x, y);
+    }
+}
+
+fn module_to_tensors_any(t: &tessera::tokenizer::AnyTokenizer) -> tessera::bundle::weights::NamedTensors {
+    use tessera::tokenizer::AnyTokenizer::*;
+    match t {
+        Vqgan(m) => module_to_tensors(m),
+        Fsq(m) => module_to_tensors(m),
+        Vqkd(m) => module_to_tensors(m),
+        Cluster(m) => module_to_tensors(m),
     }
 }

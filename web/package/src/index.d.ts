@@ -1,11 +1,26 @@
 /** Which device runs the model: WebGPU, the CPU (wasm), or WebGPU with a checked CPU fallback. */
 export type DeviceChoice = 'auto' | 'webgpu' | 'cpu';
 
-/** Tokenizer kinds of the paper: pixel reconstruction (vq, fsq) or image-understanding features (vqkd, cluster). */
-export type TokenizerKind = 'vq' | 'fsq' | 'vqkd' | 'cluster';
+/** Tokenizer kinds of the paper: pixel reconstruction (vqgan, fsq) or image-understanding features (vqkd, cluster). */
+export type TokenizerKind = 'vqgan' | 'fsq' | 'vqkd' | 'cluster';
+
+/**
+ * What went wrong, as `error.name` and `error.code` of every rejection (see `protocol.js`):
+ * BundleError (unreadable or inconsistent bundle), InvalidOption / InvalidTokens (a bad argument;
+ * the generator stays usable), DeviceError, NetworkError, AbortError (cancelled by a signal),
+ * Disposed (after `dispose()`), WorkerCrashed (the worker died).
+ */
+export type ErrorKind = 'BundleError' | 'InvalidOption' | 'InvalidTokens' | 'DeviceError' | 'NetworkError' | 'AbortError' | 'Disposed' | 'WorkerCrashed' | 'Error';
+
+export declare class TesseraError extends Error {
+  readonly name: ErrorKind;
+  readonly code: ErrorKind;
+}
+export declare const ERROR_KINDS: readonly ErrorKind[];
 
 export interface LoadProgress {
-  stage: 'download' | 'init';
+  /** 'ready': the model is loaded (the last event before the promise resolves). */
+  stage: 'download' | 'init' | 'ready';
   file?: string;
   loaded?: number;
   total?: number;
@@ -79,6 +94,8 @@ export interface GenerateOptions {
   /** AR convenience: the token each image got at this step. */
   onToken?: (e: { position: number; total: number; tokens: (number | undefined)[] }) => void;
   onPreview?: (e: { position: number; total: number; images: ImageData[] }) => void;
+  /** Cancels the generation after its current step: the promise rejects with an AbortError. */
+  signal?: AbortSignal;
 }
 
 export interface ImagesResult {
@@ -106,12 +123,14 @@ export interface ReconstructResult extends ImagesResult {
 export interface InpaintOptions extends Omit<GenerateOptions, 'given' | 'count'> {
   /** Token grids to edit, one per image. */
   tokens: ArrayLike<number>[];
-  /** Same shape: true where the tokens are resampled. */
+  /** Same shape (one boolean per token): true where the tokens are resampled. */
   mask: ArrayLike<boolean>[];
 }
 
 export declare class Generator {
   readonly info: ModelInfo;
+  /** grid[0] x grid[1]. */
+  readonly tokensPerImage: number;
   generate(options: GenerateOptions): Promise<GenerateResult>;
   /** NAR inpainting: resample the masked tokens, keep the rest. */
   inpaint(options: InpaintOptions): Promise<GenerateResult>;
@@ -119,6 +138,7 @@ export declare class Generator {
   reconstruct(images: ImageData | ImageBitmapSource | (ImageData | ImageBitmapSource)[]): Promise<ReconstructResult>;
   decode(tokens: ArrayLike<number>[]): Promise<ImagesResult>;
   proposalLogits(proposal: string, classIndex: number, tokens: ArrayLike<number | null>): Promise<Float32Array>;
+  /** Stops the worker: pending and later calls reject with a 'Disposed' TesseraError. */
   dispose(): void;
 }
 
@@ -133,6 +153,8 @@ export interface LoadOptions {
   cache?: boolean;
   /** Override the worker script URL (bundlers that relocate files). */
   workerUrl?: string | URL;
+  /** Cancels the download: the promise rejects with an AbortError. */
+  signal?: AbortSignal;
 }
 
 export declare function loadGenerator(options: LoadOptions): Promise<Generator>;

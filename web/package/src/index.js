@@ -1,30 +1,65 @@
 // tessera-web: load a Tessera model bundle and generate images in a Web Worker.
-// The model runs in `worker.js` (wasm, WebGPU or CPU); this module is a typed message client.
+// The model runs in `worker.js` (wasm, WebGPU or CPU); this module is a typed message client
+// (`protocol.js`). Every method returns a Promise that settles: with the result, or rejected with a
+// `TesseraError` whose `name`/`code` says what went wrong (also after `dispose()` or a worker crash).
+import { CANCEL, DEVICES, GENERATE_OPTIONS, REPLY, REQUEST, TesseraError, errorFromMessage } from './protocol.js';
+
+export { TesseraError, ERROR_KINDS } from './protocol.js';
 
 let nextId = 1;
+
+function aborted(signal, what) {
+  return new TesseraError('AbortError', `${what} cancelled${signal.reason?.message ? `: ${signal.reason.message}` : ''}`);
+}
 
 class WorkerClient {
   constructor(worker) {
     this.worker = worker;
     this.pending = new Map();
+    /** Why no further call can succeed ('Disposed' / 'WorkerCrashed'), once it is so. */
+    this.dead = null;
     worker.onmessage = (e) => {
       const { id, type } = e.data;
       const p = this.pending.get(id);
       if (!p) return;
-      if (type === 'progress') p.onProgress?.(e.data.event);
-      else if (type === 'result') { this.pending.delete(id); p.resolve(e.data.value); }
-      else if (type === 'error') { this.pending.delete(id); p.reject(new Error(e.data.message)); }
+      if (type === REPLY.progress) p.onProgress?.(e.data.event);
+      else if (type === REPLY.result) this.settle(id, (q) => q.resolve(e.data.value));
+      else if (type === REPLY.error) this.settle(id, (q) => q.reject(errorFromMessage(e.data.error)));
     };
-    worker.onerror = (e) => {
-      const err = new Error(`tessera worker failed: ${e.message || 'unknown error'}`);
-      for (const p of this.pending.values()) p.reject(err);
-      this.pending.clear();
-    };
+    const crash = (e) => this.kill(new TesseraError('WorkerCrashed', `tessera worker failed: ${e?.message || 'unknown error'}`));
+    worker.onerror = crash;
+    worker.onmessageerror = crash;
   }
-  call(type, args, onProgress) {
+  settle(id, f) {
+    const p = this.pending.get(id);
+    if (!p) return;
+    this.pending.delete(id);
+    p.cleanup?.();
+    f(p);
+  }
+  /** Rejects every pending call and every later one with `err`; stops the worker. */
+  kill(err) {
+    if (this.dead) return;
+    this.dead = err;
+    for (const id of [...this.pending.keys()]) this.settle(id, (p) => p.reject(err));
+    this.worker.terminate();
+  }
+  call(type, args, { onProgress, signal, what = type } = {}) {
+    if (this.dead) return Promise.reject(new TesseraError(this.dead.name, this.dead.message));
+    if (signal?.aborted) return Promise.reject(aborted(signal, what));
     const id = nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, onProgress });
+      const entry = { resolve, reject, onProgress };
+      if (signal) {
+        // Reject at once; the worker stops the download, or the generation after its current step.
+        const onAbort = () => {
+          this.worker.postMessage({ type: CANCEL, target: id });
+          this.settle(id, (p) => p.reject(aborted(signal, what)));
+        };
+        signal.addEventListener('abort', onAbort, { once: true });
+        entry.cleanup = () => signal.removeEventListener('abort', onAbort);
+      }
+      this.pending.set(id, entry);
       this.worker.postMessage({ id, type, ...args });
     });
   }
@@ -54,7 +89,12 @@ async function toModelPixels(images, size) {
     if (img instanceof ImageData && img.width === size && img.height === size) {
       data = img.data;
     } else {
-      const bitmap = await createImageBitmap(img);
+      let bitmap;
+      try {
+        bitmap = await createImageBitmap(img);
+      } catch (e) {
+        throw new TesseraError('InvalidOption', `reconstruct: image ${i} is not an image (${e.message})`);
+      }
       const canvas = new OffscreenCanvas(size, size);
       const ctx = canvas.getContext('2d');
       ctx.drawImage(bitmap, 0, 0, size, size);
@@ -65,46 +105,65 @@ async function toModelPixels(images, size) {
   return out;
 }
 
-const GENERATE_OPTIONS = new Set(['proposal', 'class', 'count', 'seed', 'temperature', 'topK', 'topP', 'guidance', 'steps', 'confidenceNoise', 'given', 'previewEvery']);
+const invalid = (kind, message) => Promise.reject(new TesseraError(kind, message));
 
 export class Generator {
   /** @internal */
-  constructor(client, worker, info) {
+  constructor(client, info) {
     this._client = client;
-    this._worker = worker;
     this.info = info;
+  }
+
+  /** Tokens per image (grid rows x columns). */
+  get tokensPerImage() {
+    return this.info.grid[0] * this.info.grid[1];
   }
 
   /**
    * Generates `count` images of `class` with the AR or NAR proposal network; resolves with
    * ImageData objects and their tokens. `onStep` gets the tokens set by every step (one per image
-   * for AR, many for NAR); `onPreview` decoded previews (unsampled positions blank).
+   * for AR, many for NAR); `onPreview` decoded previews (unsampled positions blank). `signal` (an
+   * AbortSignal) cancels: the promise rejects with an AbortError and the generator stays usable.
    */
   async generate(options = {}) {
-    const { onToken, onStep, onPreview, ...opts } = options;
+    const { onToken, onStep, onPreview, signal, ...opts } = options ?? {};
     // serde-wasm-bindgen reads only the fields it knows: reject typos here so they do not pass silently
-    const unknown = Object.keys(opts).filter((k) => !GENERATE_OPTIONS.has(k));
-    if (unknown.length) throw new Error(`invalid option: unknown option(s) ${unknown.join(', ')}; expected one of ${[...GENERATE_OPTIONS].join(', ')}`);
-    const r = await this._client.call('generate', { options: opts }, (ev) => {
-      const revealed = ev.revealed.map((flat) => {
-        const pairs = [];
-        for (let i = 0; i < flat.length; i += 2) pairs.push([flat[i], flat[i + 1]]);
-        return pairs;
-      });
-      onStep?.({ position: ev.position, total: ev.total, revealed });
-      onToken?.({ position: ev.position, total: ev.total, tokens: revealed.map((r) => r.at(-1)?.[1]) });
-      if (ev.preview) onPreview?.({ position: ev.position, total: ev.total, images: splitImages(ev.preview, this.info.imageSize) });
+    const unknown = Object.keys(opts).filter((k) => !GENERATE_OPTIONS.includes(k));
+    if (unknown.length) throw new TesseraError('InvalidOption', `invalid option: unknown option(s) ${unknown.join(', ')}; expected one of ${GENERATE_OPTIONS.join(', ')}`);
+    const size = this.info.imageSize;
+    const r = await this._client.call(REQUEST.generate, { options: opts }, {
+      signal,
+      onProgress: (ev) => {
+        const revealed = ev.revealed.map((flat) => {
+          const pairs = [];
+          for (let i = 0; i < flat.length; i += 2) pairs.push([flat[i], flat[i + 1]]);
+          return pairs;
+        });
+        onStep?.({ position: ev.position, total: ev.total, revealed });
+        onToken?.({ position: ev.position, total: ev.total, tokens: revealed.map((r) => r.at(-1)?.[1]) });
+        if (ev.preview) onPreview?.({ position: ev.position, total: ev.total, images: splitImages(ev.preview, size) });
+      },
     });
     return { images: toImages(r), pixels: r.pixels, tokens: r.tokens.map((t) => Array.from(t)), proposal: r.proposal, device: r.device, ms: r.ms, msPerImage: r.msPerImage, width: r.width, height: r.height };
   }
 
   /**
    * Inpainting with the NAR proposal network: keeps `tokens[i][p]` where `mask[i][p]` is false and
-   * resamples the positions where it is true (one grid per image, raster order).
+   * resamples the positions where it is true (one full grid per image, raster order, and one mask
+   * entry per token: a missing entry is an error, not "keep").
    */
   inpaint({ tokens, mask, ...options } = {}) {
-    if (!Array.isArray(tokens) || !Array.isArray(mask) || tokens.length !== mask.length) {
-      return Promise.reject(new Error('inpaint: tokens and mask must be arrays with one grid per image'));
+    const n = this.tokensPerImage;
+    if (!Array.isArray(tokens) || !Array.isArray(mask) || tokens.length === 0 || tokens.length !== mask.length) {
+      return invalid('InvalidTokens', 'inpaint: tokens and mask must be non-empty arrays with one grid per image');
+    }
+    for (let i = 0; i < tokens.length; i++) {
+      if (tokens[i]?.length !== n || mask[i]?.length !== n) {
+        return invalid('InvalidTokens', `inpaint: grid ${i} needs ${n} tokens and ${n} mask entries, got ${tokens[i]?.length} and ${mask[i]?.length}`);
+      }
+      for (let p = 0; p < n; p++) {
+        if (typeof mask[i][p] !== 'boolean') return invalid('InvalidTokens', `inpaint: mask[${i}][${p}] is ${mask[i][p]}, expected true or false`);
+      }
     }
     const given = tokens.map((row, i) => Array.from(row, (t, p) => (mask[i][p] ? null : t)));
     return this.generate({ proposal: 'nar', ...options, count: tokens.length, given });
@@ -117,13 +176,14 @@ export class Generator {
   async reconstruct(images) {
     const list = Array.isArray(images) ? images : [images];
     const rgba = await toModelPixels(list, this.info.imageSize);
-    const r = await this._client.call('reconstruct', { rgba, count: list.length });
+    const r = await this._client.call(REQUEST.reconstruct, { rgba, count: list.length });
     return { images: toImages(r), pixels: r.pixels, tokens: r.tokens.map((t) => Array.from(t)), device: r.device, width: r.width, height: r.height };
   }
 
   /** Decodes token grids (raster order, one array per image) to images. */
   async decode(tokens) {
-    const r = await this._client.call('decode', { tokens: tokens.map((t) => Array.from(t)) });
+    if (!Array.isArray(tokens)) throw new TesseraError('InvalidTokens', 'decode: tokens must be an array of token grids');
+    const r = await this._client.call(REQUEST.decode, { tokens: tokens.map((t) => Array.from(t ?? [])) });
     return { images: toImages(r), pixels: r.pixels, device: r.device, width: r.width, height: r.height };
   }
 
@@ -131,31 +191,40 @@ export class Generator {
    * Proposal-network logits (Float32Array): AR, `[class] + tokens` at every position; NAR, a full
    * grid (`null` = masked).
    */
-  proposalLogits(proposal, classIndex, tokens) {
-    return this._client.call('logits', { proposal, classIndex, tokens: Array.from(tokens) });
+  async proposalLogits(proposal, classIndex, tokens) {
+    if (tokens == null || typeof tokens.length !== 'number') throw new TesseraError('InvalidTokens', 'proposalLogits: tokens must be an array');
+    return this._client.call(REQUEST.logits, { proposal, classIndex, tokens: Array.from(tokens) });
   }
 
-  /** Stops the worker; the generator cannot be used afterwards. */
+  /** Stops the worker: pending calls reject with a 'Disposed' error, and so does every later call. */
   dispose() {
-    this._worker.terminate();
+    this._client.kill(new TesseraError('Disposed', 'the generator was disposed'));
   }
 }
 
 /**
  * Loads a model bundle (a folder with manifest.json and safetensors files) in a Web Worker.
  * `proposals`: the proposal networks to download (default: all of the bundle's; `[]` for
- * reconstruction only). Weights are cached with the Cache API (keyed by checksum) and verified in wasm.
+ * reconstruction only). Weights are cached with the Cache API (keyed by checksum) and verified in
+ * wasm. Options are checked before anything is downloaded; `signal` cancels the download.
  */
-export async function loadGenerator({ modelUrl, device = 'auto', proposals, onProgress, cache = true, workerUrl } = {}) {
-  if (!modelUrl) throw new Error('loadGenerator: modelUrl is required');
-  const worker = new Worker(workerUrl ?? new URL('./worker.js', import.meta.url), { type: 'module' });
+export async function loadGenerator({ modelUrl, device = 'auto', proposals, onProgress, cache = true, workerUrl, signal } = {}) {
+  if (typeof modelUrl !== 'string' || !modelUrl) throw new TesseraError('InvalidOption', 'loadGenerator: modelUrl (a string) is required');
+  if (!DEVICES.includes(device)) throw new TesseraError('InvalidOption', `loadGenerator: unknown device '${device}': use ${DEVICES.map((d) => `"${d}"`).join(', ')}`);
+  if (proposals !== undefined && !(Array.isArray(proposals) && proposals.every((p) => typeof p === 'string'))) {
+    throw new TesseraError('InvalidOption', 'loadGenerator: proposals must be an array of names (e.g. ["ar", "nar"])');
+  }
+  if (signal?.aborted) throw aborted(signal, 'load');
+  // The literal `new Worker(new URL('./worker.js', import.meta.url), ...)` is the pattern bundlers
+  // (Vite, webpack 5) recognise to bundle the worker with its wasm.
+  const worker = workerUrl ? new Worker(workerUrl, { type: 'module' }) : new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
   const client = new WorkerClient(worker);
   const base = new URL(modelUrl.endsWith('/') ? modelUrl : modelUrl + '/', globalThis.location?.href);
   try {
-    const info = await client.call('load', { modelUrl: base.href, device, cache, proposals }, onProgress);
-    return new Generator(client, worker, info);
+    const info = await client.call(REQUEST.load, { modelUrl: base.href, device, cache, proposals }, { onProgress, signal, what: 'load' });
+    return new Generator(client, info);
   } catch (e) {
-    worker.terminate();
+    client.kill(e);
     throw e;
   }
 }

@@ -1,15 +1,27 @@
-// The Tessera model worker: owns the wasm module and the loaded model; answers typed messages
-// { id, type: 'load' | 'generate' | 'reconstruct' | 'decode' | 'logits', ... } with 'progress',
-// 'result' or 'error'.
+// The Tessera model worker: owns the wasm module and the loaded model, and answers the requests of
+// `protocol.js` ({ id, type, ... }) with 'progress' events and one 'result' or 'error'. A 'cancel'
+// message stops a download, or a generation between two of its steps.
 import init, { loadModel } from '../dist/tessera_wasm.js';
+import { CANCEL, DEVICES, REPLY, REQUEST, TesseraError, cacheKey, errorToMessage } from './protocol.js';
 
 const ready = init();
 let model = null;
+/** Ids of requests cancelled by the page, and the AbortControllers of running downloads. */
+const cancelled = new Set();
+const downloads = new Map();
 
-const CACHE = 'tessera-models-v1';
+const CACHE = 'tessera-models-v2';
 
-async function fetchBytes(url, sha256, useCache, report) {
-  const key = `${url}#sha256=${sha256}`;
+/** Resolves after the worker has handled the messages already queued (a 'cancel' among them). */
+const channel = new MessageChannel();
+const waiting = [];
+channel.port1.onmessage = () => waiting.shift()?.();
+function yieldToMessages() {
+  return new Promise((resolve) => { waiting.push(resolve); channel.port2.postMessage(0); });
+}
+
+async function fetchBytes(url, sha256, useCache, signal, report) {
+  const key = cacheKey(url, sha256);
   const store = useCache && globalThis.caches ? await caches.open(CACHE).catch(() => null) : null;
   if (store) {
     const hit = await store.match(key);
@@ -19,17 +31,29 @@ async function fetchBytes(url, sha256, useCache, report) {
       return { bytes, fromCache: true, store, key };
     }
   }
-  const res = await fetch(url);
-  if (!res.ok) throw new Error(`fetching ${url}: HTTP ${res.status}`);
+  let res;
+  try {
+    res = await fetch(url, { signal });
+  } catch (e) {
+    if (signal.aborted) throw new TesseraError('AbortError', 'load cancelled');
+    throw new TesseraError('NetworkError', `fetching ${url}: ${e.message}`);
+  }
+  if (!res.ok) throw new TesseraError('NetworkError', `fetching ${url}: HTTP ${res.status}`);
   const total = Number(res.headers.get('content-length')) || 0;
   const reader = res.body.getReader();
   const chunks = [];
   let loaded = 0;
   for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    loaded += value.length;
+    let chunk;
+    try {
+      chunk = await reader.read();
+    } catch (e) {
+      if (signal.aborted) throw new TesseraError('AbortError', 'load cancelled');
+      throw new TesseraError('NetworkError', `fetching ${url}: ${e.message}`);
+    }
+    if (chunk.done) break;
+    chunks.push(chunk.value);
+    loaded += chunk.value.length;
     report({ loaded, total, cached: false });
   }
   const bytes = new Uint8Array(loaded);
@@ -38,63 +62,100 @@ async function fetchBytes(url, sha256, useCache, report) {
   return { bytes, fromCache: false, store, key };
 }
 
-async function load({ modelUrl, device, cache, proposals }, progress) {
+async function load(id, { modelUrl, device, cache, proposals }, progress) {
+  if (!DEVICES.includes(device)) throw new TesseraError('InvalidOption', `unknown device '${device}': use ${DEVICES.map((d) => `"${d}"`).join(', ')}`);
   await ready;
-  const manifestUrl = new URL('manifest.json', modelUrl).href;
-  const res = await fetch(manifestUrl, { cache: 'no-cache' });
-  if (!res.ok) throw new Error(`fetching ${manifestUrl}: HTTP ${res.status}`);
-  const text = await res.text();
-  let manifest;
-  try { manifest = JSON.parse(text); } catch (e) { throw new Error(`manifest is not valid JSON: ${e.message}`); }
-  // Only the files asked for are downloaded: the tokenizer, plus the requested proposal networks.
-  const wanted = proposals ?? Object.keys(manifest.proposals ?? {});
-  if (!Array.isArray(wanted)) throw new Error('proposals must be an array of names');
-  for (const p of wanted) if (!manifest.proposals?.[p]) throw new Error(`this bundle has no proposal network '${p}' (it has: ${Object.keys(manifest.proposals ?? {}).join(', ')})`);
-  const files = {};
-  for (const role of ['tokenizer', ...wanted]) {
-    const f = manifest.files?.[role];
-    if (!f) throw new Error(`missing file '${role}' in manifest`);
-    files[role] = await fetchBytes(new URL(f.path, modelUrl).href, f.sha256, cache, (p) => progress({ stage: 'download', file: f.path, ...p }));
-  }
-  progress({ stage: 'init', device });
+  const controller = new AbortController();
+  downloads.set(id, controller);
   try {
-    model = await loadModel(text, Object.fromEntries(Object.entries(files).map(([k, v]) => [k, v.bytes])), device);
-  } catch (e) {
-    // A corrupt cache entry must not poison later loads: drop it so the next load refetches.
-    for (const f of Object.values(files)) if (f.fromCache && f.store) await f.store.delete(f.key);
-    throw e;
+    const manifestUrl = new URL('manifest.json', modelUrl).href;
+    let res;
+    try {
+      res = await fetch(manifestUrl, { cache: 'no-cache', signal: controller.signal });
+    } catch (e) {
+      if (controller.signal.aborted) throw new TesseraError('AbortError', 'load cancelled');
+      throw new TesseraError('NetworkError', `fetching ${manifestUrl}: ${e.message}`);
+    }
+    if (!res.ok) throw new TesseraError('NetworkError', `fetching ${manifestUrl}: HTTP ${res.status}`);
+    const text = await res.text();
+    let manifest;
+    try { manifest = JSON.parse(text); } catch (e) { throw new TesseraError('BundleError', `manifest is not valid JSON: ${e.message}`); }
+    // Only the files asked for are downloaded: the tokenizer, plus the requested proposal networks.
+    const wanted = proposals ?? Object.keys(manifest.proposals ?? {});
+    for (const p of wanted) if (!manifest.proposals?.[p]) throw new TesseraError('InvalidOption', `this bundle has no proposal network '${p}' (it has: ${Object.keys(manifest.proposals ?? {}).join(', ')})`);
+    const files = {};
+    for (const role of ['tokenizer', ...wanted]) {
+      const f = manifest.files?.[role];
+      if (!f) throw new TesseraError('BundleError', `missing file '${role}' in manifest`);
+      files[role] = await fetchBytes(new URL(f.path, modelUrl).href, f.sha256, cache, controller.signal, (p) => progress({ stage: 'download', file: f.path, ...p }));
+    }
+    if (cancelled.has(id)) throw new TesseraError('AbortError', 'load cancelled');
+    progress({ stage: 'init', device });
+    try {
+      const next = await loadModel(text, Object.fromEntries(Object.entries(files).map(([k, v]) => [k, v.bytes])), device);
+      model?.free();
+      model = next;
+    } catch (e) {
+      // A corrupt cache entry must not poison later loads: drop it so the next load refetches.
+      for (const f of Object.values(files)) if (f.fromCache && f.store) await f.store.delete(f.key);
+      throw e;
+    }
+    for (const f of Object.values(files)) if (!f.fromCache && f.store) await f.store.put(f.key, new Response(f.bytes)).catch(() => {});
+    const info = model.info();
+    progress({ stage: 'ready', device: info.device });
+    return info;
+  } finally {
+    downloads.delete(id);
   }
-  for (const f of Object.values(files)) if (!f.fromCache && f.store) await f.store.put(f.key, new Response(f.bytes)).catch(() => {});
-  return model.info();
+}
+
+function need() {
+  if (!model) throw new TesseraError('InvalidOption', 'no model loaded');
+  return model;
+}
+
+async function handle(id, data, progress) {
+  switch (data.type) {
+    case REQUEST.load:
+      return [await load(id, data, progress), []];
+    case REQUEST.generate: {
+      // After each step: post the event, let queued messages run, go on unless cancelled.
+      const onStep = (ev) => {
+        progress(ev);
+        return yieldToMessages().then(() => !cancelled.has(id));
+      };
+      const value = await need().generate(data.options, onStep);
+      return [value, [value.pixels.buffer]];
+    }
+    case REQUEST.reconstruct: {
+      const value = await need().reconstruct(data.rgba, data.count);
+      return [value, [value.pixels.buffer]];
+    }
+    case REQUEST.decode: {
+      const value = await need().decode(data.tokens);
+      return [value, [value.pixels.buffer]];
+    }
+    case REQUEST.logits:
+      return [await need().proposalLogits(data.proposal, data.classIndex, [data.tokens]), []];
+    default:
+      throw new TesseraError('InvalidOption', `unknown message type '${data.type}'`);
+  }
 }
 
 self.onmessage = async (e) => {
   const { id, type } = e.data;
-  const progress = (event) => self.postMessage({ id, type: 'progress', event });
+  if (type === CANCEL) {
+    cancelled.add(e.data.target);
+    downloads.get(e.data.target)?.abort();
+    return;
+  }
+  const progress = (event) => self.postMessage({ id, type: REPLY.progress, event });
   try {
-    let value;
-    let transfer = [];
-    if (type === 'load') {
-      value = await load(e.data, progress);
-    } else {
-      if (!model) throw new Error('no model loaded');
-      if (type === 'generate') {
-        value = await model.generate(e.data.options, (ev) => self.postMessage({ id, type: 'progress', event: ev }));
-        transfer = [value.pixels.buffer];
-      } else if (type === 'reconstruct') {
-        value = await model.reconstruct(e.data.rgba, e.data.count);
-        transfer = [value.pixels.buffer];
-      } else if (type === 'decode') {
-        value = await model.decode(e.data.tokens);
-        transfer = [value.pixels.buffer];
-      } else if (type === 'logits') {
-        value = await model.proposalLogits(e.data.proposal, e.data.classIndex, [e.data.tokens]);
-      } else {
-        throw new Error(`unknown message type '${type}'`);
-      }
-    }
-    self.postMessage({ id, type: 'result', value }, transfer);
+    const [value, transfer] = await handle(id, e.data, progress);
+    self.postMessage({ id, type: REPLY.result, value }, transfer);
   } catch (err) {
-    self.postMessage({ id, type: 'error', message: String(err?.message ?? err) });
+    self.postMessage({ id, type: REPLY.error, error: errorToMessage(err) });
+  } finally {
+    cancelled.delete(id);
   }
 };

@@ -1,0 +1,502 @@
+//! The command line: every subcommand and flag, and the checks each makes before any work starts
+//! (a bad flag is an error naming the flag, never a panic or a half-created run directory).
+use crate::{data, table};
+use anyhow::{Result, bail};
+use burn::prelude::*;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use tessera::tokenizer::TokenizerKind;
+
+#[derive(Parser)]
+#[command(name = "tessera-train", version, about = "Train, evaluate and export Tessera models")]
+pub struct Cli {
+    /// Compute device: flex (burn's pure-Rust CPU backend) or wgpu (Vulkan/Metal/DX12).
+    #[arg(long, value_enum, default_value_t = DeviceArg::Flex, global = true)]
+    pub device: DeviceArg,
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Clone, Copy, ValueEnum, Debug, PartialEq)]
+pub enum DeviceArg {
+    Flex,
+    Wgpu,
+}
+
+pub fn device(d: DeviceArg) -> Result<Device> {
+    match d {
+        DeviceArg::Flex => Ok(Device::flex()),
+        #[cfg(feature = "wgpu")]
+        DeviceArg::Wgpu => Ok(Device::wgpu(DeviceKind::DefaultDevice)),
+        #[cfg(not(feature = "wgpu"))]
+        DeviceArg::Wgpu => bail!("this binary was built without the `wgpu` feature"),
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum, Debug, PartialEq)]
+pub enum Stage {
+    /// tokenizer, then AR and NAR proposal networks
+    All,
+    /// the classifier behind VQGAN's perceptual loss
+    Classifier,
+    /// the evaluator of `eval` (class consistency): a separate classifier, trained with another seed
+    /// and width, never seen by any tokenizer
+    Evaluator,
+    /// the supervised ViT teacher (IU encoder) used by VQ-KD and Cluster
+    Teacher,
+    Tokenizer,
+    Ar,
+    Nar,
+}
+
+#[derive(Clone, Copy, ValueEnum, Debug, PartialEq)]
+pub enum TeacherKind {
+    /// ViT trained to classify (the paper's supervised "ViT" teacher)
+    Supervised,
+    /// ViT trained by masked image modelling (SimMIM-style, self-supervised)
+    Mim,
+}
+
+#[derive(Clone, Copy, ValueEnum, Debug, PartialEq)]
+pub enum PixelLoss {
+    /// mean squared error only
+    Mse,
+    /// VQGAN: L1 + perceptual (the classifier's features) + PatchGAN with adaptive weight
+    Vqgan,
+}
+
+/// `--tokenizer`: the paper's four tokenizers, named as in manifests, JS and the table (`vq` is
+/// read as the old name of `vqgan`).
+fn tokenizer_kind(s: &str) -> Result<TokenizerKind, String> {
+    TokenizerKind::parse(s).ok_or_else(|| format!("unknown tokenizer '{s}': use vqgan, fsq, vqkd or cluster"))
+}
+
+#[derive(clap::Args, Debug, Clone, PartialEq)]
+pub struct TrainArgs {
+    /// Run directory of one tokenizer and its proposal networks (checkpoints, cached tokens).
+    #[arg(long, default_value = "runs/vqgan")]
+    pub run: PathBuf,
+    /// vqgan | fsq | vqkd | cluster
+    #[arg(long, value_parser = tokenizer_kind, default_value = "vqgan")]
+    pub tokenizer: TokenizerKind,
+    #[arg(long, value_enum, default_value_t = Stage::All)]
+    pub stage: Stage,
+    /// Pixel losses: of the whole tokenizer (vq, fsq) or of the pixel decoder on frozen tokens
+    /// (vqkd, cluster). The shipped vqgan and fsq bundles use vqgan; the shipped vqkd and cluster mse.
+    #[arg(long, value_enum, default_value_t = PixelLoss::Mse)]
+    pub pixel_loss: PixelLoss,
+    /// VQGAN: generator steps before the discriminator starts.
+    #[arg(long, default_value_t = 300)]
+    pub disc_start: usize,
+    /// VQGAN: weight of the perceptual term relative to L1.
+    #[arg(long, default_value_t = 1.0)]
+    pub perceptual_weight: f64,
+    /// Teacher checkpoint directory (trained by `--stage teacher`, used by vqkd and cluster).
+    #[arg(long, default_value = "runs/teacher-vit")]
+    pub teacher: PathBuf,
+    /// How `--stage teacher` trains the teacher.
+    #[arg(long, value_enum, default_value_t = TeacherKind::Supervised)]
+    pub teacher_kind: TeacherKind,
+    /// Classifier checkpoint directory (trained by `--stage classifier`).
+    #[arg(long, default_value = "runs/classifier")]
+    pub classifier: PathBuf,
+    /// Evaluator checkpoint directory (trained by `--stage evaluator`).
+    #[arg(long, default_value = "runs/evaluator")]
+    pub evaluator: PathBuf,
+    /// Continue from the last checkpoint of each stage.
+    #[arg(long)]
+    pub resume: bool,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(long, default_value = data::DEFAULT_DIR)]
+    pub data: PathBuf,
+    /// Use only the first N training images (quick runs, tests).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    #[arg(long, default_value_t = 500)]
+    pub classifier_steps: usize,
+    #[arg(long, default_value_t = 500)]
+    pub teacher_steps: usize,
+    /// Steps of tokenizer training (VQ, FSQ, VQ-KD distillation) and of the pixel decoder (VQ-KD, Cluster).
+    #[arg(long, default_value_t = 1200)]
+    pub tokenizer_steps: usize,
+    #[arg(long, default_value_t = 1600)]
+    pub proposal_steps: usize,
+    #[arg(long, default_value_t = 200)]
+    pub checkpoint_every: usize,
+    /// Tokenizer width and codebook (FSQ: --fsq-levels instead of --codebook-size).
+    #[arg(long, default_value_t = 32)]
+    pub channels: usize,
+    #[arg(long, default_value_t = 256)]
+    pub codebook_size: usize,
+    #[arg(long, default_value_t = 16)]
+    pub code_dim: usize,
+    #[arg(long, value_delimiter = ',', default_value = "8,6,5")]
+    pub fsq_levels: Vec<usize>,
+    /// Training images whose patch features Cluster's k-means sees.
+    #[arg(long, default_value_t = 4000)]
+    pub cluster_images: usize,
+    /// Proposal network size (AR and NAR alike).
+    #[arg(long, default_value_t = 4)]
+    pub n_layer: usize,
+    #[arg(long, default_value_t = 4)]
+    pub n_head: usize,
+    #[arg(long, default_value_t = 128)]
+    pub n_embd: usize,
+    /// Probability of training on the null class (classifier-free guidance).
+    #[arg(long, default_value_t = 0.1)]
+    pub class_dropout: f64,
+}
+
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct SampleArgs {
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(long)]
+    pub temperature: Option<f32>,
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    #[arg(long)]
+    pub top_p: Option<f32>,
+    /// Classifier-free guidance scale (1 = off).
+    #[arg(long)]
+    pub guidance: Option<f32>,
+    /// NAR: parallel decoding steps.
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// NAR: Gumbel noise on confidences (annealed to 0).
+    #[arg(long)]
+    pub confidence_noise: Option<f32>,
+}
+
+#[derive(Subcommand)]
+pub enum Cmd {
+    /// Train the classifier, a teacher, a tokenizer and its AR/NAR proposal networks (resumable).
+    Train(TrainArgs),
+    /// Export a trained run as a model bundle (manifest + safetensors + checksums).
+    Export {
+        #[arg(long, default_value = "runs/vqgan")]
+        run: PathBuf,
+        #[arg(long, default_value = "models/fmnist-vqgan")]
+        out: PathBuf,
+        #[arg(long, default_value = "fmnist-vqgan")]
+        name: String,
+    },
+    /// Export the evaluator trained by `train --stage evaluator` (weights + card with its test accuracy).
+    ExportEvaluator {
+        #[arg(long, default_value = "runs/evaluator")]
+        run: PathBuf,
+        #[arg(long, default_value = data::DEFAULT_DIR)]
+        data: PathBuf,
+        #[arg(long, default_value = "models/evaluator")]
+        out: PathBuf,
+    },
+    /// Generate a PNG grid (rows = classes or one class) with a bundle.
+    Generate {
+        #[arg(long, default_value = "models/fmnist-vqgan")]
+        bundle: PathBuf,
+        /// Proposal network of the bundle: ar or nar.
+        #[arg(long, default_value = "ar")]
+        proposal: String,
+        /// Class name ("Sneaker") or index; all classes (one row each) when omitted.
+        #[arg(long)]
+        class: Option<String>,
+        #[arg(long, default_value_t = 8)]
+        count: usize,
+        #[command(flatten)]
+        sampling: SampleArgs,
+        #[arg(long, default_value = "samples.png")]
+        out: PathBuf,
+        /// Also write the sampled tokens as JSON.
+        #[arg(long)]
+        tokens_out: Option<PathBuf>,
+    },
+    /// Test-set reconstruction error, codebook usage and class consistency of samples.
+    Eval {
+        #[arg(long, default_value = "models/fmnist-vqgan")]
+        bundle: PathBuf,
+        /// The evaluator (`export-evaluator`): scores class consistency.
+        #[arg(long, default_value = "models/evaluator")]
+        evaluator: PathBuf,
+        #[arg(long, default_value = data::DEFAULT_DIR)]
+        data: PathBuf,
+        #[arg(long, default_value_t = 100)]
+        samples_per_class: usize,
+        #[command(flatten)]
+        sampling: SampleArgs,
+        /// Write the results as JSON here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Also write a reconstruction grid (originals above, reconstructions below).
+        #[arg(long)]
+        recon_png: Option<PathBuf>,
+    },
+    /// Import a pretrained ViT (Hugging Face safetensors of CLIP-vision or DINOv2) as a teacher
+    /// checkpoint for `train --teacher DIR`. Nothing is downloaded: bring the file.
+    ImportTeacher {
+        /// The checkpoint's model.safetensors.
+        #[arg(long)]
+        file: PathBuf,
+        /// Attention heads (`num_attention_heads` in the checkpoint's config.json).
+        #[arg(long)]
+        heads: usize,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// The paper's Table 1 in miniature: every tokenizer x {AR, NAR} x seeds, plus ablations
+    /// (teacher, codebook size); JSON + Markdown with mean +- std, codebook t-SNE and sample grids (resumable).
+    Table(table::TableArgs),
+    /// Native generation speed (images/s) on this device.
+    Bench {
+        #[arg(long, default_value = "models/fmnist-vqgan")]
+        bundle: PathBuf,
+        #[arg(long, default_value = "ar")]
+        proposal: String,
+        #[arg(long, default_value_t = 8)]
+        count: usize,
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
+}
+
+
+/// Parses `train` flags alone (for `TrainArgs::defaults`).
+#[derive(Parser)]
+struct TrainCli {
+    #[command(flatten)]
+    a: TrainArgs,
+}
+
+impl TrainArgs {
+    /// Every flag at its default.
+    pub fn defaults() -> Self {
+        TrainCli::parse_from(["train"]).a
+    }
+
+    /// The flags that differ from the defaults: `train` parses them back to `self` (tested). This
+    /// is the command a run records.
+    pub fn to_argv(&self) -> Vec<String> {
+        let (mine, defaults) = (self.all_flags(), Self::defaults().all_flags());
+        mine.into_iter().filter(|f| !defaults.contains(f)).flatten().collect()
+    }
+
+    /// Every flag as a `[--name, value]` pair (or `[--resume]`).
+    fn all_flags(&self) -> Vec<Vec<String>> {
+        let value = |v: &dyn ValueEnumName| v.name();
+        let mut v: Vec<Vec<String>> = vec![];
+        let mut flag = |name: &str, x: String| v.push(vec![format!("--{name}"), x]);
+        flag("run", self.run.display().to_string());
+        flag("tokenizer", self.tokenizer.name().into());
+        flag("stage", value(&self.stage));
+        flag("pixel-loss", value(&self.pixel_loss));
+        flag("disc-start", self.disc_start.to_string());
+        flag("perceptual-weight", self.perceptual_weight.to_string());
+        flag("teacher", self.teacher.display().to_string());
+        flag("teacher-kind", value(&self.teacher_kind));
+        flag("classifier", self.classifier.display().to_string());
+        flag("evaluator", self.evaluator.display().to_string());
+        flag("seed", self.seed.to_string());
+        flag("data", self.data.display().to_string());
+        if let Some(n) = self.limit {
+            flag("limit", n.to_string());
+        }
+        flag("batch-size", self.batch_size.to_string());
+        flag("classifier-steps", self.classifier_steps.to_string());
+        flag("teacher-steps", self.teacher_steps.to_string());
+        flag("tokenizer-steps", self.tokenizer_steps.to_string());
+        flag("proposal-steps", self.proposal_steps.to_string());
+        flag("checkpoint-every", self.checkpoint_every.to_string());
+        flag("channels", self.channels.to_string());
+        flag("codebook-size", self.codebook_size.to_string());
+        flag("code-dim", self.code_dim.to_string());
+        flag("fsq-levels", self.fsq_levels.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(","));
+        flag("cluster-images", self.cluster_images.to_string());
+        flag("n-layer", self.n_layer.to_string());
+        flag("n-head", self.n_head.to_string());
+        flag("n-embd", self.n_embd.to_string());
+        flag("class-dropout", self.class_dropout.to_string());
+        if self.resume {
+            v.push(vec!["--resume".into()]);
+        }
+        v
+    }
+
+    /// Every flag checked, and every config this run will build validated, before any work starts.
+    pub fn validate(&self) -> Result<()> {
+        for (flag, v) in [
+            ("--batch-size", self.batch_size),
+            ("--checkpoint-every", self.checkpoint_every),
+            ("--classifier-steps", self.classifier_steps),
+            ("--teacher-steps", self.teacher_steps),
+            ("--tokenizer-steps", self.tokenizer_steps),
+            ("--proposal-steps", self.proposal_steps),
+            ("--cluster-images", self.cluster_images),
+        ] {
+            if v == 0 {
+                bail!("{flag} must be at least 1");
+            }
+        }
+        if self.batch_size > 4096 {
+            bail!("--batch-size must be at most 4096, got {}", self.batch_size);
+        }
+        if self.limit == Some(0) {
+            bail!("--limit must be at least 1 (omit it to use the whole training set)");
+        }
+        if !(self.class_dropout.is_finite() && (0.0..=1.0).contains(&self.class_dropout)) {
+            bail!("--class-dropout is a probability in [0, 1], got {}", self.class_dropout);
+        }
+        if !(self.perceptual_weight.is_finite() && self.perceptual_weight >= 0.0) {
+            bail!("--perceptual-weight must be finite and >= 0, got {}", self.perceptual_weight);
+        }
+        let output = crate::pipeline::decoder_output(self);
+        let vocab = match self.tokenizer {
+            TokenizerKind::Vqgan => crate::pipeline::vqgan_config(self, output).validate_any()?,
+            TokenizerKind::Fsq => crate::pipeline::fsq_config(self, output).validate_any()?,
+            // the teacher's width is checked again once the teacher is loaded
+            TokenizerKind::Vqkd => crate::pipeline::vqkd_config(self, &tessera::teacher::vit::VitConfig::default(), output).validate_any()?,
+            TokenizerKind::Cluster => {
+                let patches = self.cluster_images.saturating_mul(64);
+                if patches < self.codebook_size {
+                    bail!("--codebook-size {} is more clusters than the {patches} patch features of --cluster-images {}", self.codebook_size, self.cluster_images);
+                }
+                crate::pipeline::cluster_config(self, &tessera::teacher::vit::VitConfig::default(), output).validate_any()?
+            }
+        };
+        crate::pipeline::proposal_config(self, vocab, 64).validate("proposal (--n-layer/--n-head/--n-embd)")?;
+        Ok(())
+    }
+}
+
+/// The command-line name of a clap value.
+trait ValueEnumName {
+    fn name(&self) -> String;
+}
+
+impl<T: ValueEnum> ValueEnumName for T {
+    fn name(&self) -> String {
+        self.to_possible_value().map(|p| p.get_name().to_string()).unwrap_or_default()
+    }
+}
+
+/// `validate` of a tokenizer config, returning its codebook size.
+trait ValidateAny {
+    fn validate_any(&self) -> Result<usize>;
+}
+
+impl<T: tessera::tokenizer::TokenizerConfig> ValidateAny for T {
+    fn validate_any(&self) -> Result<usize> {
+        self.validate()?;
+        Ok(self.codebook_size())
+    }
+}
+
+impl SampleArgs {
+    /// The sampling flags against the proposal network's vocabulary (the same checks as the browser's).
+    pub fn check(&self, defaults: &tessera::sampling::sampler::SamplingOptions, vocab: usize) -> Result<()> {
+        crate::eval::sampling(defaults, self).validate(vocab)?;
+        Ok(())
+    }
+}
+
+/// Count of images per request: what one batch of the browser API allows too.
+pub fn check_count(flag: &str, count: usize) -> Result<()> {
+    if !(1..=tessera::sampling::MAX_COUNT).contains(&count) {
+        bail!("{flag} must be in 1..={}, got {count}", tessera::sampling::MAX_COUNT);
+    }
+    Ok(())
+}
+
+impl Cmd {
+    /// Checks of the flags that need no file; the rest are checked when the bundle or run is read.
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            Cmd::Train(a) => a.validate(),
+            Cmd::Generate { count, .. } => check_count("--count", *count),
+            Cmd::Eval { samples_per_class, .. } => {
+                if *samples_per_class == 0 {
+                    bail!("--samples-per-class must be at least 1");
+                }
+                Ok(())
+            }
+            Cmd::Bench { count, runs, .. } => {
+                check_count("--count", *count)?;
+                if *runs == 0 {
+                    bail!("--runs must be at least 1");
+                }
+                Ok(())
+            }
+            Cmd::ImportTeacher { heads, .. } => {
+                if *heads == 0 {
+                    bail!("--heads must be at least 1");
+                }
+                Ok(())
+            }
+            Cmd::Table(a) => a.validate(),
+            Cmd::Export { .. } | Cmd::ExportEvaluator { .. } => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &str) -> Result<()> {
+        let cli = Cli::try_parse_from(std::iter::once("tessera-train").chain(args.split_whitespace()))?;
+        cli.cmd.validate()
+    }
+
+    #[test]
+    fn train_args_render_to_the_flags_that_parse_back() {
+        let mut a = TrainArgs::defaults();
+        a.run = "runs/x y".into();
+        a.tokenizer = TokenizerKind::Cluster;
+        a.stage = Stage::Nar;
+        a.pixel_loss = PixelLoss::Vqgan;
+        a.teacher_kind = TeacherKind::Mim;
+        a.limit = Some(7);
+        a.resume = true;
+        a.fsq_levels = vec![4, 4, 4];
+        a.class_dropout = 0.125;
+        let back = TrainCli::try_parse_from(std::iter::once("train".to_string()).chain(a.to_argv())).unwrap().a;
+        assert_eq!(back, a);
+        assert_eq!(TrainCli::try_parse_from(std::iter::once("train".to_string()).chain(TrainArgs::defaults().to_argv())).unwrap().a, TrainArgs::defaults());
+    }
+
+    /// Each flag value that used to panic or be accepted as nonsense is a typed error naming the flag.
+    #[test]
+    fn bad_flags_are_errors_before_work_starts() {
+        for (args, says) in [
+            ("bench --runs 0", "--runs"),
+            ("bench --count 0", "--count"),
+            ("bench --count 65", "--count"),
+            ("generate --count 0", "--count"),
+            ("eval --samples-per-class 0", "--samples-per-class"),
+            ("train --limit 0", "--limit"),
+            ("train --batch-size 0", "--batch-size"),
+            ("train --tokenizer-steps 0", "--tokenizer-steps"),
+            ("train --codebook-size 0", "codebook_size"),
+            ("train --codebook-size 1", "codebook_size"),
+            ("train --channels 0", "channels"),
+            ("train --code-dim 0", "code_dim"),
+            ("train --n-head 0", "n_head"),
+            ("train --n-head 3 --n-embd 32", "n_head 3 must divide n_embd 32"),
+            ("train --n-layer 100000000", "n_layer"),
+            ("train --class-dropout 2", "--class-dropout"),
+            ("train --class-dropout NaN", "--class-dropout"),
+            ("train --perceptual-weight -1", "--perceptual-weight"),
+            ("train --tokenizer fsq --fsq-levels 1,8", "each level"),
+            ("train --tokenizer cluster --cluster-images 2 --codebook-size 256", "more clusters"),
+            ("train --tokenizer gan", "unknown tokenizer"),
+            ("import-teacher --file x --heads 0 --out y", "--heads"),
+        ] {
+            let err = format!("{:#}", parse(args).expect_err(args));
+            assert!(err.contains(says), "{args}: {err}");
+        }
+        for ok in ["train", "train --tokenizer vq", "train --tokenizer cluster", "train --tokenizer fsq", "bench --runs 2", "eval"] {
+            parse(ok).unwrap_or_else(|e| panic!("{ok}: {e:#}"));
+        }
+    }
+}

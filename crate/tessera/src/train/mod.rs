@@ -1,0 +1,7 @@
+//! Training-only parts (cargo feature `train`; the wasm build leaves them out): VQGAN's losses, the
+//! k-means of Cluster and of VQ-KD's codebook initialisation, and the small CNN behind VQGAN's
+//! perceptual loss and the in-project evaluator. The training loops themselves are in
+//! `tessera-train`.
+pub mod classifier;
+pub mod kmeans;
+pub mod vqgan_loss;
