@@ -1,4 +1,5 @@
-//! Export, native generation, evaluation and benchmarks over a model bundle.
+//! Native generation and evaluation of a bundle (`generate`, `eval`): the `EvalReport` of every
+//! metric, computed with the in-project evaluator (not Inception).
 use crate::checkpoint::Checkpoint;
 use crate::data::{self, CLASSES, SIZE};
 use crate::SampleArgs;
@@ -55,84 +56,6 @@ pub(crate) fn git_commit() -> String {
         .and_then(|o| String::from_utf8(o.stdout).ok())
         .map(|s| s.trim().to_string())
         .unwrap_or_default()
-}
-
-/// Writes a run's tokenizer and its finished proposal networks (`run/ar`, `run/nar`) as a bundle in
-/// `out`, weights in f16 (half the download; `eval` measures the bundle as shipped).
-pub fn export(run: &Path, out: &Path, name: &str, device: &Device) -> Result<()> {
-    let mut written: Vec<(String, Vec<u8>)> = Vec::new(); // (file, bytes): written once all is checked
-    let mut files = BTreeMap::new();
-    let mut details = BTreeMap::new();
-    let mut configs = BTreeMap::new();
-    let sources = [("tokenizer", run.join("tokenizer")), ("ar", run.join("ar")), ("nar", run.join("nar"))];
-    for (role, dir) in &sources {
-        let ck = Checkpoint::new(dir)?;
-        let optional = matches!(*role, "ar" | "nar");
-        if !ck.exists() {
-            if optional {
-                continue;
-            }
-            bail!("{} has no trained {role} (run `tessera-train train` first)", dir.display());
-        }
-        let st = ck.state()?;
-        if !st.done {
-            bail!("the {role} in {} stopped at step {} of {}: finish it with `train --resume`", dir.display(), st.step, st.steps);
-        }
-        let f32_bytes = std::fs::read(ck.weights_path())?;
-        let bytes = to_safetensors_as(&from_safetensors(role, &f32_bytes)?, Precision::F16);
-        from_safetensors(role, &bytes).with_context(|| format!("the {role} does not fit in f16"))?;
-        let path = format!("{role}.safetensors");
-        files.insert(role.to_string(), FileEntry { path: path.clone(), bytes: bytes.len() as u64, sha256: sha256_hex(&bytes) });
-        written.push((path, bytes));
-        details.insert(
-            role.to_string(),
-            json!({"steps": st.step, "batch_size": st.batch_size, "seed": st.seed, "train_seconds": st.elapsed_s.round(),
-                   "final_loss": st.losses.last().map(|l| l.1), "command": st.command, "extra": st.extra}),
-        );
-        configs.insert(*role, st.config);
-    }
-    let tok = tokenizer_spec(&configs["tokenizer"])?;
-    let mut proposals = BTreeMap::new();
-    if let Some(c) = configs.get("ar") {
-        proposals.insert("ar".to_string(), ProposalEntry { model: ProposalSpec::Ar(serde_json::from_value::<ProposalConfig>(c.clone())?), sampling: default_sampling("ar", tok.codebook_size()) });
-    }
-    if let Some(c) = configs.get("nar") {
-        proposals.insert("nar".to_string(), ProposalEntry { model: ProposalSpec::Nar(serde_json::from_value::<ProposalConfig>(c.clone())?), sampling: default_sampling("nar", tok.codebook_size()) });
-    }
-    if proposals.is_empty() {
-        bail!("{} has no finished proposal network (ar or nar)", run.display());
-    }
-    // The blank token: the code of an empty (all background) patch.
-    let bytes = std::fs::read(Checkpoint::new(&run.join("tokenizer"))?.weights_path())?;
-    let t = tok.load(from_safetensors("tokenizer", &bytes)?, "tokenizer", device)?;
-    let blank = t.encode(Tensor::full([1, 1, SIZE, SIZE], -1.0, device)).into_data().convert::<i64>().try_to_vec::<i64>().expect("ints");
-    let blank_token = *blank.iter().max_by_key(|&&v| blank.iter().filter(|&&w| w == v).count()).expect("64 tokens") as u32;
-    let manifest = Manifest {
-        format: tessera::bundle::FORMAT.into(),
-        format_version: tessera::bundle::FORMAT_VERSION,
-        name: name.into(),
-        dataset: DatasetInfo { name: "fashion-mnist".into(), image_size: SIZE, channels: 1, classes: CLASSES.iter().map(|s| s.to_string()).collect() },
-        grid: [tok.grid(), tok.grid()],
-        tokenizer: tok,
-        proposals,
-        blank_token,
-        files,
-        provenance: Provenance {
-            command: std::env::args().collect::<Vec<_>>().join(" "),
-            git_commit: git_commit(),
-            created: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-            details,
-        },
-    };
-    let text = serde_json::to_string_pretty(&manifest)?;
-    Manifest::parse(&text).context("exported manifest does not validate")?;
-    std::fs::create_dir_all(out)?;
-    for (path, bytes) in written {
-        std::fs::write(out.join(path), bytes)?;
-    }
-    std::fs::write(out.join("manifest.json"), text + "\n")?;
-    eprintln!("exported {} ({} files)", out.display(), manifest.files.len());
-    Ok(())
 }
 
 fn class_index(m: &Manifest, s: &str) -> Result<usize> {
@@ -217,7 +140,7 @@ pub struct EvaluatorCard {
     pub provenance: Provenance,
 }
 
-const EVALUATOR_FORMAT: &str = "tessera-evaluator";
+pub(crate) const EVALUATOR_FORMAT: &str = "tessera-evaluator";
 
 pub struct Evaluator {
     pub card: EvaluatorCard,
@@ -241,7 +164,7 @@ pub fn load_evaluator(dir: &Path, device: &Device) -> Result<Evaluator> {
 }
 
 /// Accuracy of a classifier on the test split.
-fn test_accuracy(model: &Classifier, data_dir: &Path, device: &Device) -> Result<f64> {
+pub(crate) fn test_accuracy(model: &Classifier, data_dir: &Path, device: &Device) -> Result<f64> {
     let test = data::load(data_dir, "test")?;
     let mut correct = 0;
     for start in (0..test.len()).step_by(500) {
@@ -254,38 +177,6 @@ fn test_accuracy(model: &Classifier, data_dir: &Path, device: &Device) -> Result
     Ok(correct as f64 / test.len() as f64)
 }
 
-/// Writes the evaluator trained in `run` (`train --stage evaluator`) to `out`: weights (f32: the
-/// metrics' yardstick keeps full precision), card with its measured test accuracy.
-pub fn export_evaluator(run: &Path, data_dir: &Path, out: &Path, device: &Device) -> Result<()> {
-    let ck = Checkpoint::new(run)?;
-    if !ck.exists() || !ck.state()?.done {
-        bail!("no finished evaluator in {} (run `tessera-train train --stage evaluator`)", run.display());
-    }
-    let st = ck.state()?;
-    let config: ClassifierConfig = serde_json::from_value(st.config.clone())?;
-    let bytes = std::fs::read(ck.weights_path())?;
-    let model = load_module(config.init(device)?, from_safetensors("evaluator", &bytes)?, "evaluator", device, false)?;
-    let test_accuracy = test_accuracy(&model, data_dir, device)?;
-    std::fs::create_dir_all(out)?;
-    let path = "evaluator.safetensors".to_string();
-    std::fs::write(out.join(&path), &bytes)?;
-    let mut details = BTreeMap::new();
-    details.insert("training".to_string(), json!({"steps": st.step, "batch_size": st.batch_size, "seed": st.seed, "train_seconds": st.elapsed_s.round(), "command": st.command}));
-    let card = EvaluatorCard {
-        format: EVALUATOR_FORMAT.into(),
-        name: "tessera-evaluator (in-project CNN classifier on Fashion-MNIST; not Inception)".into(),
-        config,
-        file: FileEntry { path, bytes: bytes.len() as u64, sha256: sha256_hex(&bytes) },
-        test_accuracy,
-        provenance: Provenance { command: std::env::args().collect::<Vec<_>>().join(" "), git_commit: git_commit(), created: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(), details },
-    };
-    std::fs::write(out.join("evaluator.json"), serde_json::to_string_pretty(&card)? + "\n")?;
-    eprintln!("exported the evaluator to {} (test accuracy {:.2}%)", out.display(), 100.0 * test_accuracy);
-    Ok(())
-}
-
-/// The evaluator's view of a batch: penultimate features (`FID_eval`) and class probabilities
-/// (`IS_eval`, class consistency), as host vectors.
 fn evaluator_outputs(ev: &Classifier, x: Tensor<4>) -> (Vec<f32>, Vec<f32>) {
     let features = ev.features(x);
     let probs = burn::tensor::activation::softmax(ev.logits(features.clone()), 1).into_data().convert::<f32>().try_to_vec::<f32>().expect("floats");
@@ -530,22 +421,4 @@ pub fn evaluate_bundle(dir: &Path, evaluator: &Path, data_dir: &Path, per_class:
         timing: None,
     };
     Ok(result)
-}
-
-pub fn bench(dir: &Path, proposal: &str, count: usize, runs: usize, device: &Device, device_name: &str) -> Result<()> {
-    let b = Bundle::load_dir(dir, device)?;
-    let opts = b.defaults(proposal)?;
-    let t0 = Instant::now();
-    sample(&b, proposal, 0, count, &opts, device)?; // warm-up (kernel compilation on GPU backends)
-    let first = t0.elapsed().as_secs_f64();
-    let mut times = Vec::new();
-    for r in 0..runs {
-        let t = Instant::now();
-        sample(&b, proposal, r % 10, count, &SamplingOptions { seed: r as u64 + 1, ..opts.clone() }, device)?;
-        times.push(t.elapsed().as_secs_f64());
-    }
-    times.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-    let med = times[times.len() / 2];
-    println!("{}", json!({"device": device_name, "proposal": proposal, "count": count, "first_s": first, "median_s": med, "images_per_s": count as f64 / med, "ms_per_image": 1000.0 * med / count as f64}));
-    Ok(())
 }

@@ -4,17 +4,22 @@
 //! - `cli.rs`: commands and flags, validated before work starts;
 //! - `pipeline.rs`: `train`, stage by stage; `train.rs`: the training loops; `checkpoint.rs`:
 //!   resumable, consistency-checked checkpoints; `assemble.rs`: VQ-KD / Cluster from their parts;
-//! - `eval.rs`: export, native generation, evaluation, benchmark; `metrics.rs`: FID/IS/PPL maths;
-//! - `table.rs`: the paper's comparison (runs and rendering); `plots.rs`: figures; `data.rs`: the data set.
+//! - `export.rs`: bundles and the evaluator card; `eval.rs`: generation and the `EvalReport`;
+//!   `bench.rs`: native speed; `metrics.rs`: FID/IS/PPL maths;
+//! - `table.rs`: the paper's comparison (runs), `table_render.rs` (table.json / table.md / figures);
+//!   `plots.rs`: figures; `data.rs`: the data set.
 mod assemble;
+mod bench;
 mod checkpoint;
 mod cli;
 mod data;
 mod eval;
+mod export;
 mod metrics;
 mod pipeline;
 mod plots;
 mod table;
+mod table_render;
 mod train;
 
 use anyhow::Result;
@@ -29,8 +34,8 @@ fn main() -> Result<()> {
     let command_line = std::env::args().collect::<Vec<_>>().join(" ");
     match cli.cmd {
         Cmd::Train(a) => pipeline::run_train(&a, &dev, &command_line),
-        Cmd::Export { run, out, name } => eval::export(&run, &out, &name, &dev),
-        Cmd::ExportEvaluator { run, data, out } => eval::export_evaluator(&run, &data, &out, &dev),
+        Cmd::Export { run, out, name } => export::export(&run, &out, &name, &dev),
+        Cmd::ExportEvaluator { run, data, out } => export::export_evaluator(&run, &data, &out, &dev),
         Cmd::Generate { bundle, proposal, class, count, sampling, out, tokens_out } => {
             eval::generate_grid(&bundle, &proposal, class.as_deref(), count, &sampling, &out, tokens_out.as_deref(), &dev)
         }
@@ -39,7 +44,7 @@ fn main() -> Result<()> {
         }
         Cmd::Table(a) => table::table(&a, &dev, &format!("{:?}", cli.device).to_lowercase()).map(|_| ()),
         Cmd::ImportTeacher { file, heads, out } => pipeline::import_teacher(&file, heads, &out, &dev, &command_line),
-        Cmd::Bench { bundle, proposal, count, runs } => eval::bench(&bundle, &proposal, count, runs, &dev, &format!("{:?}", cli.device).to_lowercase()),
+        Cmd::Bench { bundle, proposal, count, runs } => bench::bench(&bundle, &proposal, count, runs, &dev, &format!("{:?}", cli.device).to_lowercase()),
     }
 }
 

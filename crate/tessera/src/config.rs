@@ -37,6 +37,11 @@ pub mod limits {
     pub const CLASSES: usize = 100_000;
     /// Parameters of one model (400 MB in f32).
     pub const PARAMS: u64 = 100_000_000;
+    /// Images per request (generation, reconstruction, decoding).
+    pub const BATCH: usize = 64;
+    /// Floats of the largest intermediate tensor of a full batch (1 GiB in f32): a model must be
+    /// able to serve `BATCH` images without exhausting a browser tab.
+    pub const ACTIVATIONS: u64 = 1 << 28;
 }
 
 /// Collects the checks of one config.
@@ -62,6 +67,12 @@ impl Check {
     /// A finite float in `[lo, hi]`.
     pub fn float(&self, name: &str, value: f64, lo: f64, hi: f64) -> Result<(), ConfigError> {
         self.that(value.is_finite() && (lo..=hi).contains(&value), || format!("{name} must be in [{lo}, {hi}], got {value}"))
+    }
+    /// The largest intermediate tensor of one image, in floats (an estimate from bounded sizes), small
+    /// enough for a batch of [`limits::BATCH`] within [`limits::ACTIVATIONS`].
+    pub fn activations(&self, per_image: u128) -> Result<(), ConfigError> {
+        let batch = per_image.saturating_mul(limits::BATCH as u128);
+        self.that(batch <= limits::ACTIVATIONS as u128, || format!("a batch of {} images needs intermediate tensors of {batch} floats, over the budget of {}", limits::BATCH, limits::ACTIVATIONS))
     }
     /// A parameter count (computed in u128 from bounded sizes) within [`limits::PARAMS`].
     pub fn params(&self, count: u128) -> Result<(), ConfigError> {

@@ -53,7 +53,11 @@ impl ProposalConfig {
         c.range("n_embd", self.n_embd, 1, limits::WIDTH)?;
         c.range("n_head", self.n_head, 1, self.n_embd)?;
         c.that(self.n_embd % self.n_head == 0, || format!("n_head {} must divide n_embd {}", self.n_head, self.n_embd))?;
-        c.params(self.params())
+        c.params(self.params())?;
+        // per image, with guidance (two rows): logits, the MLP, and the attention matrix of a full pass
+        let t = self.block_size as u128 + 1;
+        let widest = (self.vocab_size as u128).max(4 * self.n_embd as u128).max(self.n_head as u128 * t);
+        c.activations(2 * t * widest)
     }
 }
 

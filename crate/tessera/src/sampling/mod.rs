@@ -20,7 +20,7 @@ use burn::prelude::*;
 use sampler::SamplingOptions;
 
 /// Largest batch one request may ask for.
-pub const MAX_COUNT: usize = 64;
+pub const MAX_COUNT: usize = crate::config::limits::BATCH;
 
 /// A validated generation request.
 #[derive(Debug, Clone)]

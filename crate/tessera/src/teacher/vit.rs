@@ -82,7 +82,10 @@ impl VitConfig {
         c.range("num_classes", self.num_classes, 0, limits::CLASSES)?;
         c.range("mlp", self.mlp, 0, 4 * limits::WIDTH)?;
         c.float("norm_eps", self.norm_eps, 0.0, 1.0)?;
-        c.params(self.params())
+        c.params(self.params())?;
+        // per image: the attention matrix and the MLP of a full pass over 1 + patches positions
+        let t = (self.grid() * self.grid()) as u128 + 1;
+        c.activations(t * (self.n_head as u128 * t).max(self.mlp_width() as u128))
     }
     pub fn init(&self, device: &Device) -> Result<Vit, ConfigError> {
         self.validate()?;

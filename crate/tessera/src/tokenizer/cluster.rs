@@ -5,7 +5,7 @@
 use super::decoder::{DecoderConfig, DecoderOutput};
 use super::encoder::{DOWNSAMPLE, PatchEncoder};
 use super::quantizer::CosineQuantizer;
-use super::{AnyTokenizer, Tokenizer, TokenizerConfig, check_image_grid};
+use super::composition::{Tokenizer, TokenizerConfig, check_image_grid};
 use crate::config::{Check, ConfigError, limits};
 use crate::teacher::vit::{Vit, VitConfig};
 use burn::prelude::*;
@@ -71,8 +71,5 @@ impl TokenizerConfig for ClusterConfig {
         check_image_grid(&c, self.teacher.image_channels, self.teacher.image_size, self.teacher.grid(), self.channels)?;
         c.range("codebook_size", self.codebook_size, 2, limits::CODEBOOK)?;
         c.params(self.teacher.params() + self.decoder().params() + (self.codebook_size * self.teacher.n_embd) as u128)
-    }
-    fn init_any(&self, device: &Device) -> Result<AnyTokenizer, ConfigError> {
-        self.init(device).map(AnyTokenizer::Cluster)
     }
 }

@@ -3,7 +3,7 @@
 use super::decoder::{DecoderConfig, DecoderOutput};
 use super::encoder::{Encoder, EncoderConfig};
 use super::quantizer::FsqQuantizer;
-use super::{AnyTokenizer, Tokenizer, TokenizerConfig, check_image_grid};
+use super::composition::{Tokenizer, TokenizerConfig, check_image_grid};
 use crate::config::{Check, ConfigError, limits};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -67,9 +67,6 @@ impl TokenizerConfig for FsqConfig {
         }
         c.range("codebook size (product of the levels)", self.codebook_size(), 2, limits::CODEBOOK)?;
         c.params(self.encoder().params() + self.decoder().params())
-    }
-    fn init_any(&self, device: &Device) -> Result<AnyTokenizer, ConfigError> {
-        self.init(device).map(AnyTokenizer::Fsq)
     }
 }
 

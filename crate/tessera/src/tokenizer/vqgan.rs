@@ -5,7 +5,7 @@ use super::decoder::{DecoderConfig, DecoderOutput};
 use super::encoder::EncoderConfig;
 use super::quantizer::VectorQuantizer;
 use super::quantizer::l2::QuantizerConfig;
-use super::{AnyTokenizer, Tokenizer, TokenizerConfig, check_image_grid};
+use super::composition::{Tokenizer, TokenizerConfig, check_image_grid};
 use crate::config::{Check, ConfigError, limits};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -71,9 +71,6 @@ impl TokenizerConfig for VqganConfig {
         c.range("code_dim", self.code_dim, 1, limits::WIDTH)?;
         c.float("commitment", self.commitment as f64, 0.0, 100.0)?;
         c.params(self.encoder().params() + self.decoder().params() + (self.codebook_size * self.code_dim) as u128)
-    }
-    fn init_any(&self, device: &Device) -> Result<AnyTokenizer, ConfigError> {
-        self.init(device).map(AnyTokenizer::Vqgan)
     }
 }
 

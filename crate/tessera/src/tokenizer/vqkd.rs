@@ -6,7 +6,7 @@
 use super::decoder::{DecoderConfig, DecoderOutput};
 use super::encoder::{Encoder, EncoderConfig};
 use super::quantizer::CosineQuantizer;
-use super::{AnyTokenizer, Tokenizer, TokenizerConfig, check_image_grid};
+use super::composition::{Tokenizer, TokenizerConfig, check_image_grid};
 use crate::config::{Check, ConfigError, conv_params, limits};
 use crate::ops::l2_normalize;
 use burn::prelude::*;
@@ -74,9 +74,6 @@ impl TokenizerConfig for VqKdConfig {
         c.float("commitment", self.commitment as f64, 0.0, 100.0)?;
         let adaptor = conv_params(3, self.code_dim, self.teacher_dim) + conv_params(3, self.teacher_dim, self.teacher_dim);
         c.params(self.encoder().params() + self.decoder().params() + (self.codebook_size * self.code_dim) as u128 + adaptor)
-    }
-    fn init_any(&self, device: &Device) -> Result<AnyTokenizer, ConfigError> {
-        self.init(device).map(AnyTokenizer::Vqkd)
     }
 }
 
@@ -164,6 +161,34 @@ mod distill {
         /// The tokenizer's encoder and codes (with a fresh pixel decoder), to tokenize the data set.
         pub fn tokenizer(&self, cfg: &VqKdConfig, device: &Device) -> Result<VqKdTokenizer, ConfigError> {
             Ok(Tokenizer { encoder: self.encoder.clone(), quantizer: self.quantizer.clone(), decoder: cfg.init(device)?.decoder, grid: self.grid })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok() -> VqKdConfig {
+        VqKdConfig {
+            image_channels: 1, image_size: 32, grid: 8, channels: 8, codebook_size: 16, code_dim: 4, teacher_dim: 8,
+            teacher_name: "t".into(), decay: 0.99, commitment: 0.25, decoder_output: DecoderOutput::Tanh,
+        }
+    }
+
+    #[test]
+    fn bad_configs_are_config_errors() {
+        assert!(ok().validate().is_ok());
+        for bad in [
+            VqKdConfig { teacher_dim: 0, ..ok() },
+            VqKdConfig { decay: f32::NAN, ..ok() },
+            VqKdConfig { decay: 1.5, ..ok() },
+            VqKdConfig { codebook_size: 1, ..ok() },
+            VqKdConfig { grid: 4, ..ok() },
+            VqKdConfig { image_size: 4096, grid: 1024, ..ok() },
+            VqKdConfig { channels: 4096, image_size: 512, grid: 128, ..ok() },
+        ] {
+            assert!(bad.init(&Device::flex()).is_err(), "{bad:?}");
         }
     }
 }

@@ -1,0 +1,125 @@
+//! `export` and `export-evaluator`: a trained run becomes a bundle (manifest + f16 safetensors with
+//! sizes and checksums), the trained evaluator a card + weights. Everything is checked before the
+//! first file is written, so a failing export leaves no half-written folder.
+use crate::checkpoint::Checkpoint;
+use crate::data::{CLASSES, SIZE};
+use crate::eval::{EVALUATOR_FORMAT, EvaluatorCard, default_sampling, git_commit, test_accuracy, tokenizer_spec};
+use anyhow::{Context, Result, bail};
+use burn::prelude::*;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::Path;
+use tessera::bundle::weights::{Precision, from_safetensors, to_safetensors_as};
+use tessera::bundle::{DatasetInfo, FileEntry, Manifest, ProposalEntry, ProposalSpec, Provenance, sha256_hex};
+use tessera::proposal::ProposalConfig;
+
+/// Writes a run's tokenizer and its finished proposal networks (`run/ar`, `run/nar`) as a bundle in
+/// `out`, weights in f16 (half the download; `eval` measures the bundle as shipped).
+pub fn export(run: &Path, out: &Path, name: &str, device: &Device) -> Result<()> {
+    let mut written: Vec<(String, Vec<u8>)> = Vec::new(); // (file, bytes): written once all is checked
+    let mut files = BTreeMap::new();
+    let mut details = BTreeMap::new();
+    let mut configs = BTreeMap::new();
+    let sources = [("tokenizer", run.join("tokenizer")), ("ar", run.join("ar")), ("nar", run.join("nar"))];
+    for (role, dir) in &sources {
+        let ck = Checkpoint::new(dir)?;
+        let optional = matches!(*role, "ar" | "nar");
+        if !ck.exists() {
+            if optional {
+                continue;
+            }
+            bail!("{} has no trained {role} (run `tessera-train train` first)", dir.display());
+        }
+        let st = ck.state()?;
+        if !st.done {
+            bail!("the {role} in {} stopped at step {} of {}: finish it with `train --resume`", dir.display(), st.step, st.steps);
+        }
+        let f32_bytes = std::fs::read(ck.weights_path())?;
+        let bytes = to_safetensors_as(&from_safetensors(role, &f32_bytes)?, Precision::F16);
+        from_safetensors(role, &bytes).with_context(|| format!("the {role} does not fit in f16"))?;
+        let path = format!("{role}.safetensors");
+        files.insert(role.to_string(), FileEntry { path: path.clone(), bytes: bytes.len() as u64, sha256: sha256_hex(&bytes) });
+        written.push((path, bytes));
+        details.insert(
+            role.to_string(),
+            json!({"steps": st.step, "batch_size": st.batch_size, "seed": st.seed, "train_seconds": st.elapsed_s.round(),
+                   "final_loss": st.losses.last().map(|l| l.1), "command": st.command, "extra": st.extra}),
+        );
+        configs.insert(*role, st.config);
+    }
+    let tok = tokenizer_spec(&configs["tokenizer"])?;
+    let mut proposals = BTreeMap::new();
+    if let Some(c) = configs.get("ar") {
+        proposals.insert("ar".to_string(), ProposalEntry { model: ProposalSpec::Ar(serde_json::from_value::<ProposalConfig>(c.clone())?), sampling: default_sampling("ar", tok.codebook_size()) });
+    }
+    if let Some(c) = configs.get("nar") {
+        proposals.insert("nar".to_string(), ProposalEntry { model: ProposalSpec::Nar(serde_json::from_value::<ProposalConfig>(c.clone())?), sampling: default_sampling("nar", tok.codebook_size()) });
+    }
+    if proposals.is_empty() {
+        bail!("{} has no finished proposal network (ar or nar)", run.display());
+    }
+    // The blank token: the code of an empty (all background) patch.
+    let bytes = std::fs::read(Checkpoint::new(&run.join("tokenizer"))?.weights_path())?;
+    let t = tok.load(from_safetensors("tokenizer", &bytes)?, "tokenizer", device)?;
+    let blank = t.encode(Tensor::full([1, 1, SIZE, SIZE], -1.0, device)).into_data().convert::<i64>().try_to_vec::<i64>().expect("ints");
+    let blank_token = *blank.iter().max_by_key(|&&v| blank.iter().filter(|&&w| w == v).count()).expect("64 tokens") as u32;
+    let manifest = Manifest {
+        format: tessera::bundle::FORMAT.into(),
+        format_version: tessera::bundle::FORMAT_VERSION,
+        name: name.into(),
+        dataset: DatasetInfo { name: "fashion-mnist".into(), image_size: SIZE, channels: 1, classes: CLASSES.iter().map(|s| s.to_string()).collect() },
+        grid: [tok.grid(), tok.grid()],
+        tokenizer: tok,
+        proposals,
+        blank_token,
+        files,
+        provenance: Provenance {
+            command: std::env::args().collect::<Vec<_>>().join(" "),
+            git_commit: git_commit(),
+            created: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            details,
+        },
+    };
+    let text = serde_json::to_string_pretty(&manifest)?;
+    Manifest::parse(&text).context("exported manifest does not validate")?;
+    std::fs::create_dir_all(out)?;
+    for (path, bytes) in written {
+        std::fs::write(out.join(path), bytes)?;
+    }
+    std::fs::write(out.join("manifest.json"), text + "\n")?;
+    eprintln!("exported {} ({} files)", out.display(), manifest.files.len());
+    Ok(())
+}
+
+/// Writes the evaluator trained in `run` (`train --stage evaluator`) to `out`: weights (f32: the
+/// metrics' yardstick keeps full precision), card with its measured test accuracy.
+pub fn export_evaluator(run: &Path, data_dir: &Path, out: &Path, device: &Device) -> Result<()> {
+    let ck = Checkpoint::new(run)?;
+    if !ck.exists() || !ck.state()?.done {
+        bail!("no finished evaluator in {} (run `tessera-train train --stage evaluator`)", run.display());
+    }
+    let st = ck.state()?;
+    let config: ClassifierConfig = serde_json::from_value(st.config.clone())?;
+    let bytes = std::fs::read(ck.weights_path())?;
+    let model = load_module(config.init(device)?, from_safetensors("evaluator", &bytes)?, "evaluator", device, false)?;
+    let test_accuracy = test_accuracy(&model, data_dir, device)?;
+    std::fs::create_dir_all(out)?;
+    let path = "evaluator.safetensors".to_string();
+    std::fs::write(out.join(&path), &bytes)?;
+    let mut details = BTreeMap::new();
+    details.insert("training".to_string(), json!({"steps": st.step, "batch_size": st.batch_size, "seed": st.seed, "train_seconds": st.elapsed_s.round(), "command": st.command}));
+    let card = EvaluatorCard {
+        format: EVALUATOR_FORMAT.into(),
+        name: "tessera-evaluator (in-project CNN classifier on Fashion-MNIST; not Inception)".into(),
+        config,
+        file: FileEntry { path, bytes: bytes.len() as u64, sha256: sha256_hex(&bytes) },
+        test_accuracy,
+        provenance: Provenance { command: std::env::args().collect::<Vec<_>>().join(" "), git_commit: git_commit(), created: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(), details },
+    };
+    std::fs::write(out.join("evaluator.json"), serde_json::to_string_pretty(&card)? + "\n")?;
+    eprintln!("exported the evaluator to {} (test accuracy {:.2}%)", out.display(), 100.0 * test_accuracy);
+    Ok(())
+}
+
+/// The evaluator's view of a batch: penultimate features (`FID_eval`) and class probabilities
+/// (`IS_eval`, class consistency), as host vectors.
