@@ -233,6 +233,29 @@ test('every shipped tokenizer x {AR, NAR} generates on CPU, one bundle per token
   await page.close();
 });
 
+test('switching the model while generating leaves the page usable', { timeout: TIMEOUT }, async () => {
+  const page = await openSite('cpu');
+  const r = await page.evaluate(async () => {
+    const running = window.tessera.generate({ class: 1, count: 8, seed: 1 });
+    const sel = document.getElementById('model');
+    const other = [...sel.options].find((o) => o.value !== sel.value);
+    sel.value = other.value;
+    sel.dispatchEvent(new Event('change'));
+    await running;
+    const t0 = performance.now();
+    while (!window.tessera.ready && performance.now() - t0 < 5 * 60 * 1000) await new Promise((res) => setTimeout(res, 100));
+    const before = window.tessera.runs;
+    await window.tessera.generate({ class: 2, count: 1, seed: 2 });
+    return { ready: window.tessera.ready, ran: window.tessera.runs - before, model: window.tessera.info.name, wanted: other.value,
+      error: window.tessera.lastError, disabled: document.getElementById('generate').disabled };
+  });
+  assert.ok(r.ready, 'the new model loaded');
+  assert.equal(r.ran, 1, `Generate works after the switch (${r.error})`);
+  assert.equal(r.disabled, false);
+  assert.equal(`${r.model}/`, r.wanted, 'the page shows the model it switched to');
+  await page.close();
+});
+
 test('NAR unmasks step by step; inpainting keeps the unbrushed tokens', { timeout: TIMEOUT }, async () => {
   const page = await openSite('cpu');
   const r = await page.evaluate(async () => {

@@ -6,6 +6,7 @@ use serde_json::json;
 use std::path::Path;
 use std::time::Instant;
 use tessera::bundle::Bundle;
+use tessera::sampling::sampler::SamplingOptions;
 
 pub fn bench(dir: &Path, proposal: &str, count: usize, runs: usize, device: &Device, device_name: &str) -> Result<()> {
     let b = Bundle::load_dir(dir, device)?;

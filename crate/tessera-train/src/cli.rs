@@ -486,7 +486,7 @@ mod tests {
             ("train --n-layer 100000000", "n_layer"),
             ("train --class-dropout 2", "--class-dropout"),
             ("train --class-dropout NaN", "--class-dropout"),
-            ("train --perceptual-weight -1", "--perceptual-weight"),
+            ("train --perceptual-weight=-1", "--perceptual-weight"),
             ("train --tokenizer fsq --fsq-levels 1,8", "each level"),
             ("train --tokenizer cluster --cluster-images 2 --codebook-size 256", "more clusters"),
             ("train --tokenizer gan", "unknown tokenizer"),

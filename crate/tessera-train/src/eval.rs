@@ -1,7 +1,6 @@
 //! Native generation and evaluation of a bundle (`generate`, `eval`): the `EvalReport` of every
 //! metric, computed with the in-project evaluator (not Inception).
-use crate::checkpoint::Checkpoint;
-use crate::data::{self, CLASSES, SIZE};
+use crate::data::{self, SIZE};
 use crate::SampleArgs;
 use crate::metrics;
 use anyhow::{Context, Result, bail};
@@ -10,14 +9,13 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
-use tessera::bundle::{Bundle, DatasetInfo, Proposal, FileEntry, Manifest, ProposalEntry, ProposalSpec, Provenance, TokenizerSpec, sha256_hex};
+use tessera::bundle::{Bundle, FileEntry, Manifest, Proposal, ProposalSpec, Provenance, TokenizerSpec};
 use tessera::train::classifier::{Classifier, ClassifierConfig};
 use tessera::sampling::{Request, decode, to_rgba, tokens_tensor};
-use tessera::proposal::ProposalConfig;
 use tessera::sampling::sampler::SamplingOptions;
 use tessera::tokenizer::TokenizerKind;
 use tessera::tokenizer::vqgan::VqganConfig;
-use tessera::bundle::weights::{Precision, from_safetensors, load_module, to_safetensors_as};
+use tessera::bundle::weights::{from_safetensors, load_module};
 
 /// Sampling defaults stored in the bundle: AR uses the paper's top-k/top-p settings scaled to a
 /// 256-code book (top-k 100, capped at the codebook size); NAR uses MaskGIT's (10 steps, confidence
@@ -177,6 +175,8 @@ pub(crate) fn test_accuracy(model: &Classifier, data_dir: &Path, device: &Device
     Ok(correct as f64 / test.len() as f64)
 }
 
+/// The evaluator's view of a batch: penultimate features (`FID_eval`) and class probabilities
+/// (`IS_eval`, class consistency), as host vectors.
 fn evaluator_outputs(ev: &Classifier, x: Tensor<4>) -> (Vec<f32>, Vec<f32>) {
     let features = ev.features(x);
     let probs = burn::tensor::activation::softmax(ev.logits(features.clone()), 1).into_data().convert::<f32>().try_to_vec::<f32>().expect("floats");

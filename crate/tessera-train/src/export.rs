@@ -9,7 +9,8 @@ use burn::prelude::*;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::Path;
-use tessera::bundle::weights::{Precision, from_safetensors, to_safetensors_as};
+use tessera::bundle::weights::{Precision, from_safetensors, load_module, to_safetensors_as};
+use tessera::train::classifier::ClassifierConfig;
 use tessera::bundle::{DatasetInfo, FileEntry, Manifest, ProposalEntry, ProposalSpec, Provenance, sha256_hex};
 use tessera::proposal::ProposalConfig;
 
@@ -120,6 +121,3 @@ pub fn export_evaluator(run: &Path, data_dir: &Path, out: &Path, device: &Device
     eprintln!("exported the evaluator to {} (test accuracy {:.2}%)", out.display(), 100.0 * test_accuracy);
     Ok(())
 }
-
-/// The evaluator's view of a batch: penultimate features (`FID_eval`) and class probabilities
-/// (`IS_eval`, class consistency), as host vectors.

@@ -10,14 +10,13 @@
 //! the perceptual-loss classifier and the evaluator are trained once and shared.
 use tessera::tokenizer::TokenizerKind;
 use crate::checkpoint::Checkpoint;
-use crate::metrics::mean_std;
 use crate::cli::{PixelLoss, Stage, TeacherKind, TrainArgs};
 use crate::eval::EvalReport;
-use crate::table_render::{COLUMNS, markdown, row_json, summary, with_references};
-use crate::{SampleArgs, data, eval, plots};
+use crate::table_render::{COLUMNS, row_json, summary, with_references};
+use crate::{SampleArgs, data, eval};
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
-use clap::{Parser, ValueEnum};
+use clap::ValueEnum;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::time::Instant;

@@ -22,7 +22,6 @@ use tessera::teacher::mim::{Mim, MimConfig};
 use tessera::rng::Rng;
 use tessera::ops::rows_to_grid;
 use tessera::tokenizer::AnyTokenizer;
-use tessera::tokenizer::quantizer::Quantizer;
 use tessera::teacher::vit::{Vit, VitConfig};
 use tessera::tokenizer::vqgan::{VqganTokenizer, VqganConfig};
 use tessera::train::vqgan_loss::{PatchDiscriminator, VqganLossConfig, adaptive_weight, generator_loss, hinge_d_loss, perceptual_loss};

@@ -45,7 +45,7 @@ async fn record(name: &str, d: &Device) -> Value {
         out.insert(proposal.into(), json!({ "tokens": tokens, "pixels": pixels(&b, &tokens, d).await }));
     }
     // Encode the test image, then inpaint its left half with NAR.
-    let enc: Vec<i64> = b.tokenizer.encode(test_image(d)).into_data().convert::<i64>().to_vec().unwrap();
+    let enc: Vec<i64> = b.tokenizer.encode(test_image(d)).into_data().convert::<i64>().try_to_vec().unwrap();
     let enc: Vec<u32> = enc.into_iter().map(|v| v as u32).collect();
     let given: Vec<Option<u32>> = enc.iter().enumerate().map(|(i, &t)| if i % 8 < 4 { None } else { Some(t) }).collect();
     let options = tessera::sampling::sampler::SamplingOptions { seed: 5, ..b.defaults("nar").unwrap() };

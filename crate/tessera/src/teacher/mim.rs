@@ -69,7 +69,7 @@ impl Mim {
     pub fn loss(&self, images: Tensor<4>, mask: Tensor<2, Bool>) -> Tensor<1> {
         let pred = self.predict(images.clone(), mask.clone()); // [b, n, p*p*c]
         let [b, n, d] = pred.dims();
-        let p = self.vit.patch;
+        let p = self.vit.patch_embed.weight.val().dims()[2]; // the patch side (the kernel of the patch embedding)
         let target = patchify(images, p);
         let w = mask.float().reshape([b, n, 1]).expand([b, n, d]);
         ((pred - target).abs() * w.clone()).sum() / w.sum().clamp_min(1.0)
