@@ -1,0 +1,285 @@
+//! The training loops: the IU teacher (supervised ViT), the tokenizers (VQ and FSQ on pixels; VQ-KD
+//! by feature distillation; Cluster by k-means on teacher features; the last two then get a pixel
+//! decoder trained on their frozen tokens), the AR and NAR proposal networks on a tokenizer's codes,
+//! and the classifier used to measure class consistency. Each is resumable (see `checkpoint.rs`),
+//! deterministic given `--seed` (the batch at step s depends only on the seed and s), and shows
+//! an indicatif progress bar.
+use crate::checkpoint::{Checkpoint, TrainState};
+use crate::data::{Dataset, SIZE};
+use anyhow::Result;
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::Path;
+use std::time::Instant;
+use tessera::train::classifier::{Classifier, ClassifierConfig};
+use tessera::tokenizer::decoder::DecoderConfig;
+use tessera::tokenizer::fsq::{FsqConfig, FsqTokenizer};
+use tessera::train::kmeans::kmeans_cosine;
+use tessera::proposal::ProposalConfig;
+use tessera::proposal::maskgit::training_mask_count;
+use tessera::teacher::mim::{Mim, MimConfig};
+use tessera::rng::Rng;
+use tessera::ops::rows_to_grid;
+use tessera::tokenizer::AnyTokenizer;
+use tessera::teacher::vit::{Vit, VitConfig};
+use tessera::tokenizer::vqgan::{VqganTokenizer, VqganConfig};
+use tessera::train::vqgan_loss::{PatchDiscriminator, VqganLossConfig, adaptive_weight, generator_loss, hinge_d_loss, perceptual_loss};
+use tessera::tokenizer::quantizer::cosine::ema_update;
+use tessera::tokenizer::vqkd::{VqKdConfig, VqKdDistill};
+
+/// Options common to every training stage.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub steps: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub warmup: usize,
+    pub seed: u64,
+    pub checkpoint_every: usize,
+    pub resume: bool,
+    pub command: String,
+}
+
+impl Schedule {
+    /// Linear warm-up, then cosine decay to 10% of the peak.
+    pub fn lr_at(&self, step: usize) -> f64 {
+        if step < self.warmup {
+            return self.lr * (step + 1) as f64 / self.warmup as f64;
+        }
+        let t = (step - self.warmup) as f64 / (self.steps - self.warmup).max(1) as f64;
+        self.lr * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * t.min(1.0)).cos()))
+    }
+    /// Indices of the batch at `step` (sampled with replacement from `n` items).
+    pub fn batch(&self, step: usize, n: usize) -> Vec<usize> {
+        let mut rng = Rng::new(self.seed, step as u64);
+        (0..self.batch_size).map(|_| (rng.next_u64() % n as u64) as usize).collect()
+    }
+}
+
+fn bar(stage: &str, sched: &Schedule, start: usize) -> ProgressBar {
+    let pb = ProgressBar::new(sched.steps as u64);
+    pb.set_style(
+        ProgressStyle::with_template("{prefix:>10} [{elapsed_precise}] {wide_bar} {pos}/{len} ({per_sec}, eta {eta}) {msg}")
+            .expect("valid template"),
+    );
+    pb.set_prefix(stage.to_string());
+    pb.set_position(start as u64);
+    pb
+}
+
+fn optimizer() -> ModuleOptimizer {
+    AdamWConfig::new().with_weight_decay(0.0).init()
+}
+
+/// Shared loop scaffolding: resume, step, log, checkpoint.
+fn run_stage<M: Module>(
+    stage: &str,
+    dir: &Path,
+    sched: &Schedule,
+    config: serde_json::Value,
+    mut model: M,
+    device: &Device,
+    mut step_fn: impl FnMut(M, &mut ModuleOptimizer, usize, f64, &mut TrainState) -> Result<(M, Option<f32>)>,
+) -> Result<(M, TrainState)> {
+    let ckpt = Checkpoint::new(dir)?;
+    let mut optim = optimizer();
+    let mut state = TrainState {
+        stage: stage.into(),
+        steps: sched.steps,
+        seed: sched.seed,
+        batch_size: sched.batch_size,
+        command: sched.command.clone(),
+        config,
+        ..Default::default()
+    };
+    if sched.resume && ckpt.exists() {
+        let prev = ckpt.state()?;
+        let (m, o) = ckpt.load(model, Some(optim), device, true)?;
+        model = m;
+        optim = o.expect("optimizer");
+        eprintln!("{stage}: resuming from step {} of {}", prev.step, prev.steps);
+        state = TrainState { steps: sched.steps, command: sched.command.clone(), done: false, ..prev };
+    } else if ckpt.exists() && !sched.resume {
+        eprintln!("{stage}: {} holds a checkpoint; starting over (pass --resume to continue it)", dir.display());
+    }
+    let pb = bar(stage, sched, state.step);
+    let t0 = Instant::now();
+    let elapsed0 = state.elapsed_s;
+    while state.step < sched.steps {
+        let lr = sched.lr_at(state.step);
+        let (m, loss) = step_fn(model, &mut optim, state.step, lr, &mut state)?;
+        model = m;
+        state.step += 1;
+        if let Some(l) = loss {
+            state.losses.push((state.step, l));
+            pb.set_message(format!("loss {l:.4} lr {lr:.2e}"));
+        }
+        pb.set_position(state.step as u64);
+        if pb.is_hidden() && state.step % 50 == 0 {
+            // not a terminal (CI, `| tee`): a plain progress line instead of the bar
+            let l = state.losses.last().map_or(f32::NAN, |l| l.1);
+            eprintln!("{stage}: step {}/{} loss {l:.4} lr {lr:.2e} ({:.0}s)", state.step, sched.steps, elapsed0 + t0.elapsed().as_secs_f64());
+        }
+        if state.step % sched.checkpoint_every == 0 || state.step == sched.steps {
+            state.elapsed_s = elapsed0 + t0.elapsed().as_secs_f64();
+            state.done = state.step == sched.steps;
+            ckpt.save(&model, Some(&optim), &state)?;
+        }
+    }
+    pb.finish();
+    state.elapsed_s = elapsed0 + t0.elapsed().as_secs_f64();
+    state.done = true;
+    ckpt.save(&model, Some(&optim), &state)?;
+    Ok((model, state))
+}
+
+/// One optimizer step on `loss`; returns the model and, every 10 steps, the loss value (a
+/// read-back, so not every step).
+fn update<M: Module>(model: M, optim: &mut ModuleOptimizer, loss: Tensor<1>, lr: f64, step: usize) -> (M, Option<f32>) {
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    let model = optim.step(lr, model, grads);
+    (model, (step % 10 == 0).then(|| loss.into_scalar::<f32>()))
+}
+
+fn images(x: Vec<f32>, n: usize, device: &Device) -> Tensor<4> {
+    Tensor::from_data(TensorData::new(x, [n, 1, SIZE, SIZE]), device)
+}
+
+pub mod classifier;
+pub mod proposal;
+pub mod teacher;
+pub mod tokenizer;
+
+pub use classifier::train_classifier;
+pub use proposal::{train_nar, train_proposal};
+pub(crate) use teacher::random_mask;
+pub use teacher::{teacher_features, train_teacher, train_teacher_mim};
+pub use tokenizer::{tokenize, train_decoder, train_decoder_vqgan, train_fsq, train_tokenizer, train_vqgan, train_vqkd};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 64 synthetic images: a bright square whose position depends on the class.
+    fn squares() -> Dataset {
+        let n = 64;
+        let mut images = vec![-1.0f32; n * SIZE * SIZE];
+        let mut labels = Vec::new();
+        for i in 0..n {
+            let c = i % 4;
+            let (ox, oy) = (4 + (c % 2) * 14, 4 + (c / 2) * 14);
+            for y in oy..oy + 10 {
+                for x in ox..ox + 10 {
+                    images[i * SIZE * SIZE + y * SIZE + x] = 1.0;
+                }
+            }
+            labels.push(c as u8);
+        }
+        Dataset { images, labels }
+    }
+
+    fn sched(steps: usize, resume: bool) -> Schedule {
+        Schedule { steps, batch_size: 16, lr: 3e-3, warmup: 2, seed: 1, checkpoint_every: 5, resume, command: "test".into() }
+    }
+
+    fn mean(l: &[(usize, f32)]) -> f32 {
+        l.iter().map(|x| x.1).sum::<f32>() / l.len() as f32
+    }
+
+    #[test]
+    fn tokenizer_and_proposal_losses_fall_and_resume_continues() {
+        let dir = std::env::temp_dir().join(format!("tessera-train-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let d = Device::flex();
+        let data = squares();
+        let cfg = VqganConfig { channels: 8, codebook_size: 16, code_dim: 4, ..Default::default() };
+        let tok_dir = dir.join("tokenizer");
+        let s = train_tokenizer(&tok_dir, &cfg, &data, &sched(40, false), &d).unwrap();
+        let l = &s.losses;
+        assert!(l.len() >= 4);
+        assert!(l.last().unwrap().1 < l[0].1 * 0.7, "tokenizer loss did not fall: {l:?}");
+
+        // Resume: a longer schedule continues from the saved step instead of starting over.
+        let s2 = train_tokenizer(&tok_dir, &cfg, &data, &sched(50, true), &d).unwrap();
+        assert_eq!(s2.step, 50);
+        assert_eq!(&s2.losses[..l.len()], &l[..], "resumed run must keep the earlier log");
+
+        let (tok, _) = Checkpoint::new(&tok_dir).unwrap().load(cfg.init(&d).unwrap(), None, &d, false).unwrap();
+        let tokens = tokenize(&AnyTokenizer::Vqgan(tok), &data, &d);
+        assert_eq!(tokens.len(), 64 * 64);
+        let gpt = ProposalConfig { vocab_size: 16, num_classes: 4, block_size: 64, n_layer: 1, n_head: 2, n_embd: 32 };
+        let s = train_proposal(&dir.join("proposal"), &gpt, &tokens, &data.labels, 0.1, &sched(40, false), &d).unwrap();
+        let l = &s.losses;
+        assert!(mean(&l[l.len() - 2..]) < mean(&l[..2]) * 0.8, "proposal loss did not fall: {l:?}");
+        let mg = ProposalConfig { vocab_size: 16, num_classes: 4, block_size: 64, n_layer: 1, n_head: 2, n_embd: 32 };
+        let s = train_nar(&dir.join("nar"), &mg, &tokens, &data.labels, 0.1, &sched(40, false), &d).unwrap();
+        let l = &s.losses;
+        assert!(mean(&l[l.len() - 2..]) < mean(&l[..2]) * 0.8, "NAR loss did not fall: {l:?}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn feature_tokenizers_train() {
+        let dir = std::env::temp_dir().join(format!("tessera-train-iu-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let d = Device::flex();
+        let data = squares();
+        let vit = VitConfig { n_layer: 1, n_head: 2, n_embd: 16, num_classes: 4, ..Default::default() };
+        let s = train_teacher(&dir.join("teacher"), &vit, &data, &sched(30, false), &d).unwrap();
+        assert!(s.losses.last().unwrap().1 < s.losses[0].1, "teacher loss did not fall: {:?}", s.losses);
+        let mim = MimConfig { vit: VitConfig { num_classes: 0, ..vit.clone() }, mask_ratio: 0.6 };
+        let s = train_teacher_mim(&dir.join("teacher-mim"), &mim, &data, &sched(30, false), &d).unwrap();
+        assert!(s.losses.last().unwrap().1 < s.losses[0].1, "MIM loss did not fall: {:?}", s.losses);
+        let ck = Checkpoint::new(&dir.join("teacher-mim")).unwrap();
+        assert!(ck.state().unwrap().done);
+        ck.load(mim.vit.init(&d).unwrap(), None, &d, false).unwrap(); // the teacher checkpoint is a plain ViT
+        let (teacher, _) = Checkpoint::new(&dir.join("teacher")).unwrap().load(vit.init(&d).unwrap(), None, &d, false).unwrap();
+        let kd = VqKdConfig { image_channels: 1, image_size: 32, grid: 8, channels: 8, codebook_size: 16, code_dim: 8, teacher_dim: 16, teacher_name: "t".into(), decay: 0.9, commitment: 0.25, decoder_output: Default::default() };
+        let s = train_vqkd(&dir.join("vqkd"), &kd, &teacher, &data, &sched(30, false), &d).unwrap();
+        let l = &s.losses;
+        assert!(l.last().unwrap().1 < l[0].1, "VQ-KD feature loss did not fall: {l:?}");
+        // Cluster: k-means on teacher features, then a decoder on the frozen tokens
+        let f = teacher_features(&teacher, &data, 32, &d);
+        let (codebook, labels) = kmeans_cosine(&f, 16, 16, 5, 0).unwrap();
+        assert_eq!(labels.len(), 32 * 64);
+        let toks: Vec<u16> = tessera::train::kmeans::assign(&{ let mut g = teacher_features(&teacher, &data, 64, &d); tessera::train::kmeans::normalize_rows(&mut g, 16); g }, &codebook, 16).into_iter().map(|t| t as u16).collect();
+        let dc = DecoderConfig { latent_dim: 16, channels: 8, out_channels: 1, output: Default::default() };
+        let s = train_decoder(&dir.join("decoder"), &dc, &codebook, 8, &toks, &data, &sched(30, false), &d).unwrap();
+        assert!(s.losses.last().unwrap().1 < s.losses[0].1 * 0.8, "decoder loss did not fall: {:?}", s.losses);
+        // VQGAN losses on VQ (GAN from step 10) and FSQ
+        let ad = d.clone().autodiff();
+        let cls_cfg = ClassifierConfig { in_channels: 1, channels: 8, num_classes: 4 };
+        train_classifier(&dir.join("cls"), &cls_cfg, &data, &sched(5, false), &d).unwrap();
+        let (cls, _) = Checkpoint::new(&dir.join("cls")).unwrap().load(cls_cfg.init(&ad).unwrap(), None, &ad, false).unwrap();
+        let losses = VqganLossConfig { disc_start: 10, disc_channels: 8, ..Default::default() };
+        let vq = VqganConfig { channels: 8, codebook_size: 16, code_dim: 4, ..Default::default() };
+        let s = train_vqgan(&dir.join("vqgan/tokenizer"), vq.init(&ad).unwrap(), serde_json::json!({}), &losses, &cls, &data, &sched(30, false), &ad).unwrap();
+        assert!(s.losses.last().unwrap().1 < s.losses[0].1, "VQGAN loss did not fall: {:?}", s.losses);
+        assert!(s.extra["gan_weight"].as_f64().unwrap() > 0.0, "the GAN term never switched on");
+        assert!(Checkpoint::new(&dir.join("vqgan/disc")).unwrap().state().unwrap().done);
+        // the Cluster decoder again, on its frozen tokens with the VQGAN losses: only the decoder is saved
+        let dcl = DecoderConfig { output: tessera::tokenizer::decoder::DecoderOutput::Linear, ..dc.clone() };
+        let s = train_decoder_vqgan(&dir.join("gan/decoder"), &dcl, &codebook, 8, &toks, &losses, &cls, &data, &sched(30, false), &ad).unwrap();
+        assert_eq!(s.stage, "decoder");
+        assert!(s.losses.last().unwrap().1 < s.losses[0].1, "decoder (VQGAN losses) loss did not fall: {:?}", s.losses);
+        let saved = tessera::bundle::weights::from_safetensors("d", &std::fs::read(dir.join("gan/decoder/model.safetensors")).unwrap()).unwrap();
+        let plain = tessera::bundle::weights::module_to_tensors(&dcl.init(&d));
+        assert_eq!(saved.keys().cloned().collect::<Vec<_>>(), plain.keys().map(|k| format!("decoder.{k}")).collect::<Vec<_>>());
+        let fsqg = FsqConfig { channels: 8, levels: vec![4, 4], ..Default::default() };
+        let start = fsqg.init(&ad).unwrap();
+        let before = tessera::bundle::weights::module_to_tensors(&start);
+        let s = train_vqgan(&dir.join("fsqgan/tokenizer"), start, serde_json::json!({}), &losses, &cls, &data, &sched(12, false), &ad).unwrap();
+        assert_eq!(s.step, 12);
+        // every trained part moved: the encoder and the decoder (FSQ has no codebook parameters)
+        let after = tessera::bundle::weights::from_safetensors("f", &std::fs::read(dir.join("fsqgan/tokenizer/model.safetensors")).unwrap()).unwrap();
+        for part in ["encoder.", "decoder."] {
+            let moved = before.iter().filter(|(k, _)| k.starts_with(part)).any(|(k, v)| after[k].values != v.values);
+            assert!(moved, "FSQ with the VQGAN losses did not update its {part}");
+        }
+        let fsq = FsqConfig { channels: 8, levels: vec![4, 4], ..Default::default() };
+        let s = train_fsq(&dir.join("fsq"), &fsq, &data, &sched(30, false), &d).unwrap();
+        assert!(s.losses.last().unwrap().1 < s.losses[0].1 * 0.8, "FSQ loss did not fall: {:?}", s.losses);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
