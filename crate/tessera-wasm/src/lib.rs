@@ -194,6 +194,10 @@ fn one() -> usize {
     1
 }
 
+/// The keys of `GenerateOptions` as JS passes them (protocol.js's GENERATE_OPTIONS).
+const GENERATE_OPTIONS: [&str; 12] =
+    ["proposal", "class", "count", "seed", "temperature", "topK", "topP", "guidance", "steps", "confidenceNoise", "given", "previewEvery"];
+
 fn set(o: &Object, k: &str, v: impl Into<JsValue>) {
     let _ = Reflect::set(o, &k.into(), &v.into());
 }
@@ -248,6 +252,15 @@ impl Inner {
     }
 
     async fn generate(self: Rc<Self>, opts: JsValue, on_progress: Option<Function>) -> Result<JsValue, TesseraError> {
+        // Unknown keys are typos: refuse them here (serde-wasm-bindgen does not apply `deny_unknown_fields`).
+        if opts.is_object() {
+            for key in Object::keys(&Object::from(opts.clone())) {
+                let key = key.as_string().unwrap_or_default();
+                if !GENERATE_OPTIONS.contains(&key.as_str()) {
+                    return Err(TesseraError::InvalidOption(format!("unknown option '{key}'; expected one of {}", GENERATE_OPTIONS.join(", "))));
+                }
+            }
+        }
         let mut o: GenerateOptions = serde_wasm_bindgen::from_value(opts).map_err(|e| TesseraError::InvalidOption(e.to_string()))?;
         let given = o.given.take();
         let (proposal, req, preview_every) = self.request(o)?;
