@@ -21,7 +21,8 @@ bash scripts/build-web.sh
 stamp
 
 echo "== wasm-pack test (wasm-bindgen-test in headless Chromium, WebGPU and CPU; the browser build's profile)"
-(cd crate/tessera-wasm && wasm-pack test --headless --chrome -- --profile wasm-release)
+# (SwiftShader WebGPU and generation take longer than the runner's default 20 s per test)
+(cd crate/tessera-wasm && WASM_BINDGEN_TEST_TIMEOUT=900 wasm-pack test --headless --chrome -- --profile wasm-release)
 stamp
 
 echo "== browser tests (headless Chromium: WebGPU on SwiftShader + CPU)"
