@@ -10,14 +10,21 @@ import os from 'node:os';
 import path from 'node:path';
 import { serve, launch, newPage, ROOT, OUT } from './helpers.mjs';
 
-test('npm pack -> install -> generate in the browser', { timeout: 10 * 60 * 1000 }, async () => {
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-pkg-'));
+/** `npm pack` web/package into a new temp folder and install the tarball into `tmp/app` (a fresh
+ * project, offline, as a user's `npm install` would): returns the folders and the tarball. */
+function packAndInstall(prefix, appName) {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   const packed = execFileSync('npm', ['pack', '--silent', '--pack-destination', tmp], { cwd: path.join(ROOT, 'web/package') }).toString().trim().split('\n').pop();
   const tarball = path.join(tmp, packed);
   const app = path.join(tmp, 'app');
   fs.mkdirSync(app);
-  fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
+  fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: appName, private: true, type: 'module' }));
   execFileSync('npm', ['install', '--no-audit', '--no-fund', '--offline', tarball], { cwd: app, stdio: 'inherit' });
+  return { tmp, app, tarball };
+}
+
+test('npm pack -> install -> generate in the browser', { timeout: 10 * 60 * 1000 }, async () => {
+  const { tmp, app, tarball } = packAndInstall('tessera-pkg-', 'app');
   const files = execFileSync('tar', ['tzf', tarball]).toString();
   assert.match(files, /package\/dist\/tessera_wasm_bg\.wasm/);
   assert.match(files, /package\/src\/index\.d\.ts/);
@@ -199,12 +206,8 @@ test('a bundle updated at the same URL loads (the cache is keyed by checksum)', 
 });
 
 test('a Vite app built from the packed tarball generates in the browser', { timeout: 10 * 60 * 1000 }, async () => {
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-vite-'));
-  const packed = execFileSync('npm', ['pack', '--silent', '--pack-destination', tmp], { cwd: path.join(ROOT, 'web/package') }).toString().trim().split('\n').pop();
-  const app = path.join(tmp, 'app');
-  fs.mkdirSync(path.join(app, 'public'), { recursive: true });
-  fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'vite-app', private: true, type: 'module' }));
-  execFileSync('npm', ['install', '--no-audit', '--no-fund', '--offline', path.join(tmp, packed)], { cwd: app, stdio: 'inherit' });
+  const { tmp, app } = packAndInstall('tessera-vite-', 'vite-app');
+  fs.mkdirSync(path.join(app, 'public'));
   fs.symlinkSync(path.join(ROOT, 'models'), path.join(app, 'public', 'models'));
   fs.writeFileSync(path.join(app, 'index.html'), '<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><script type="module" src="/main.js"></script>');
   fs.writeFileSync(path.join(app, 'main.js'), `import { loadGenerator } from 'tessera-web';

@@ -12,7 +12,7 @@ use tessera::tokenizer::TokenizerKind;
 use crate::checkpoint::Checkpoint;
 use crate::cli::{PixelLoss, Stage, TeacherKind, TrainArgs};
 use crate::eval::EvalReport;
-use crate::table_render::{COLUMNS, row_json, summary, with_references};
+use crate::table_render::{row_json, summary, with_references};
 use crate::{SampleArgs, data, eval};
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
@@ -352,6 +352,7 @@ pub fn table(args: &TableArgs, device: &Device, device_name: &str) -> Result<Val
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::table_render::COLUMNS;
 
     #[test]
     fn rows_parse() {

@@ -27,31 +27,36 @@ pub const COLUMNS: [(&str, &str, usize); 11] = [
     ("cons_nar", "class cons. NAR %", 1),
 ];
 
+/// The metrics of a (row, seed), in the order `row_metrics` gives them.
+pub(crate) const METRICS: [&str; 12] = ["usage", "code_purity", "rfid", "psnr", "ppl_ar", "fid_ar", "is_ar", "cons_ar", "ppl_nar", "fid_nar", "is_nar", "cons_nar"];
+
 /// The table's figures of one (row, seed) from its evaluation (`null` where undefined).
 pub(crate) fn row_metrics(e: &EvalReport) -> Value {
-    let v = |m: Metric| json!(m);
-    let pct = |m: Metric| json!(Metric(100.0 * m.0));
-    let p = |k: &str| e.proposals.get(k);
-    let pm = |k: &str, f: fn(&ProposalReport) -> Metric| p(k).map_or(Value::Null, |r| json!(f(r)));
-    let pp = |k: &str| p(k).map_or(Value::Null, |r| pct(r.class_consistency_mean));
-    json!({
-        "usage": pct(e.codebook_usage),
-        "code_purity": pct(e.code_purity),
-        "rfid": v(e.rfid_eval), "psnr": v(e.reconstruction_psnr_db),
-        "ppl_ar": pm("ar", |r| r.ppl), "fid_ar": pm("ar", |r| r.fid_eval), "is_ar": pm("ar", |r| r.is_eval), "cons_ar": pp("ar"),
-        "ppl_nar": pm("nar", |r| r.ppl), "fid_nar": pm("nar", |r| r.fid_eval), "is_nar": pm("nar", |r| r.is_eval), "cons_nar": pp("nar"),
-    })
-}
-
-/// The names of the metrics `row_metrics` gives, in its order.
-pub(crate) fn metric_keys() -> Vec<&'static str> {
-    vec!["usage", "code_purity", "rfid", "psnr", "ppl_ar", "fid_ar", "is_ar", "cons_ar", "ppl_nar", "fid_nar", "is_nar", "cons_nar"]
+    fn pct(m: Metric) -> Metric {
+        Metric(100.0 * m.0)
+    }
+    let p = |k: &str, f: fn(&ProposalReport) -> Metric| e.proposals.get(k).map(f);
+    let values: [Option<Metric>; 12] = [
+        Some(pct(e.codebook_usage)),
+        Some(pct(e.code_purity)),
+        Some(e.rfid_eval),
+        Some(e.reconstruction_psnr_db),
+        p("ar", |r| r.ppl),
+        p("ar", |r| r.fid_eval),
+        p("ar", |r| r.is_eval),
+        p("ar", |r| pct(r.class_consistency_mean)),
+        p("nar", |r| r.ppl),
+        p("nar", |r| r.fid_eval),
+        p("nar", |r| r.is_eval),
+        p("nar", |r| pct(r.class_consistency_mean)),
+    ];
+    Value::Object(METRICS.iter().zip(values).map(|(k, v)| (k.to_string(), json!(v))).collect())
 }
 
 /// Mean and std of every column over the seeds of a row.
 pub(crate) fn aggregate(per_seed: &[(u64, Value)]) -> (Value, Value) {
     let (mut mean, mut std) = (json!({}), json!({}));
-    for k in metric_keys() {
+    for k in METRICS {
         let v: Vec<f64> = per_seed.iter().filter_map(|(_, m)| m[k].as_f64()).filter(|x| x.is_finite()).collect();
         if v.len() == per_seed.len() && !v.is_empty() {
             let (m, s) = mean_std(&v);
