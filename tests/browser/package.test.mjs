@@ -23,6 +23,24 @@ function packAndInstall(prefix, appName) {
   return { tmp, app, tarball };
 }
 
+/** Serves `dir`, opens it in headless Chromium and returns the page's `window.done` (a screenshot
+ * to `screenshot` when given). */
+async function pageResult(dir, screenshot) {
+  const server = await serve(dir);
+  const browser = await launch();
+  try {
+    const page = await newPage(browser);
+    await page.goto(server.url);
+    await page.waitForFunction(() => window.done, null, { timeout: 5 * 60 * 1000 });
+    const done = await page.evaluate(() => window.done);
+    if (screenshot) await page.screenshot({ path: screenshot });
+    return done;
+  } finally {
+    await browser.close();
+    server.close();
+  }
+}
+
 test('npm pack -> install -> generate in the browser', { timeout: 10 * 60 * 1000 }, async () => {
   const { tmp, app, tarball } = packAndInstall('tessera-pkg-', 'app');
   const files = execFileSync('tar', ['tzf', tarball]).toString();
@@ -56,31 +74,19 @@ window.done = { n: images.length, w: images[0].width, tokens: tokens[0].length, 
   narTokens: nar.tokens[0].length, recTokens: rec.tokens[0].length,
   keptAfterEdit: edited.tokens[0].slice(16).every((t, i) => t === rec.tokens[0][16 + i]), badInput, badKind, wasmKind };
 </script>`);
-  const server = await serve(app);
-  const browser = await launch();
-  try {
-    const page = await newPage(browser);
-    await page.goto(server.url);
-    await page.waitForFunction(() => window.done, null, { timeout: 5 * 60 * 1000 });
-    const done = await page.evaluate(() => window.done);
-    assert.equal(done.n, 2);
-    assert.equal(done.w, 32);
-    assert.equal(done.tokens, 64);
-    assert.ok(done.max > 100, 'image is not blank');
-    assert.ok(done.progress.includes('download'), 'progress callback was called');
-    assert.equal(done.progress.at(-1), 'ready', 'the last load event is ready');
-    assert.equal(done.narTokens, 64);
-    assert.equal(done.recTokens, 64);
-    assert.ok(done.keptAfterEdit, 'inpainting changed tokens outside the mask');
-    assert.match(done.badInput, /colour/, 'unknown options are rejected with a message');
-    assert.equal(done.badKind, 'InvalidOption');
-    assert.deepEqual(done.wasmKind, ['InvalidOption', 'InvalidOption'], 'errors from wasm carry their kind');
-    await page.screenshot({ path: path.join(OUT, 'package.png') });
-  } finally {
-    await browser.close();
-    server.close();
-    fs.rmSync(tmp, { recursive: true, force: true });
-  }
+  const done = await pageResult(app, path.join(OUT, 'package.png')).finally(() => fs.rmSync(tmp, { recursive: true, force: true }));
+  assert.equal(done.n, 2);
+  assert.equal(done.w, 32);
+  assert.equal(done.tokens, 64);
+  assert.ok(done.max > 100, 'image is not blank');
+  assert.ok(done.progress.includes('download'), 'progress callback was called');
+  assert.equal(done.progress.at(-1), 'ready', 'the last load event is ready');
+  assert.equal(done.narTokens, 64);
+  assert.equal(done.recTokens, 64);
+  assert.ok(done.keptAfterEdit, 'inpainting changed tokens outside the mask');
+  assert.match(done.badInput, /colour/, 'unknown options are rejected with a message');
+  assert.equal(done.badKind, 'InvalidOption');
+  assert.deepEqual(done.wasmKind, ['InvalidOption', 'InvalidOption'], 'errors from wasm carry their kind');
 });
 
 /** A page on a served folder holding the package and the shipped models (plus `extra` files). */
@@ -222,19 +228,8 @@ window.done = { tokens: r.tokens[0].length, max: Math.max(...r.images[0].data), 
   const assets = fs.readdirSync(path.join(dist, 'assets'));
   assert.ok(assets.some((f) => f.endsWith('.wasm')), `the wasm is an asset of the build: ${assets.join(', ')}`);
   assert.ok(assets.filter((f) => f.endsWith('.js')).length >= 2, 'the worker is bundled apart from the page');
-  const server = await serve(dist);
-  const browser = await launch();
-  try {
-    const page = await newPage(browser);
-    await page.goto(server.url);
-    await page.waitForFunction(() => window.done, null, { timeout: 5 * 60 * 1000 });
-    const done = await page.evaluate(() => window.done);
-    assert.equal(done.tokens, 64);
-    assert.equal(done.device, 'cpu');
-    assert.ok(done.max > 100, 'image is not blank');
-  } finally {
-    await browser.close();
-    server.close();
-    fs.rmSync(tmp, { recursive: true, force: true });
-  }
+  const done = await pageResult(dist).finally(() => fs.rmSync(tmp, { recursive: true, force: true }));
+  assert.equal(done.tokens, 64);
+  assert.equal(done.device, 'cpu');
+  assert.ok(done.max > 100, 'image is not blank');
 });

@@ -4,7 +4,7 @@
 use super::ProposalConfig;
 use super::block::{Block, KvSlot};
 use crate::config::ConfigError;
-use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{Embedding, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 
 impl ProposalConfig {
@@ -12,7 +12,7 @@ impl ProposalConfig {
     pub fn init_gpt(&self, device: &Device) -> Result<Gpt, ConfigError> {
         self.validate("ar proposal")?;
         let e = self.n_embd;
-        let emb = |n| EmbeddingConfig::new(n, e).with_initializer(burn::nn::Initializer::Normal { mean: 0.0, std: 0.02 }).init(device);
+        let emb = |n| self.embedding(n, device);
         Ok(Gpt {
             tok_emb: emb(self.vocab_size),
             cls_emb: emb(self.num_classes + 1),

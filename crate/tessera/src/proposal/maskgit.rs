@@ -6,7 +6,7 @@
 use super::ProposalConfig;
 use super::block::Block;
 use crate::config::ConfigError;
-use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{Embedding, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 
@@ -15,7 +15,7 @@ impl ProposalConfig {
     pub fn init_maskgit(&self, device: &Device) -> Result<MaskGit, ConfigError> {
         self.validate("nar proposal")?;
         let e = self.n_embd;
-        let emb = |n| EmbeddingConfig::new(n, e).with_initializer(burn::nn::Initializer::Normal { mean: 0.0, std: 0.02 }).init(device);
+        let emb = |n| self.embedding(n, device);
         Ok(MaskGit {
             tok_emb: emb(self.vocab_size + 1),
             cls_emb: emb(self.num_classes + 1),

@@ -32,6 +32,10 @@ impl Default for ProposalConfig {
 }
 
 impl ProposalConfig {
+    /// An embedding table of `n` rows of width `n_embd`, initialised N(0, 0.02) (nanoGPT's init).
+    pub(crate) fn embedding(&self, n: usize, device: &Device) -> burn::nn::Embedding {
+        burn::nn::EmbeddingConfig::new(n, self.n_embd).with_initializer(burn::nn::Initializer::Normal { mean: 0.0, std: 0.02 }).init(device)
+    }
     /// Index of the null (unconditional) class used for classifier-free guidance.
     pub fn null_class(&self) -> usize {
         self.num_classes
