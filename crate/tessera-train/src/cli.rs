@@ -1,6 +1,7 @@
 //! The command line: every subcommand and flag, and the checks each makes before any work starts
 //! (a bad flag is an error naming the flag, never a panic or a half-created run directory).
-use crate::{data, table};
+use crate::data::{DataSpec, Shape};
+use crate::table;
 use anyhow::{Result, bail};
 use burn::prelude::*;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -67,6 +68,10 @@ pub enum PixelLoss {
 
 /// `--tokenizer`: the paper's four tokenizers, named as in manifests, JS and the table (`vq` is
 /// read as the old name of `vqgan`).
+fn data_spec(s: &str) -> Result<DataSpec, String> {
+    s.parse()
+}
+
 fn tokenizer_kind(s: &str) -> Result<TokenizerKind, String> {
     TokenizerKind::parse(s).ok_or_else(|| format!("unknown tokenizer '{s}': use vqgan, fsq, vqkd or cluster"))
 }
@@ -108,8 +113,15 @@ pub struct TrainArgs {
     pub resume: bool,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    #[arg(long, default_value = data::DEFAULT_DIR)]
-    pub data: PathBuf,
+    /// fashion-mnist | folder:DIR (a subfolder per class) | captions:FILE.jsonl | emoji
+    #[arg(long, value_parser = data_spec, default_value = "fashion-mnist")]
+    pub data: DataSpec,
+    /// Pixels per side the images are resized to (a multiple of 4; default: 32).
+    #[arg(long)]
+    pub image_size: Option<usize>,
+    /// 1 (gray) or 3 (RGB); default: 1 for Fashion-MNIST, 3 otherwise.
+    #[arg(long)]
+    pub image_channels: Option<usize>,
     /// Use only the first N training images (quick runs, tests).
     #[arg(long)]
     pub limit: Option<usize>,
@@ -188,8 +200,9 @@ pub enum Cmd {
     ExportEvaluator {
         #[arg(long, default_value = "runs/evaluator")]
         run: PathBuf,
-        #[arg(long, default_value = data::DEFAULT_DIR)]
-        data: PathBuf,
+        /// The data to measure its test accuracy on (default: what it was trained on).
+        #[arg(long, value_parser = data_spec)]
+        data: Option<DataSpec>,
         #[arg(long, default_value = "models/evaluator")]
         out: PathBuf,
     },
@@ -220,8 +233,9 @@ pub enum Cmd {
         /// The evaluator (`export-evaluator`): scores class consistency.
         #[arg(long, default_value = "models/evaluator")]
         evaluator: PathBuf,
-        #[arg(long, default_value = data::DEFAULT_DIR)]
-        data: PathBuf,
+        /// The test images (default: the bundle's data set, when it is fashion-mnist or emoji).
+        #[arg(long, value_parser = data_spec)]
+        data: Option<DataSpec>,
         #[arg(long, default_value_t = 100)]
         samples_per_class: usize,
         #[command(flatten)]
@@ -248,6 +262,19 @@ pub enum Cmd {
     /// The paper's Table 1 in miniature: every tokenizer x {AR, NAR} x seeds, plus ablations
     /// (teacher, codebook size); JSON + Markdown with mean +- std, codebook t-SNE and sample grids (resumable).
     Table(table::TableArgs),
+    /// Decode (and cache) a data set; print its splits and classes; optionally write a preview grid.
+    Data {
+        /// fashion-mnist | folder:DIR | captions:FILE.jsonl | emoji
+        #[arg(long, value_parser = data_spec, default_value = "fashion-mnist")]
+        data: DataSpec,
+        #[arg(long)]
+        image_size: Option<usize>,
+        #[arg(long)]
+        image_channels: Option<usize>,
+        /// A PNG of the first training images (up to 256, 16 per row).
+        #[arg(long)]
+        preview: Option<PathBuf>,
+    },
     /// Native generation speed (images/s) on this device.
     Bench {
         #[arg(long, default_value = "models/fmnist-vqgan")]
@@ -298,7 +325,13 @@ impl TrainArgs {
         flag("classifier", self.classifier.display().to_string());
         flag("evaluator", self.evaluator.display().to_string());
         flag("seed", self.seed.to_string());
-        flag("data", self.data.display().to_string());
+        flag("data", self.data.to_string());
+        if let Some(n) = self.image_size {
+            flag("image-size", n.to_string());
+        }
+        if let Some(n) = self.image_channels {
+            flag("image-channels", n.to_string());
+        }
         if let Some(n) = self.limit {
             flag("limit", n.to_string());
         }
@@ -323,8 +356,18 @@ impl TrainArgs {
         v
     }
 
+    /// Image size and channels of this run: the flags, else the data set's defaults.
+    pub fn shape(&self) -> Shape {
+        let d = self.data.default_shape();
+        Shape { size: self.image_size.unwrap_or(d.size), channels: self.image_channels.unwrap_or(d.channels) }
+    }
+
     /// Every flag checked, and every config this run will build validated, before any work starts.
     pub fn validate(&self) -> Result<()> {
+        let shape = self.shape();
+        shape.validate()?;
+        let tokens = (shape.size / 4) * (shape.size / 4);
+        let teacher = crate::pipeline::default_teacher(shape, 1);
         for (flag, v) in [
             ("--batch-size", self.batch_size),
             ("--checkpoint-every", self.checkpoint_every),
@@ -355,16 +398,16 @@ impl TrainArgs {
             TokenizerKind::Vqgan => crate::pipeline::vqgan_config(self, output).validate_any()?,
             TokenizerKind::Fsq => crate::pipeline::fsq_config(self, output).validate_any()?,
             // the teacher's width is checked again once the teacher is loaded
-            TokenizerKind::Vqkd => crate::pipeline::vqkd_config(self, &tessera::teacher::vit::VitConfig::default(), output).validate_any()?,
+            TokenizerKind::Vqkd => crate::pipeline::vqkd_config(self, &teacher, output).validate_any()?,
             TokenizerKind::Cluster => {
-                let patches = self.cluster_images.saturating_mul(64);
+                let patches = self.cluster_images.saturating_mul(tokens);
                 if patches < self.codebook_size {
                     bail!("--codebook-size {} is more clusters than the {patches} patch features of --cluster-images {}", self.codebook_size, self.cluster_images);
                 }
-                crate::pipeline::cluster_config(self, &tessera::teacher::vit::VitConfig::default(), output).validate_any()?
+                crate::pipeline::cluster_config(self, &teacher, output).validate_any()?
             }
         };
-        crate::pipeline::proposal_config(self, vocab, 64).validate("proposal (--n-layer/--n-head/--n-embd)")?;
+        crate::pipeline::proposal_config(self, vocab, tokens, 1).validate("proposal (--n-layer/--n-head/--n-embd)")?;
         Ok(())
     }
 }
@@ -434,6 +477,10 @@ impl Cmd {
                 Ok(())
             }
             Cmd::Table(a) => a.validate(),
+            Cmd::Data { data, image_size, image_channels, .. } => {
+                let d = data.default_shape();
+                Shape { size: image_size.unwrap_or(d.size), channels: image_channels.unwrap_or(d.channels) }.validate()
+            }
             Cmd::Export { .. } | Cmd::ExportEvaluator { .. } => Ok(()),
         }
     }

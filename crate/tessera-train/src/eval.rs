@@ -1,6 +1,6 @@
 //! Native generation and evaluation of a bundle (`generate`, `eval`): the `EvalReport` of every
 //! metric, computed with the in-project evaluator (not Inception).
-use crate::data::{self, SIZE};
+use crate::data::{self, DataInfo, DataSpec, Shape, Split, images_tensor};
 use crate::SampleArgs;
 use crate::metrics;
 use anyhow::{Context, Result, bail};
@@ -80,17 +80,18 @@ pub fn sample(b: &Bundle, proposal: &str, class: usize, count: usize, opts: &Sam
     Ok((tokens, pixels))
 }
 
-/// Writes images (`[n, 1, 32, 32]` in [-1, 1]) as a grid PNG with `cols` columns.
-pub fn write_grid(pixels: &[f32], n: usize, cols: usize, path: &Path) -> Result<()> {
-    let rgba = to_rgba(pixels, [n, 1, SIZE, SIZE]);
+/// Writes images (`[n, c, s, s]` in [-1, 1]) as a grid PNG with `cols` columns.
+pub fn write_grid(pixels: &[f32], shape: Shape, n: usize, cols: usize, path: &Path) -> Result<()> {
+    let size = shape.size;
+    let rgba = to_rgba(pixels, [n, shape.channels, size, size]);
     let rows = n.div_ceil(cols);
-    let (pad, cell) = (2, SIZE + 2);
+    let (pad, cell) = (2, size + 2);
     let mut img = image::RgbaImage::from_pixel((cols * cell + pad) as u32, (rows * cell + pad) as u32, image::Rgba([40, 40, 40, 255]));
     for (i, im) in rgba.iter().enumerate() {
         let (ox, oy) = (pad + (i % cols) * cell, pad + (i / cols) * cell);
-        for p in 0..SIZE * SIZE {
+        for p in 0..size * size {
             let px = image::Rgba([im[p * 4], im[p * 4 + 1], im[p * 4 + 2], im[p * 4 + 3]]);
-            img.put_pixel((ox + p % SIZE) as u32, (oy + p / SIZE) as u32, px);
+            img.put_pixel((ox + p % size) as u32, (oy + p / size) as u32, px);
         }
     }
     if let Some(dir) = path.parent() {
@@ -117,7 +118,7 @@ pub fn generate_grid(dir: &Path, proposal: &str, class: Option<&str>, count: usi
         all_tokens.push(json!({"class": c, "name": b.manifest.dataset.classes[c], "tokens": tokens}));
     }
     let n = classes.len() * count;
-    write_grid(&all_pixels, n, count, out)?;
+    write_grid(&all_pixels, manifest_shape(&b.manifest), n, count, out)?;
     eprintln!("{} images in {:.2}s -> {}", n, t0.elapsed().as_secs_f64(), out.display());
     if let Some(p) = tokens_out {
         std::fs::write(p, serde_json::to_string(&json!({"proposal": proposal, "options": opts, "samples": all_tokens}))?)?;
@@ -136,6 +137,9 @@ pub struct EvaluatorCard {
     pub file: FileEntry,
     pub test_accuracy: f64,
     pub provenance: Provenance,
+    /// The data it was trained on (cards written before this field: Fashion-MNIST).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<DataInfo>,
 }
 
 pub(crate) const EVALUATOR_FORMAT: &str = "tessera-evaluator";
@@ -161,14 +165,44 @@ pub fn load_evaluator(dir: &Path, device: &Device) -> Result<Evaluator> {
     Ok(Evaluator { card, model })
 }
 
+impl Evaluator {
+    /// The evaluator must have been trained on the data it scores (same classes and channels).
+    pub fn check(&self, data: &DataInfo) -> Result<()> {
+        let (name, classes) = match &self.card.data {
+            Some(d) => (d.name.clone(), d.classes.clone()),
+            None => ("fashion-mnist".to_string(), data::fmnist::CLASSES.iter().map(|s| s.to_string()).collect()),
+        };
+        if name != data.name || classes != data.classes || self.card.config.in_channels != data.shape.channels {
+            bail!(
+                "the evaluator '{}' was trained on {name} ({} classes, {} channels), not on {} ({} classes, {} channels): train one with `train --stage evaluator --data ...`",
+                self.card.name, classes.len(), self.card.config.in_channels, data.name, data.classes.len(), data.shape.channels
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Image shape of a bundle.
+pub fn manifest_shape(m: &Manifest) -> Shape {
+    Shape { size: m.dataset.image_size, channels: m.dataset.channels }
+}
+
+/// The data a bundle's figures are measured on: `--data`, else the data set the bundle names.
+fn bundle_data(m: &Manifest, data: Option<&DataSpec>) -> Result<DataSpec> {
+    match data {
+        Some(d) => Ok(d.clone()),
+        None => m.dataset.name.parse().map_err(|_| anyhow::anyhow!("bundle '{}' was trained on '{}': say where its images are with --data", m.name, m.dataset.name)),
+    }
+}
+
 /// Accuracy of a classifier on the test split.
-pub(crate) fn test_accuracy(model: &Classifier, data_dir: &Path, device: &Device) -> Result<f64> {
-    let test = data::load(data_dir, "test")?;
+pub(crate) fn test_accuracy(model: &Classifier, spec: &DataSpec, shape: Shape, device: &Device) -> Result<f64> {
+    let test = data::load(spec, Split::Test, Some(shape))?;
     let mut correct = 0;
     for start in (0..test.len()).step_by(500) {
         let idx: Vec<usize> = (start..(start + 500).min(test.len())).collect();
         let (x, y) = test.batch(&idx);
-        let xt = Tensor::<4>::from_data(TensorData::new(x, [idx.len(), 1, SIZE, SIZE]), device);
+        let xt = images_tensor(x, idx.len(), shape, device);
         let (_, probs) = evaluator_outputs(model, xt);
         correct += argmax_chunks(&probs, probs.len() / idx.len()).iter().zip(&y).filter(|(p, t)| **p as i64 == **t).count();
     }
@@ -287,8 +321,8 @@ pub struct EvalReport {
 
 /// `eval`: evaluates a bundle, prints the JSON and writes it to `out`.
 #[allow(clippy::too_many_arguments)]
-pub fn evaluate(dir: &Path, evaluator: &Path, data_dir: &Path, per_class: usize, a: &SampleArgs, out: Option<&Path>, recon_png: Option<&Path>, device: &Device) -> Result<()> {
-    let result = evaluate_bundle(dir, evaluator, data_dir, per_class, None, a, recon_png, device)?;
+pub fn evaluate(dir: &Path, evaluator: &Path, data: Option<&DataSpec>, per_class: usize, a: &SampleArgs, out: Option<&Path>, recon_png: Option<&Path>, device: &Device) -> Result<()> {
+    let result = evaluate_bundle(dir, evaluator, data, per_class, None, a, recon_png, device)?;
     println!("{}", serde_json::to_string_pretty(&result)?);
     if let Some(p) = out {
         std::fs::write(p, serde_json::to_string_pretty(&result)? + "\n")?;
@@ -300,11 +334,17 @@ pub fn evaluate(dir: &Path, evaluator: &Path, data_dir: &Path, per_class: usize,
 /// test set (its first `test_limit` images when given), PPL of each proposal network on the test
 /// tokens, FID_eval / IS_eval / class consistency of `per_class` samples per class.
 #[allow(clippy::too_many_arguments)]
-pub fn evaluate_bundle(dir: &Path, evaluator: &Path, data_dir: &Path, per_class: usize, test_limit: Option<usize>, a: &SampleArgs, recon_png: Option<&Path>, device: &Device) -> Result<EvalReport> {
+pub fn evaluate_bundle(dir: &Path, evaluator: &Path, data: Option<&DataSpec>, per_class: usize, test_limit: Option<usize>, a: &SampleArgs, recon_png: Option<&Path>, device: &Device) -> Result<EvalReport> {
     let b = Bundle::load_dir(dir, device)?;
     let ev = load_evaluator(evaluator, device)?;
     let evaluator = &ev.model;
-    let mut test = data::load(data_dir, "test")?;
+    let spec = bundle_data(&b.manifest, data)?;
+    let shape = manifest_shape(&b.manifest);
+    let mut test = data::load(&spec, Split::Test, Some(shape))?;
+    if test.info.classes != b.manifest.dataset.classes {
+        bail!("{spec} has other classes ({}) than bundle '{}' ({})", test.info.classes.len(), b.manifest.name, b.manifest.dataset.classes.len());
+    }
+    ev.check(&test.info)?;
     if let Some(n) = test_limit {
         test = test.truncate(n);
     }
@@ -319,7 +359,7 @@ pub fn evaluate_bundle(dir: &Path, evaluator: &Path, data_dir: &Path, per_class:
     for start in (0..test.len()).step_by(500) {
         let idx: Vec<usize> = (start..(start + 500).min(test.len())).collect();
         let (x, y) = test.batch(&idx);
-        let xt = Tensor::<4>::from_data(TensorData::new(x.clone(), [idx.len(), 1, SIZE, SIZE]), device);
+        let xt = images_tensor(x.clone(), idx.len(), shape, device);
         let tokens = b.tokenizer.encode(xt.clone());
         for (j, t) in tokens.clone().into_data().convert::<i64>().try_to_vec::<i64>().expect("ints").into_iter().enumerate() {
             counts[t as usize] += 1;
@@ -337,25 +377,25 @@ pub fn evaluate_bundle(dir: &Path, evaluator: &Path, data_dir: &Path, per_class:
         labels.extend(y);
         if start == 0 && idx.len() >= 16 {
             if let Some(p) = recon_png {
-                let mut both = x[..16 * SIZE * SIZE].to_vec();
-                both.extend_from_slice(&rec[..16 * SIZE * SIZE]);
-                write_grid(&both, 32, 16, p)?;
+                let mut both = x[..16 * shape.pixels()].to_vec();
+                both.extend_from_slice(&rec[..16 * shape.pixels()]);
+                write_grid(&both, shape, 32, 16, p)?;
             }
         }
     }
     let d = real_f.len() / test.len();
-    let mse = se / (test.len() * SIZE * SIZE) as f64;
+    let mse = se / (test.len() * shape.pixels()) as f64;
     let psnr = 10.0 * (1.0 / mse).log10();
     let accuracy = correct as f64 / test.len() as f64;
     let rfid = metrics::fid(&real_f, &rec_f, d);
     // The floor of FID_eval at the sample count used below: real training images vs the test set.
     let n_samples = per_class * n_classes;
-    let train = data::load(data_dir, "train")?;
+    let train = data::load(&spec, Split::Train, Some(shape))?;
     let mut floor_f = Vec::new();
     for start in (0..n_samples.min(train.len())).step_by(500) {
         let idx: Vec<usize> = (start..(start + 500).min(n_samples)).map(|i| i * (train.len() / n_samples.max(1)).max(1)).collect();
         let (x, _) = train.batch(&idx);
-        floor_f.extend(evaluator_outputs(evaluator, Tensor::from_data(TensorData::new(x, [idx.len(), 1, SIZE, SIZE]), device)).0);
+        floor_f.extend(evaluator_outputs(evaluator, images_tensor(x, idx.len(), shape, device)).0);
     }
     let fid_floor = metrics::fid(&floor_f, &real_f, d);
     // Every proposal network: PPL on the test tokens, then class-balanced samples.
@@ -374,7 +414,7 @@ pub fn evaluate_bundle(dir: &Path, evaluator: &Path, data_dir: &Path, per_class:
                 let n = (per_class - done).min(50);
                 let o = SamplingOptions { seed: opts.seed.wrapping_add((c * 1000 + done) as u64), ..opts.clone() };
                 let (_, pixels) = sample(&b, name, c, n, &o, device)?;
-                let (f, p) = evaluator_outputs(evaluator, Tensor::from_data(TensorData::new(pixels, [n, 1, SIZE, SIZE]), device));
+                let (f, p) = evaluator_outputs(evaluator, images_tensor(pixels, n, shape, device));
                 ok += argmax_chunks(&p, n_classes).iter().filter(|&&p| p == c).count();
                 feats.extend(f);
                 probs.extend(p);
@@ -400,7 +440,7 @@ pub fn evaluate_bundle(dir: &Path, evaluator: &Path, data_dir: &Path, per_class:
         tokenizer: b.manifest.tokenizer.kind(),
         evaluator: EvaluatorRef { name: ev.card.name.clone(), sha256: ev.card.file.sha256.clone(), test_accuracy: ev.card.test_accuracy, feature_dim: d },
         notes: "FID_eval / IS_eval / rFID_eval use the in-project evaluator's penultimate features and class probabilities \
-                (not Inception); FID_eval compares the samples with the 10,000 test images. fid_eval_real_floor: the same \
+                (not Inception); FID_eval compares the samples with the test images. fid_eval_real_floor: the same \
                 number of real training images vs the test images (the floor at this sample count)."
             .into(),
         test_images: test.len(),

@@ -2,7 +2,7 @@
 //! sizes and checksums), the trained evaluator a card + weights. Everything is checked before the
 //! first file is written, so a failing export leaves no half-written folder.
 use crate::checkpoint::Checkpoint;
-use crate::data::{CLASSES, SIZE};
+use crate::data::{self, DataSpec};
 use crate::eval::{EVALUATOR_FORMAT, EvaluatorCard, default_sampling, git_commit, test_accuracy, tokenizer_spec};
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
@@ -62,13 +62,18 @@ pub fn export(run: &Path, out: &Path, name: &str, device: &Device) -> Result<()>
     // The blank token: the code of an empty (all background) patch.
     let bytes = std::fs::read(Checkpoint::new(&run.join("tokenizer"))?.weights_path())?;
     let t = tok.load(from_safetensors("tokenizer", &bytes)?, "tokenizer", device)?;
-    let blank = t.encode(Tensor::full([1, 1, SIZE, SIZE], -1.0, device)).into_data().convert::<i64>().try_to_vec::<i64>().expect("ints");
-    let blank_token = *blank.iter().max_by_key(|&&v| blank.iter().filter(|&&w| w == v).count()).expect("64 tokens") as u32;
+    let info = data::run_info(run)?;
+    let (s, c) = (info.shape.size, info.shape.channels);
+    if tok.image_size() != s || tok.image_channels() != c {
+        bail!("the tokenizer takes {}x{}x{} images but {}/data.json says {c}x{s}x{s}", tok.image_channels(), tok.image_size(), tok.image_size(), run.display());
+    }
+    let blank = t.encode(Tensor::full([1, c, s, s], info.background_value(), device)).into_data().convert::<i64>().try_to_vec::<i64>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let blank_token = blank.iter().max_by_key(|&&v| blank.iter().filter(|&&w| w == v).count()).copied().unwrap_or(0) as u32;
     let manifest = Manifest {
         format: tessera::bundle::FORMAT.into(),
         format_version: tessera::bundle::FORMAT_VERSION,
         name: name.into(),
-        dataset: DatasetInfo { name: "fashion-mnist".into(), image_size: SIZE, channels: 1, classes: CLASSES.iter().map(|s| s.to_string()).collect() },
+        dataset: DatasetInfo { name: info.name.clone(), image_size: s, channels: c, classes: info.classes.clone(), credits: info.credits.clone() },
         grid: [tok.grid(), tok.grid()],
         tokenizer: tok,
         proposals,
@@ -94,7 +99,7 @@ pub fn export(run: &Path, out: &Path, name: &str, device: &Device) -> Result<()>
 
 /// Writes the evaluator trained in `run` (`train --stage evaluator`) to `out`: weights (f32: the
 /// metrics' yardstick keeps full precision), card with its measured test accuracy.
-pub fn export_evaluator(run: &Path, data_dir: &Path, out: &Path, device: &Device) -> Result<()> {
+pub fn export_evaluator(run: &Path, data: Option<&DataSpec>, out: &Path, device: &Device) -> Result<()> {
     let ck = Checkpoint::new(run)?;
     if !ck.exists() || !ck.state()?.done {
         bail!("no finished evaluator in {} (run `tessera-train train --stage evaluator`)", run.display());
@@ -103,7 +108,12 @@ pub fn export_evaluator(run: &Path, data_dir: &Path, out: &Path, device: &Device
     let config: ClassifierConfig = serde_json::from_value(st.config.clone())?;
     let bytes = std::fs::read(ck.weights_path())?;
     let model = load_module(config.init(device)?, from_safetensors("evaluator", &bytes)?, "evaluator", device, false)?;
-    let test_accuracy = test_accuracy(&model, data_dir, device)?;
+    let info = data::run_info(run)?;
+    let spec: DataSpec = match data {
+        Some(d) => d.clone(),
+        None => info.spec.parse().map_err(|e: String| anyhow::anyhow!("{e} (the data {} recorded; pass --data)", run.display()))?,
+    };
+    let test_accuracy = test_accuracy(&model, &spec, info.shape, device)?;
     std::fs::create_dir_all(out)?;
     let path = "evaluator.safetensors".to_string();
     std::fs::write(out.join(&path), &bytes)?;
@@ -111,10 +121,11 @@ pub fn export_evaluator(run: &Path, data_dir: &Path, out: &Path, device: &Device
     details.insert("training".to_string(), json!({"steps": st.step, "batch_size": st.batch_size, "seed": st.seed, "train_seconds": st.elapsed_s.round(), "command": st.command}));
     let card = EvaluatorCard {
         format: EVALUATOR_FORMAT.into(),
-        name: "tessera-evaluator (in-project CNN classifier on Fashion-MNIST; not Inception)".into(),
+        name: format!("tessera-evaluator (in-project CNN classifier on {}; not Inception)", info.name),
         config,
         file: FileEntry { path, bytes: bytes.len() as u64, sha256: sha256_hex(&bytes) },
         test_accuracy,
+        data: Some(info.clone()),
         provenance: Provenance { command: std::env::args().collect::<Vec<_>>().join(" "), git_commit: git_commit(), created: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(), details },
     };
     std::fs::write(out.join("evaluator.json"), serde_json::to_string_pretty(&card)? + "\n")?;

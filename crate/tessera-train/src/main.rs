@@ -35,15 +35,16 @@ fn main() -> Result<()> {
     match cli.cmd {
         Cmd::Train(a) => pipeline::run_train(&a, &dev, &command_line),
         Cmd::Export { run, out, name } => export::export(&run, &out, &name, &dev),
-        Cmd::ExportEvaluator { run, data, out } => export::export_evaluator(&run, &data, &out, &dev),
+        Cmd::ExportEvaluator { run, data, out } => export::export_evaluator(&run, data.as_ref(), &out, &dev),
         Cmd::Generate { bundle, proposal, class, count, sampling, out, tokens_out } => {
             eval::generate_grid(&bundle, &proposal, class.as_deref(), count, &sampling, &out, tokens_out.as_deref(), &dev)
         }
         Cmd::Eval { bundle, evaluator, data, samples_per_class, sampling, out, recon_png } => {
-            eval::evaluate(&bundle, &evaluator, &data, samples_per_class, &sampling, out.as_deref(), recon_png.as_deref(), &dev)
+            eval::evaluate(&bundle, &evaluator, data.as_ref(), samples_per_class, &sampling, out.as_deref(), recon_png.as_deref(), &dev)
         }
         Cmd::Table(a) => table::table(&a, &dev, &format!("{:?}", cli.device).to_lowercase()).map(|_| ()),
         Cmd::ImportTeacher { file, heads, out } => pipeline::import_teacher(&file, heads, &out, &dev, &command_line),
+        Cmd::Data { data, image_size, image_channels, preview } => data::summary(&data, image_size, image_channels, preview.as_deref()),
         Cmd::Bench { bundle, proposal, count, runs } => bench::bench(&bundle, &proposal, count, runs, &dev, &format!("{:?}", cli.device).to_lowercase()),
     }
 }

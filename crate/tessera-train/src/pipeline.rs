@@ -1,7 +1,8 @@
 //! `train`: the pipeline of one run, stage by stage (classifier, evaluator, teacher, tokenizer, AR,
 //! NAR), each resumable; and `import-teacher`.
 use crate::cli::{PixelLoss, Stage, TeacherKind, TrainArgs};
-use crate::{assemble, checkpoint, data, eval, train};
+use crate::data::{self, Shape, Split};
+use crate::{assemble, checkpoint, eval, train};
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
 use tessera::proposal::ProposalConfig;
@@ -36,10 +37,16 @@ pub fn decoder_output(a: &TrainArgs) -> DecoderOutput {
 
 /// The configs a run builds from its flags (also validated by `TrainArgs::validate` up front).
 pub fn vqgan_config(a: &TrainArgs, decoder_output: DecoderOutput) -> VqganConfig {
-    VqganConfig { channels: a.channels, codebook_size: a.codebook_size, code_dim: a.code_dim, decoder_output, ..Default::default() }
+    let s = a.shape();
+    VqganConfig { image_channels: s.channels, image_size: s.size, grid: s.size / 4, channels: a.channels, codebook_size: a.codebook_size, code_dim: a.code_dim, decoder_output, ..Default::default() }
 }
 pub fn fsq_config(a: &TrainArgs, decoder_output: DecoderOutput) -> FsqConfig {
-    FsqConfig { channels: a.channels, levels: a.fsq_levels.clone(), decoder_output, ..Default::default() }
+    let s = a.shape();
+    FsqConfig { image_channels: s.channels, image_size: s.size, grid: s.size / 4, channels: a.channels, levels: a.fsq_levels.clone(), decoder_output }
+}
+/// The in-project ViT teacher for images of `shape` (patch 4: one feature per token).
+pub fn default_teacher(shape: Shape, num_classes: usize) -> VitConfig {
+    VitConfig { image_channels: shape.channels, image_size: shape.size, num_classes, ..Default::default() }
 }
 pub fn vqkd_config(a: &TrainArgs, teacher: &VitConfig, decoder_output: DecoderOutput) -> VqKdConfig {
     VqKdConfig {
@@ -50,8 +57,8 @@ pub fn vqkd_config(a: &TrainArgs, teacher: &VitConfig, decoder_output: DecoderOu
 pub fn cluster_config(a: &TrainArgs, teacher: &VitConfig, decoder_output: DecoderOutput) -> ClusterConfig {
     ClusterConfig { teacher: teacher.clone(), teacher_name: teacher_name(a), codebook_size: a.codebook_size, channels: a.channels, decoder_output }
 }
-pub fn proposal_config(a: &TrainArgs, vocab_size: usize, block_size: usize) -> ProposalConfig {
-    ProposalConfig { vocab_size, num_classes: data::CLASSES.len(), block_size, n_layer: a.n_layer, n_head: a.n_head, n_embd: a.n_embd }
+pub fn proposal_config(a: &TrainArgs, vocab_size: usize, block_size: usize, num_classes: usize) -> ProposalConfig {
+    ProposalConfig { vocab_size, num_classes, block_size, n_layer: a.n_layer, n_head: a.n_head, n_embd: a.n_embd }
 }
 fn teacher_name(a: &TrainArgs) -> String {
     a.teacher.file_name().map(|s| s.to_string_lossy().replace("teacher-", "")).unwrap_or_default()
@@ -59,10 +66,13 @@ fn teacher_name(a: &TrainArgs) -> String {
 
 pub fn run_train(a: &TrainArgs, dev: &Device, command: &str) -> Result<()> {
     a.validate()?;
-    let mut train = data::load(&a.data, "train")?;
+    let shape = a.shape();
+    let mut train = data::load(&a.data, Split::Train, Some(shape))?;
     if let Some(n) = a.limit {
         train = train.truncate(n);
     }
+    // Every directory this run trains into records its data; a second run on other data is refused.
+    let record = |dir: &std::path::Path| data::record(dir, &train.info);
     let sched = |steps: usize, lr: f64, warmup: usize| train::Schedule {
         steps,
         batch_size: a.batch_size,
@@ -73,21 +83,24 @@ pub fn run_train(a: &TrainArgs, dev: &Device, command: &str) -> Result<()> {
         resume: a.resume,
         command: command.to_string(),
     };
-    let n_classes = data::CLASSES.len();
-    let cls_cfg = ClassifierConfig { in_channels: 1, channels: 32, num_classes: n_classes };
-    let vit_cfg = VitConfig { num_classes: n_classes, ..Default::default() };
+    let n_classes = train.info.classes.len();
+    let cls_cfg = ClassifierConfig { in_channels: shape.channels, channels: 32, num_classes: n_classes };
+    let vit_cfg = default_teacher(shape, n_classes);
     let stage = |s: Stage| a.stage == s || (a.stage == Stage::All && matches!(s, Stage::Tokenizer | Stage::Ar | Stage::Nar));
     if stage(Stage::Classifier) {
+        record(&a.classifier)?;
         let s = train::train_classifier(&a.classifier, &cls_cfg, &train, &sched(a.classifier_steps, 2e-3, 50), dev)?;
         eprintln!("classifier: {} steps in {:.0}s", s.step, s.elapsed_s);
     }
     if stage(Stage::Evaluator) {
+        record(&a.evaluator)?;
         // Another seed and width than the perceptual-loss classifier: an independent yardstick.
         let cfg = ClassifierConfig { channels: 40, ..cls_cfg.clone() };
         let s = train::train_classifier(&a.evaluator, &cfg, &train, &train::Schedule { seed: a.seed + 1, ..sched(a.classifier_steps + 100, 2e-3, 50) }, dev)?;
         eprintln!("evaluator: {} steps in {:.0}s", s.step, s.elapsed_s);
     }
     if stage(Stage::Teacher) {
+        record(&a.teacher)?;
         let s = match a.teacher_kind {
             TeacherKind::Supervised => train::train_teacher(&a.teacher, &vit_cfg, &train, &sched(a.teacher_steps, 1e-3, 50), dev)?,
             TeacherKind::Mim => {
@@ -103,12 +116,19 @@ pub fn run_train(a: &TrainArgs, dev: &Device, command: &str) -> Result<()> {
             bail!("no finished teacher in {} (run --stage teacher first)", a.teacher.display());
         }
         let cfg: VitConfig = serde_json::from_value(ck.state()?.config)?;
-        if cfg.image_channels != 1 || cfg.image_size != data::SIZE || cfg.grid() != 8 {
-            bail!("the teacher in {} takes {}x{}x{} images with a {}x{} patch grid; the tokenizers here need 1x32x32 and 8x8", a.teacher.display(), cfg.image_channels, cfg.image_size, cfg.image_size, cfg.grid(), cfg.grid());
+        if cfg.image_channels != shape.channels || cfg.image_size != shape.size || cfg.grid() != shape.size / 4 {
+            bail!(
+                "the teacher in {} takes {}x{}x{} images with a {}x{} patch grid; this run needs {}x{}x{} and {}x{}",
+                a.teacher.display(), cfg.image_channels, cfg.image_size, cfg.image_size, cfg.grid(), cfg.grid(),
+                shape.channels, shape.size, shape.size, shape.size / 4, shape.size / 4
+            );
         }
         let vit = ck.load(cfg.init(dev)?, None, dev, false)?.0;
         Ok((cfg, vit))
     };
+    if stage(Stage::Tokenizer) || stage(Stage::Ar) || stage(Stage::Nar) {
+        record(&a.run)?;
+    }
     if stage(Stage::Tokenizer) {
         let tsched = sched(a.tokenizer_steps, 2e-3, 50);
         let dir = a.run.join("tokenizer");
@@ -189,12 +209,12 @@ pub fn run_train(a: &TrainArgs, dev: &Device, command: &str) -> Result<()> {
         let tokens = assemble::cached_tokens(&a.run, &bytes, || train::tokenize(&tokenizer, &train, dev))?;
         let (vocab, block) = (spec.codebook_size(), spec.tokens_per_image());
         if stage(Stage::Ar) {
-            let cfg = proposal_config(a, vocab, block);
+            let cfg = proposal_config(a, vocab, block, n_classes);
             let s = train::train_proposal(&a.run.join("ar"), &cfg, &tokens, &train.labels, a.class_dropout, &sched(a.proposal_steps, 1e-3, 100), dev)?;
             eprintln!("ar: {} steps in {:.0}s", s.step, s.elapsed_s);
         }
         if stage(Stage::Nar) {
-            let cfg = proposal_config(a, vocab, block);
+            let cfg = proposal_config(a, vocab, block, n_classes);
             let s = train::train_nar(&a.run.join("nar"), &cfg, &tokens, &train.labels, a.class_dropout, &sched(a.proposal_steps, 1e-3, 100), dev)?;
             eprintln!("nar: {} steps in {:.0}s", s.step, s.elapsed_s);
         }

@@ -13,7 +13,8 @@ use crate::checkpoint::Checkpoint;
 use crate::cli::{PixelLoss, Stage, TeacherKind, TrainArgs};
 use crate::eval::EvalReport;
 use crate::table_render::{row_json, summary, with_references};
-use crate::{SampleArgs, data, eval};
+use crate::data::DataSpec;
+use crate::{SampleArgs, eval};
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
 use clap::ValueEnum;
@@ -99,8 +100,14 @@ pub struct TableArgs {
     pub samples_per_class: Option<usize>,
     #[arg(long, default_value = "models/evaluator")]
     pub evaluator: PathBuf,
-    #[arg(long, default_value = data::DEFAULT_DIR)]
-    pub data: PathBuf,
+    /// fashion-mnist | folder:DIR | captions:FILE.jsonl | emoji
+    #[arg(long, value_parser = |s: &str| s.parse::<DataSpec>(), default_value = "fashion-mnist")]
+    pub data: DataSpec,
+    /// Image size and channels (default: the data set's).
+    #[arg(long)]
+    pub image_size: Option<usize>,
+    #[arg(long)]
+    pub image_channels: Option<usize>,
     /// Train nothing: write the table from the (row, seed) runs already evaluated under --work (to
     /// redraw it while runs go on in another process, or after copying runs from another machine).
     #[arg(long)]
@@ -199,6 +206,8 @@ impl Runner<'_> {
         let mut a = TrainArgs::defaults();
         a.resume = true;
         a.data = self.args.data.clone();
+        a.image_size = self.args.image_size;
+        a.image_channels = self.args.image_channels;
         a.classifier = self.args.work.join("classifier");
         a.batch_size = b.batch_size;
         a.classifier_steps = b.classifier_steps;
@@ -274,7 +283,7 @@ impl Runner<'_> {
         crate::export::export(&run, &bundle, &format!("table-{}-s{seed}", row.name), self.device)?;
         let sampling = SampleArgs::default();
         let samples = self.args.samples_per_class.unwrap_or(self.budget.samples_per_class);
-        let mut e = eval::evaluate_bundle(&bundle, &self.args.evaluator, &self.args.data, samples, self.budget.test_limit, &sampling, None, self.device)?;
+        let mut e = eval::evaluate_bundle(&bundle, &self.args.evaluator, Some(&self.args.data), samples, self.budget.test_limit, &sampling, None, self.device)?;
         timing["eval_s"] = json!(timing["eval_s"].as_f64().unwrap_or(0.0) + t1.elapsed().as_secs_f64());
         e.timing = Some(timing.clone());
         std::fs::write(&timing_path, serde_json::to_string_pretty(&timing)?)?;
@@ -336,7 +345,8 @@ pub fn table(args: &TableArgs, device: &Device, device_name: &str) -> Result<Val
         total_train += timing["train_s"].as_f64().unwrap_or(0.0);
         total_eval += timing["eval_s"].as_f64().unwrap_or(0.0);
         if reference.is_null() {
-            reference = json!({"floor": e.fid_eval_real_floor, "test_images": e.test_images, "evaluator": e.evaluator});
+            let samples = e.proposals.values().next().map_or(0, |p| p.samples);
+            reference = json!({"floor": e.fid_eval_real_floor, "test_images": e.test_images, "evaluator": e.evaluator, "samples": samples, "data": args.data.to_string()});
         }
         evals[j].push((seed, e));
         out_rows = with_references(jobs.iter().zip(&evals).filter(|(_, ev)| !ev.is_empty())
@@ -378,14 +388,14 @@ mod tests {
     /// ablation's seed as reference), a well-formed table.
     #[test]
     fn tiny_table_end_to_end() {
-        let data = PathBuf::from(data::DEFAULT_DIR);
+        let data = DataSpec::FashionMnist(PathBuf::from(crate::data::fmnist::DEFAULT_DIR));
         let evaluator = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/evaluator"));
         let dir = std::env::temp_dir().join(format!("tessera-table-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let args = TableArgs {
             work: dir.join("work"), out: dir.join("out"), preset: Preset::Tiny, seeds: vec![0, 1],
             rows: vec!["vqgan".into(), "cluster".into()], ablations: vec!["cluster-k64".into()], ablation_seeds: None,
-            samples_per_class: None, evaluator, data, finished_only: false,
+            samples_per_class: None, evaluator, data, image_size: None, image_channels: None, finished_only: false,
         };
         let dev = Device::flex();
         let t = table(&args, &dev, "flex").unwrap();

@@ -5,7 +5,7 @@ use crate::checkpoint::Checkpoint;
 use crate::eval::{EvalReport, Metric, ProposalReport};
 use crate::metrics::mean_std;
 use crate::table::{Budget, Row, TableArgs, done, run_dir};
-use crate::{SampleArgs, data, eval, plots};
+use crate::{SampleArgs, eval, plots};
 use anyhow::{Result, bail};
 use burn::prelude::*;
 use serde_json::{Value, json};
@@ -221,7 +221,8 @@ pub(crate) fn summary(args: &TableArgs, budget: &Budget, ablation_seeds: &[u64],
         "budget": budget,
         "seeds": args.seeds,
         "ablation_seeds": ablation_seeds,
-        "samples": args.samples_per_class.unwrap_or(budget.samples_per_class) * data::CLASSES.len(),
+        "data": reference["data"],
+        "samples": reference["samples"],
         "fid_eval_real_floor": reference["floor"],
         "test_images": reference["test_images"],
         "evaluator": reference["evaluator"],

@@ -11,7 +11,7 @@ pub fn train_classifier(dir: &Path, cfg: &ClassifierConfig, data: &Dataset, sche
         let idx = sched.batch(step, data.len());
         let (x, y) = data.batch(&idx);
         let b = idx.len();
-        let logits = model.forward(images(x, b, &device));
+        let logits = model.forward(data.tensor(x, b, &device));
         let loss = burn::nn::loss::CrossEntropyLossConfig::new()
             .init(&device)
             .forward(logits, Tensor::from_data(TensorData::new(y, [b]), &device));

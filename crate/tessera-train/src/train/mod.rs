@@ -5,7 +5,9 @@
 //! deterministic given `--seed` (the batch at step s depends only on the seed and s), and shows
 //! an indicatif progress bar.
 use crate::checkpoint::{Checkpoint, TrainState};
-use crate::data::{Dataset, SIZE};
+use crate::data::Dataset;
+#[cfg(test)]
+use crate::data::{DataInfo, Shape};
 use anyhow::Result;
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
@@ -142,9 +144,6 @@ fn update<M: Module>(model: M, optim: &mut ModuleOptimizer, loss: Tensor<1>, lr:
     (model, (step % 10 == 0).then(|| loss.into_scalar::<f32>()))
 }
 
-fn images(x: Vec<f32>, n: usize, device: &Device) -> Tensor<4> {
-    Tensor::from_data(TensorData::new(x, [n, 1, SIZE, SIZE]), device)
-}
 
 pub mod classifier;
 pub mod proposal;
@@ -164,6 +163,7 @@ mod tests {
     /// 64 synthetic images: a bright square whose position depends on the class.
     fn squares() -> Dataset {
         let n = 64;
+        const SIZE: usize = 32;
         let mut images = vec![-1.0f32; n * SIZE * SIZE];
         let mut labels = Vec::new();
         for i in 0..n {
@@ -174,9 +174,10 @@ mod tests {
                     images[i * SIZE * SIZE + y * SIZE + x] = 1.0;
                 }
             }
-            labels.push(c as u8);
+            labels.push(c as u16);
         }
-        Dataset { images, labels }
+        let info = DataInfo { name: "squares".into(), spec: "test".into(), shape: Shape { size: SIZE, channels: 1 }, classes: (0..4).map(|c| c.to_string()).collect(), background: 0, credits: vec![] };
+        Dataset { info, images, labels, texts: vec![] }
     }
 
     fn sched(steps: usize, resume: bool) -> Schedule {

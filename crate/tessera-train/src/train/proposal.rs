@@ -4,7 +4,7 @@ use super::*;
 
 /// Trains the NAR (MaskGIT) proposal network: each sequence gets a cosine-schedule number of
 /// random positions masked; the loss is cross-entropy on those. Class dropout as for AR.
-pub fn train_nar(dir: &Path, cfg: &ProposalConfig, tokens: &[u16], labels: &[u8], class_dropout: f64, sched: &Schedule, device: &Device) -> Result<TrainState> {
+pub fn train_nar(dir: &Path, cfg: &ProposalConfig, tokens: &[u16], labels: &[u16], class_dropout: f64, sched: &Schedule, device: &Device) -> Result<TrainState> {
     let device = device.clone().autodiff();
     device.seed(sched.seed);
     let model = cfg.init_maskgit(&device)?;
@@ -34,7 +34,7 @@ pub fn train_nar(dir: &Path, cfg: &ProposalConfig, tokens: &[u16], labels: &[u8]
 
 /// Trains the AR proposal network on cached tokens; the class is replaced by the null class
 /// with probability `class_dropout` (classifier-free guidance).
-pub fn train_proposal(dir: &Path, cfg: &ProposalConfig, tokens: &[u16], labels: &[u8], class_dropout: f64, sched: &Schedule, device: &Device) -> Result<TrainState> {
+pub fn train_proposal(dir: &Path, cfg: &ProposalConfig, tokens: &[u16], labels: &[u16], class_dropout: f64, sched: &Schedule, device: &Device) -> Result<TrainState> {
     let device = device.clone().autodiff();
     device.seed(sched.seed);
     let model = cfg.init_gpt(&device)?;

@@ -11,7 +11,7 @@ pub fn train_teacher(dir: &Path, cfg: &VitConfig, data: &Dataset, sched: &Schedu
         let idx = sched.batch(step, data.len());
         let (x, y) = data.batch(&idx);
         let b = idx.len();
-        let logits = model.forward(images(x, b, &device));
+        let logits = model.forward(data.tensor(x, b, &device));
         let loss = burn::nn::loss::CrossEntropyLossConfig::new().init(&device).forward(logits, Tensor::from_data(TensorData::new(y, [b]), &device));
         Ok(update(model, optim, loss, lr, step))
     })?;
@@ -47,7 +47,7 @@ pub fn train_teacher_mim(dir: &Path, cfg: &MimConfig, data: &Dataset, sched: &Sc
         for _ in 0..b {
             mask.extend(random_mask(&mut rng, n, masked));
         }
-        let loss = model.loss(images(x, b, &ad), Tensor::from_data(TensorData::new(mask, [b, n]), &ad));
+        let loss = model.loss(data.tensor(x, b, &ad), Tensor::from_data(TensorData::new(mask, [b, n]), &ad));
         Ok(update(model, optim, loss, lr, step))
     })?;
     let teacher = TrainState { stage: "teacher".into(), config: serde_json::to_value(&cfg.vit)?, ..state.clone() };
@@ -61,7 +61,7 @@ pub fn teacher_features(teacher: &Vit, data: &Dataset, n: usize, device: &Device
     for start in (0..n.min(data.len())).step_by(250) {
         let idx: Vec<usize> = (start..(start + 250).min(n).min(data.len())).collect();
         let (x, _) = data.batch(&idx);
-        let f = teacher.patch_features(images(x, idx.len(), device));
+        let f = teacher.patch_features(data.tensor(x, idx.len(), device));
         out.extend(f.into_data().convert::<f32>().try_to_vec::<f32>().expect("floats"));
     }
     out

@@ -34,7 +34,7 @@ pub fn train_tokenizer(dir: &Path, cfg: &VqganConfig, data: &Dataset, sched: &Sc
     let (_, state) = run_stage("tokenizer", dir, sched, serde_json::to_value(cfg)?, model, &device, |model, optim, step, lr, state| {
         let idx = sched.batch(step, data.len());
         let (x, _) = data.batch(&idx);
-        let x = images(x, idx.len(), &device);
+        let x = data.tensor(x, idx.len(), &device);
         let out = model.forward(x.clone());
         let rec = (out.reconstruction - x).powi_scalar(2).mean();
         let loss = rec.clone() + out.vq_loss;
@@ -64,7 +64,7 @@ pub fn tokenize(tokenizer: &AnyTokenizer, data: &Dataset, device: &Device) -> Ve
     for start in (0..data.len()).step_by(500) {
         let idx: Vec<usize> = (start..(start + 500).min(data.len())).collect();
         let (x, _) = data.batch(&idx);
-        let t = tokenizer.encode(images(x, idx.len(), device));
+        let t = tokenizer.encode(data.tensor(x, idx.len(), device));
         out.extend(t.into_data().convert::<i64>().try_to_vec::<i64>().expect("ints").into_iter().map(|v| v as u16));
     }
     out
@@ -176,7 +176,7 @@ pub fn train_vqgan<M: PixelTokenizer>(
     let k = model.codebook_size();
     let disc_dir = dir.with_file_name("disc");
     let disc_ck = Checkpoint::new(&disc_dir)?;
-    let mut disc = PatchDiscriminator::new(1, losses.disc_channels, device);
+    let mut disc = PatchDiscriminator::new(data.shape().channels, losses.disc_channels, device);
     let mut dopt = optimizer();
     if sched.resume && disc_ck.exists() {
         let (d, o) = disc_ck.load(disc, Some(dopt), device, true)?;
@@ -187,7 +187,7 @@ pub fn train_vqgan<M: PixelTokenizer>(
     let (_, state) = run_stage(M::STAGE, dir, sched, spec, model, device, |model: M, optim, step, lr, state| {
         let idx = sched.batch(step, data.len());
         let (x, _) = data.batch(&idx);
-        let x = images(x, idx.len(), device);
+        let x = data.tensor(x, idx.len(), device);
         let (zq, aux, tokens, latents) = model.quantize_images(x.clone(), &idx);
         let dec = model.pixel_decoder();
         let h = dec.features(zq);
@@ -250,7 +250,7 @@ pub fn train_fsq(dir: &Path, cfg: &FsqConfig, data: &Dataset, sched: &Schedule, 
     let (_, state) = run_stage("tokenizer", dir, sched, spec, model, &device, |model: FsqTokenizer, optim, step, lr, _| {
         let idx = sched.batch(step, data.len());
         let (x, _) = data.batch(&idx);
-        let x = images(x, idx.len(), &device);
+        let x = data.tensor(x, idx.len(), &device);
         let (rec, _) = model.forward(x.clone());
         let loss = (rec - x).powi_scalar(2).mean();
         Ok(update(model, optim, loss, lr, step))
@@ -277,7 +277,7 @@ pub fn train_vqkd(dir: &Path, cfg: &VqKdConfig, teacher: &Vit, data: &Dataset, s
                 for s in 0..4 {
                     let idx = sched.batch(s, data.len());
                     let (x, _) = data.batch(&idx);
-                    let e = model.encoder.forward(images(x, idx.len(), &device).detach());
+                    let e = model.encoder.forward(data.tensor(x, idx.len(), &device).detach());
                     z.extend(tessera::ops::grid_to_rows(e).detach().into_data().convert::<f32>().try_to_vec::<f32>().expect("floats"));
                 }
                 let (c, _) = kmeans_cosine(&z, d, k, 10, sched.seed)?;
@@ -290,8 +290,8 @@ pub fn train_vqkd(dir: &Path, cfg: &VqKdConfig, teacher: &Vit, data: &Dataset, s
         let idx = sched.batch(step, data.len());
         let (x, _) = data.batch(&idx);
         let b = idx.len();
-        let feats = teacher.patch_features(images(x.clone(), b, &plain)).autodiff();
-        let out = model.forward(images(x, b, &device), feats, cfg.commitment);
+        let feats = teacher.patch_features(data.tensor(x.clone(), b, &plain)).autodiff();
+        let out = model.forward(data.tensor(x, b, &device), feats, cfg.commitment);
         let grads = GradientsParams::from_grads(out.loss.backward(), &model);
         let model: VqKdDistill = optim.step(lr, model, grads);
         let toks: Vec<usize> = out.tokens.into_data().convert::<i64>().try_to_vec::<i64>().expect("ints").into_iter().map(|t| t as usize).collect();
@@ -331,7 +331,7 @@ pub fn train_decoder(dir: &Path, cfg: &DecoderConfig, codebook: &[f32], grid: us
         let (x, _) = data.batch(&idx);
         let (z, _, _) = frozen_latents(&codes, tokens, grid, &idx);
         let rec = model.forward(z);
-        let loss = (rec - images(x, idx.len(), &device)).powi_scalar(2).mean();
+        let loss = (rec - data.tensor(x, idx.len(), &device)).powi_scalar(2).mean();
         Ok(update(model, optim, loss, lr, step))
     })?;
     Ok(state)

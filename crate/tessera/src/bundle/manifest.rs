@@ -57,6 +57,9 @@ pub struct DatasetInfo {
     pub image_size: usize,
     pub channels: usize,
     pub classes: Vec<String>,
+    /// Sources and licences of the training images (model cards and the site credit them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub credits: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
