@@ -18,6 +18,9 @@ DESCRIBE = {
 }
 
 
+FMNIST_CREDITS = ['Fashion-MNIST (Zalando Research, MIT licence), Debian package dataset-fashion-mnist']
+
+
 def pixel_loss(m):
     """'vqgan' when the pixels were learnt with the GAN term: its checkpoint records the weight, and a
     VQ-KD / Cluster decoder trained that way has the linear output layer that only those losses use."""
@@ -194,6 +197,8 @@ def index(models='models'):
         kind = kind_of(m)
         out.append({
             'name': m['name'], 'path': os.path.basename(d) + '/', 'tokenizer': kind, 'label': label(m),
+            'dataset': m['dataset']['name'], 'image_size': m['dataset']['image_size'], 'channels': m['dataset']['channels'],
+            'credits': m['dataset'].get('credits') or FMNIST_CREDITS,
             'pixel_loss': pixel_loss(m) if kind in ('vqgan', 'fsq') else None,
             'family': DESCRIBE[kind][1], 'teacher': m['tokenizer']['config'].get('teacher_name'),
             'teacher_label': teacher_label(m['tokenizer']['config'].get('teacher_name')),
@@ -205,7 +210,10 @@ def index(models='models'):
         })
     order = ['vqgan', 'fsq', 'vqkd', 'cluster']
     out.sort(key=lambda b: (order.index(b['tokenizer']) if b['tokenizer'] in order else 9, b['teacher'] or ''))
-    json.dump({'default': 'fmnist-vqkd/', 'bundles': out}, open(os.path.join(models, 'index.json'), 'w'), indent=2)
+    # The site opens the emoji VQ-KD bundle when one ships, else Fashion-MNIST's.
+    paths = [b['path'] for b in out]
+    default = next((p for p in ('emoji-vqkd/', 'fmnist-vqkd/') if p in paths), paths[0] if paths else 'fmnist-vqkd/')
+    json.dump({'default': default, 'bundles': out}, open(os.path.join(models, 'index.json'), 'w'), indent=2)
     print(f'wrote {models}/index.json ({len(out)} bundles)')
     # The same figures as a Markdown table (the README links it; nothing typed by hand).
     L = ['# Shipped bundles: measured figures', '',

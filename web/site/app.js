@@ -7,6 +7,8 @@ const $ = (id) => document.getElementById(id);
 const pageStart = performance.now();
 const params = new URLSearchParams(location.search);
 let index = { default: 'fmnist-vqkd/', bundles: [] };
+const datasetOf = (b) => b.dataset ?? 'fashion-mnist';
+const DATASET_LABELS = { 'fashion-mnist': 'Fashion-MNIST (grey, 32 px)', emoji: 'Emoji (colour)' };
 let generator = null;
 let busy = false;
 let lastImages = [];     // ImageData of the last generation
@@ -92,7 +94,13 @@ async function load() {
   }
   window.tessera.info = info;
   const sel = $('class');
-  if (!sel.options.length) info.classes.forEach((name, i) => sel.add(new Option(name, String(i))));
+  // a model of another data set brings its own classes
+  if ([...sel.options].map((o) => o.text).join('\n') !== info.classes.join('\n')) {
+    const keepClass = sel.value;
+    sel.replaceChildren(...info.classes.map((name, i) => new Option(name, String(i))));
+    if (Number(keepClass) < info.classes.length) sel.value = keepClass;
+  }
+  setCanvas(info);
   const prop = $('proposal');
   const keep = prop.value;
   prop.replaceChildren(...Object.entries(info.proposals).map(([k, d]) => new Option(`${k.toUpperCase()} (${d.kind === 'ar' ? 'GPT' : 'MaskGIT'})`, k)));
@@ -177,16 +185,27 @@ async function generate(opts) {
 // ---- Reconstruct ------------------------------------------------------------------------------
 
 const draw = $('draw');
-const dctx = draw.getContext('2d');
-const D = draw.width; // the drawing's side; `reconstruct` scales it to each model's image size
-function clearDrawing() { dctx.fillStyle = '#000'; dctx.fillRect(0, 0, D, D); }
+const dctx = draw.getContext('2d', { willReadFrequently: true });
+let D = draw.width; // the drawing's side: the model's image size
+let background = 0; // the model's background grey level (0 Fashion-MNIST, 255 emoji)
+const grey = (v) => `rgb(${v},${v},${v})`;
+function clearDrawing() { dctx.fillStyle = grey(background); dctx.fillRect(0, 0, D, D); }
 clearDrawing();
+/** Sizes the drawing to the model's images and paints it with the model's background. */
+function setCanvas(info) {
+  if (info.imageSize === D && info.background === background) return;
+  D = info.imageSize; background = info.background ?? 0;
+  draw.width = draw.height = D;
+  $('pen').value = background < 128 ? '#ffffff' : '#000000';
+  $('invert').parentElement.classList.toggle('hidden', info.dataset !== 'fashion-mnist');
+  clearDrawing();
+}
 let drawing = false;
 function stroke(e) {
   const r = draw.getBoundingClientRect();
   const x = (e.clientX - r.left) * D / r.width, y = (e.clientY - r.top) * D / r.height;
-  dctx.fillStyle = '#fff';
-  dctx.beginPath(); dctx.arc(x, y, 1.6, 0, 2 * Math.PI); dctx.fill();
+  dctx.fillStyle = $('pen').value;
+  dctx.beginPath(); dctx.arc(x, y, 1.6 * D / 32, 0, 2 * Math.PI); dctx.fill();
 }
 draw.addEventListener('pointerdown', (e) => { drawing = true; stroke(e); });
 draw.addEventListener('pointermove', (e) => drawing && stroke(e));
@@ -196,9 +215,10 @@ $('upload').onchange = async () => {
   const f = $('upload').files[0];
   if (!f) return;
   const bmp = await createImageBitmap(f);
-  // fit inside 28x28 centred (as Fashion-MNIST does), black background
+  // fit inside the canvas centred, on the model's background (Fashion-MNIST: inside 28 of 32 pixels)
   clearDrawing();
-  const s = (D * 28) / 32 / Math.max(bmp.width, bmp.height);
+  const margin = generator?.info.dataset === 'fashion-mnist' ? 28 / 32 : 1;
+  const s = (D * margin) / Math.max(bmp.width, bmp.height);
   const w = bmp.width * s, h = bmp.height * s;
   dctx.drawImage(bmp, (D - w) / 2, (D - h) / 2, w, h);
   if ($('invert').checked) invertDrawing();
@@ -215,7 +235,8 @@ async function reconstructAll(image = dctx.getImageData(0, 0, D, D)) {
   const body = $('recon-table').tBodies[0];
   body.replaceChildren();
   const results = [];
-  for (const b of index.bundles) {
+  const dataset = generator?.info.dataset ?? 'fashion-mnist';
+  for (const b of index.bundles.filter((b) => datasetOf(b) === dataset)) {
     const tr = body.insertRow();
     tr.insertCell().textContent = `${b.label}${b.teacher ? ` (${b.teacher_label ?? b.teacher})` : ''}`;
     const [c1, c2, c3, c4] = [tr.insertCell(), tr.insertCell(), tr.insertCell(), tr.insertCell()];
@@ -315,6 +336,13 @@ $('device').addEventListener('change', () => {
   return load();
 });
 $('model').addEventListener('change', load);
+/** The tokenizers of one data set in the model list; its default (or first) selected. */
+function showDataset(dataset) {
+  const bundles = index.bundles.filter((b) => datasetOf(b) === dataset);
+  $('model').replaceChildren(...bundles.map((b) => new Option(`${b.label}${b.teacher ? ` (${b.teacher_label ?? b.teacher})` : ''} — ${b.family}`, b.path)));
+  $('model').value = bundles.some((b) => b.path === index.default) ? index.default : bundles[0]?.path ?? '';
+}
+$('dataset').addEventListener('change', () => { showDataset($('dataset').value); return load(); });
 $('proposal').addEventListener('change', applyDefaults);
 if (params.get('device')) $('device').value = params.get('device');
 
@@ -324,9 +352,12 @@ try {
   status(`Could not read models/index.json: ${e.message}`, true);
 }
 window.tessera.index = index;
-for (const b of index.bundles) $('model').add(new Option(`${b.label}${b.teacher ? ` (${b.teacher_label ?? b.teacher})` : ''} — ${b.family}`, b.path));
-$('model').value = params.get('model') ?? index.default;
-if (!$('model').value && index.bundles.length) $('model').value = index.bundles[0].path;
+const datasets = [...new Set(index.bundles.map(datasetOf))];
+$('dataset').replaceChildren(...datasets.map((d) => new Option(DATASET_LABELS[d] ?? d, d)));
+const first = index.bundles.find((b) => b.path === (params.get('model') ?? index.default)) ?? index.bundles[0];
+if (first) { $('dataset').value = datasetOf(first); showDataset(datasetOf(first)); $('model').value = first.path; }
+// every shipped data set's sources and licences (CC-BY and CC-BY-SA art must be credited)
+$('credits').textContent = [...new Set(index.bundles.flatMap((b) => b.credits ?? []))].join('; ') || 'see the model cards';
 if (params.get('proposal')) $('proposal').add(new Option(params.get('proposal'), params.get('proposal')));
 $('proposal').value = params.get('proposal') ?? 'ar';
 await load();

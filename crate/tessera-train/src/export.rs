@@ -73,7 +73,7 @@ pub fn export(run: &Path, out: &Path, name: &str, device: &Device) -> Result<()>
         format: tessera::bundle::FORMAT.into(),
         format_version: tessera::bundle::FORMAT_VERSION,
         name: name.into(),
-        dataset: DatasetInfo { name: info.name.clone(), image_size: s, channels: c, classes: info.classes.clone(), credits: info.credits.clone() },
+        dataset: DatasetInfo { name: info.name.clone(), image_size: s, channels: c, classes: info.classes.clone(), background: info.background, credits: info.credits.clone() },
         grid: [tok.grid(), tok.grid()],
         tokenizer: tok,
         proposals,

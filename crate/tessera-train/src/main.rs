@@ -43,7 +43,10 @@ fn main() -> Result<()> {
             eval::evaluate(&bundle, &evaluator, data.as_ref(), samples_per_class, &sampling, out.as_deref(), recon_png.as_deref(), &dev)
         }
         Cmd::Table(a) => table::table(&a, &dev, &format!("{:?}", cli.device).to_lowercase()).map(|_| ()),
-        Cmd::ImportTeacher { file, heads, out } => pipeline::import_teacher(&file, heads, &out, &dev, &command_line),
+        Cmd::ImportTeacher { file, heads, image_size, image_channels, blocks, out } => match heads {
+            Some(h) => pipeline::import_teacher(&file, h, &out, &dev, &command_line),
+            None => pipeline::import_efficientnet(&file, image_size, image_channels, blocks, &out, &dev, &command_line),
+        },
         Cmd::Data { data, image_size, image_channels, preview } => data::summary(&data, image_size, image_channels, preview.as_deref()),
         Cmd::Bench { bundle, proposal, count, runs } => bench::bench(&bundle, &proposal, count, runs, &dev, &format!("{:?}", cli.device).to_lowercase()),
     }

@@ -7,6 +7,7 @@ use anyhow::{Context, Result, bail};
 use burn::prelude::*;
 use tessera::proposal::ProposalConfig;
 use tessera::teacher::vit::VitConfig;
+use tessera::teacher::{Teacher, TeacherConfig};
 use tessera::tokenizer::TokenizerKind;
 use tessera::tokenizer::cluster::ClusterConfig;
 use tessera::tokenizer::fsq::FsqConfig;
@@ -29,6 +30,28 @@ pub fn import_teacher(file: &std::path::Path, heads: usize, out: &std::path::Pat
     Ok(())
 }
 
+/// `import-teacher` of an EfficientNet-Lite `.pth`: the stages a teacher keeps, batch norm folded,
+/// as a teacher checkpoint (f32).
+pub fn import_efficientnet(file: &std::path::Path, image_size: usize, image_channels: usize, blocks: usize, out: &std::path::Path, dev: &Device, command: &str) -> Result<()> {
+    use tessera::teacher::efficientnet::EfficientNetConfig;
+    let tensors = tessera::teacher::efficientnet_import::read_pth(file)?;
+    // Lite0 and Lite2 differ in width: the last block's output (320 vs 352) tells them apart.
+    let name = match tensors.get("_conv_head.weight").map(|t| t.shape.get(1).copied()) {
+        Some(Some(320)) => "efficientnet-lite0",
+        Some(Some(352)) => "efficientnet-lite2",
+        _ => bail!("{} is not an EfficientNet-Lite0 or -Lite2 state dict", file.display()),
+    };
+    let (width, depth) = if name.ends_with("lite2") { (1.1, 1.2) } else { (1.0, 1.0) };
+    let cfg = EfficientNetConfig { name: name.into(), width, depth, blocks, ..EfficientNetConfig::lite0_teacher(image_size, image_channels) };
+    let folded = tessera::teacher::efficientnet_import::fold(&tensors, &file.display().to_string(), &cfg)?;
+    let tcfg = TeacherConfig::EfficientNet(cfg.clone());
+    let net = tessera::bundle::weights::load_module(tcfg.init(dev)?, folded, &file.display().to_string(), dev, false)?;
+    let state = checkpoint::TrainState { stage: "teacher".into(), command: command.into(), config: serde_json::to_value(&tcfg)?, done: true, ..Default::default() };
+    checkpoint::Checkpoint::new(out)?.save(&net, None, &state)?;
+    eprintln!("imported {}: {} -> {}", file.display(), tcfg.describe(), out.display());
+    Ok(())
+}
+
 /// The pixel decoder's output layer: L1 (the VQGAN losses) needs a linear one (see `DecoderOutput`);
 /// MSE keeps tanh.
 pub fn decoder_output(a: &TrainArgs) -> DecoderOutput {
@@ -48,13 +71,13 @@ pub fn fsq_config(a: &TrainArgs, decoder_output: DecoderOutput) -> FsqConfig {
 pub fn default_teacher(shape: Shape, num_classes: usize) -> VitConfig {
     VitConfig { image_channels: shape.channels, image_size: shape.size, num_classes, ..Default::default() }
 }
-pub fn vqkd_config(a: &TrainArgs, teacher: &VitConfig, decoder_output: DecoderOutput) -> VqKdConfig {
+pub fn vqkd_config(a: &TrainArgs, teacher: &TeacherConfig, decoder_output: DecoderOutput) -> VqKdConfig {
     VqKdConfig {
-        image_channels: teacher.image_channels, image_size: teacher.image_size, grid: teacher.grid(), channels: a.channels, codebook_size: a.codebook_size,
-        code_dim: a.code_dim, teacher_dim: teacher.n_embd, teacher_name: teacher_name(a), decay: 0.99, commitment: 0.25, decoder_output,
+        image_channels: teacher.image_channels(), image_size: teacher.image_size(), grid: teacher.grid(), channels: a.channels, codebook_size: a.codebook_size,
+        code_dim: a.code_dim, teacher_dim: teacher.feature_dim(), teacher_name: teacher_name(a), decay: 0.99, commitment: 0.25, decoder_output,
     }
 }
-pub fn cluster_config(a: &TrainArgs, teacher: &VitConfig, decoder_output: DecoderOutput) -> ClusterConfig {
+pub fn cluster_config(a: &TrainArgs, teacher: &TeacherConfig, decoder_output: DecoderOutput) -> ClusterConfig {
     ClusterConfig { teacher: teacher.clone(), teacher_name: teacher_name(a), codebook_size: a.codebook_size, channels: a.channels, decoder_output }
 }
 pub fn proposal_config(a: &TrainArgs, vocab_size: usize, block_size: usize, num_classes: usize) -> ProposalConfig {
@@ -110,16 +133,16 @@ pub fn run_train(a: &TrainArgs, dev: &Device, command: &str) -> Result<()> {
         };
         eprintln!("teacher: {} steps in {:.0}s", s.step, s.elapsed_s);
     }
-    let load_teacher = || -> Result<(VitConfig, tessera::teacher::vit::Vit)> {
+    let load_teacher = || -> Result<(TeacherConfig, Teacher)> {
         let ck = checkpoint::Checkpoint::new(&a.teacher)?;
         if !ck.exists() || !ck.state()?.done {
             bail!("no finished teacher in {} (run --stage teacher first)", a.teacher.display());
         }
-        let cfg: VitConfig = serde_json::from_value(ck.state()?.config)?;
-        if cfg.image_channels != shape.channels || cfg.image_size != shape.size || cfg.grid() != shape.size / 4 {
+        let cfg: TeacherConfig = serde_json::from_value(ck.state()?.config).with_context(|| format!("the teacher config in {}", a.teacher.display()))?;
+        if cfg.image_channels() != shape.channels || cfg.image_size() != shape.size || cfg.grid() != shape.size / 4 {
             bail!(
-                "the teacher in {} takes {}x{}x{} images with a {}x{} patch grid; this run needs {}x{}x{} and {}x{}",
-                a.teacher.display(), cfg.image_channels, cfg.image_size, cfg.image_size, cfg.grid(), cfg.grid(),
+                "the teacher in {} takes {}x{}x{} images with a {}x{} feature grid; this run needs {}x{}x{} and {}x{}",
+                a.teacher.display(), cfg.image_channels(), cfg.image_size(), cfg.image_size(), cfg.grid(), cfg.grid(),
                 shape.channels, shape.size, shape.size, shape.size / 4, shape.size / 4
             );
         }
@@ -188,10 +211,11 @@ pub fn run_train(a: &TrainArgs, dev: &Device, command: &str) -> Result<()> {
                 let (tcfg, teacher) = load_teacher()?;
                 let cfg = cluster_config(a, &tcfg, decoder_output);
                 cfg.validate()?;
-                let codebook = assemble::cluster_codebook(&a.run, &teacher, &train, a.cluster_images, a.codebook_size, a.seed, dev)?;
+                let dim = tcfg.feature_dim();
+                let codebook = assemble::cluster_codebook(&a.run, &teacher, dim, &train, a.cluster_images, a.codebook_size, a.seed, dev)?;
                 let mut feats = train::teacher_features(&teacher, &train, train.len(), dev);
-                tessera::train::kmeans::normalize_rows(&mut feats, tcfg.n_embd);
-                let tokens: Vec<u16> = tessera::train::kmeans::assign(&feats, &codebook, tcfg.n_embd).into_iter().map(|t| t as u16).collect();
+                tessera::train::kmeans::normalize_rows(&mut feats, dim);
+                let tokens: Vec<u16> = tessera::train::kmeans::assign(&feats, &codebook, dim).into_iter().map(|t| t as u16).collect();
                 train_decoder(&cfg.decoder(), &codebook, tcfg.grid(), &tokens)?;
                 assemble::cluster(&a.run, &a.teacher, &cfg, &codebook, command, t0.elapsed().as_secs_f64())?;
             }

@@ -318,17 +318,22 @@ impl Inner {
         if count == 0 || count > MAX_COUNT || rgba.len() != count * s * s * 4 {
             return Err(TesseraError::InvalidOption(format!("expected 1..={MAX_COUNT} RGBA images of {s}x{s} ({} bytes each), got {} bytes for {count}", s * s * 4, rgba.len())));
         }
-        // [n, c, s, s] in [-1, 1]: grey = luminance for one-channel models
+        // [n, c, s, s] in [-1, 1]: alpha composited on the training background (as the data
+        // was); grey = luminance for one-channel models
+        let bg = m.dataset.background as f32;
         let mut x = vec![0f32; count * c * s * s];
         for i in 0..count {
             for p in 0..s * s {
-                let px = &rgba[(i * s * s + p) * 4..(i * s * s + p) * 4 + 4];
+                let q = &rgba[(i * s * s + p) * 4..(i * s * s + p) * 4 + 4];
+                let a = q[3] as f32 / 255.0;
+                let mix = |v: u8| (v as f32 * a + bg * (1.0 - a)).round() as u8;
+                let px = [mix(q[0]), mix(q[1]), mix(q[2])];
                 let f = |v: u8| v as f32 / 127.5 - 1.0;
                 if c == 1 {
                     x[i * s * s + p] = f(((px[0] as f32 * 0.299 + px[1] as f32 * 0.587 + px[2] as f32 * 0.114).round()) as u8);
                 } else {
                     for ch in 0..c {
-                        x[(i * c + ch) * s * s + p] = f(px[ch.min(3)]);
+                        x[(i * c + ch) * s * s + p] = f(px[ch.min(2)]);
                     }
                 }
             }
@@ -422,6 +427,10 @@ impl Tessera {
         set(&o, "name", m.name.as_str());
         set(&o, "classes", serde_wasm_bindgen::to_value(&m.dataset.classes).map_err(option_err)?);
         set(&o, "imageSize", m.dataset.image_size as u32);
+        set(&o, "channels", m.dataset.channels as u32);
+        set(&o, "dataset", m.dataset.name.as_str());
+        set(&o, "background", m.dataset.background as u32);
+        set(&o, "credits", serde_wasm_bindgen::to_value(&m.dataset.credits).map_err(option_err)?);
         set(&o, "grid", serde_wasm_bindgen::to_value(&m.grid).map_err(option_err)?);
         set(&o, "tokenizer", m.tokenizer.kind().name());
         set(&o, "codebookSize", m.tokenizer.codebook_size() as u32);

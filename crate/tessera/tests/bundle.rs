@@ -55,7 +55,7 @@ fn fixture(device: &Device) -> Fixture {
         format: tessera::bundle::FORMAT.into(),
         format_version: tessera::bundle::FORMAT_VERSION,
         name: "tiny".into(),
-        dataset: DatasetInfo { name: "synthetic".into(), image_size: 32, channels: 1, classes: vec!["a".into(), "b".into(), "c".into()] },
+        dataset: DatasetInfo { name: "synthetic".into(), image_size: 32, channels: 1, background: 0, credits: vec![], classes: vec!["a".into(), "b".into(), "c".into()] },
         grid: [8, 8],
         tokenizer: TokenizerSpec::Vqgan(tok),
         proposals,
@@ -292,7 +292,7 @@ fn every_tokenizer_kind_round_trips() {
         TokenizerSpec::Vqgan(VqganConfig { channels: 4, codebook_size: 16, code_dim: 4, ..Default::default() }),
         TokenizerSpec::Fsq(FsqConfig { channels: 4, ..Default::default() }),
         TokenizerSpec::Vqkd(VqKdConfig { image_channels: 1, image_size: 32, grid: 8, channels: 4, codebook_size: 16, code_dim: 4, teacher_dim: 8, teacher_name: "t".into(), decay: 0.99, commitment: 0.25, decoder_output: Default::default() }),
-        TokenizerSpec::Cluster(ClusterConfig { teacher, teacher_name: "t".into(), codebook_size: 16, channels: 4, decoder_output: Default::default() }),
+        TokenizerSpec::Cluster(ClusterConfig { teacher: teacher.into(), teacher_name: "t".into(), codebook_size: 16, channels: 4, decoder_output: Default::default() }),
     ];
     let images = Tensor::<4>::random([2, 1, 32, 32], burn::tensor::Distribution::Uniform(-1.0, 1.0), &d);
     for spec in specs {

@@ -31,7 +31,7 @@ fn tiny_bundle(d: &Device) -> Vec<Vec<u8>> {
         format: FORMAT.into(),
         format_version: FORMAT_VERSION,
         name: "tiny".into(),
-        dataset: DatasetInfo { name: "synthetic".into(), image_size: 32, channels: 1, classes: vec!["a".into(), "b".into()] },
+        dataset: DatasetInfo { name: "synthetic".into(), image_size: 32, channels: 1, background: 0, credits: vec![], classes: vec!["a".into(), "b".into()] },
         grid: [8, 8],
         tokenizer: TokenizerSpec::Vqgan(tok),
         proposals: BTreeMap::from([

@@ -44,7 +44,16 @@ export interface SamplingDefaults {
 export interface ModelInfo {
   name: string;
   classes: string[];
+  /** Pixels per side of generated and reconstructed images. */
   imageSize: number;
+  /** 1 (gray) or 3 (RGB): what the model works in; images are always RGBA. */
+  channels: number;
+  /** The data set the model was trained on (`fashion-mnist`, `emoji`, a folder's name). */
+  dataset: string;
+  /** Gray level (0-255) of the training images' background: transparent input pixels become it. */
+  background: number;
+  /** Sources and licences of the training images, to show beside generated images. */
+  credits: string[];
   grid: [number, number];
   tokenizer: TokenizerKind;
   codebookSize: number;

@@ -81,7 +81,7 @@ function splitImages(pixels, size) {
   return out;
 }
 
-/** RGBA bytes of `images` scaled to size x size (ImageData of that size is used as is). */
+/** RGBA bytes of `images` fitted into size x size (ImageData of that size is used as is). */
 async function toModelPixels(images, size) {
   const out = new Uint8Array(images.length * size * size * 4);
   for (const [i, img] of images.entries()) {
@@ -95,9 +95,13 @@ async function toModelPixels(images, size) {
       } catch (e) {
         throw new TesseraError('InvalidOption', `reconstruct: image ${i} is not an image (${e.message})`);
       }
+      // fitted inside the square, centred, keeping its aspect; the rest stays transparent, which
+      // the model composites on its training background
       const canvas = new OffscreenCanvas(size, size);
       const ctx = canvas.getContext('2d');
-      ctx.drawImage(bitmap, 0, 0, size, size);
+      const s = size / Math.max(bitmap.width, bitmap.height);
+      const w = bitmap.width * s, h = bitmap.height * s;
+      ctx.drawImage(bitmap, (size - w) / 2, (size - h) / 2, w, h);
       data = ctx.getImageData(0, 0, size, size).data;
     }
     out.set(data, i * size * size * 4);

@@ -24,6 +24,7 @@ use tessera::teacher::mim::{Mim, MimConfig};
 use tessera::rng::Rng;
 use tessera::ops::rows_to_grid;
 use tessera::tokenizer::AnyTokenizer;
+use tessera::teacher::Teacher;
 use tessera::teacher::vit::{Vit, VitConfig};
 use tessera::tokenizer::vqgan::{VqganTokenizer, VqganConfig};
 use tessera::train::vqgan_loss::{PatchDiscriminator, VqganLossConfig, adaptive_weight, generator_loss, hinge_d_loss, perceptual_loss};
@@ -235,7 +236,9 @@ mod tests {
         let ck = Checkpoint::new(&dir.join("teacher-mim")).unwrap();
         assert!(ck.state().unwrap().done);
         ck.load(mim.vit.init(&d).unwrap(), None, &d, false).unwrap(); // the teacher checkpoint is a plain ViT
-        let (teacher, _) = Checkpoint::new(&dir.join("teacher")).unwrap().load(vit.init(&d).unwrap(), None, &d, false).unwrap();
+        // a ViT checkpoint loads as the Teacher enum (same tensor names)
+        let tcfg: tessera::teacher::TeacherConfig = vit.clone().into();
+        let (teacher, _) = Checkpoint::new(&dir.join("teacher")).unwrap().load(tcfg.init(&d).unwrap(), None, &d, false).unwrap();
         let kd = VqKdConfig { image_channels: 1, image_size: 32, grid: 8, channels: 8, codebook_size: 16, code_dim: 8, teacher_dim: 16, teacher_name: "t".into(), decay: 0.9, commitment: 0.25, decoder_output: Default::default() };
         let s = train_vqkd(&dir.join("vqkd"), &kd, &teacher, &data, &sched(30, false), &d).unwrap();
         let l = &s.losses;

@@ -56,7 +56,7 @@ pub fn train_teacher_mim(dir: &Path, cfg: &MimConfig, data: &Dataset, sched: &Sc
 }
 
 /// Patch features of the first `n` training images (`[n * patches, dim]`, inference device).
-pub fn teacher_features(teacher: &Vit, data: &Dataset, n: usize, device: &Device) -> Vec<f32> {
+pub fn teacher_features(teacher: &Teacher, data: &Dataset, n: usize, device: &Device) -> Vec<f32> {
     let mut out = Vec::new();
     for start in (0..n.min(data.len())).step_by(250) {
         let idx: Vec<usize> = (start..(start + 250).min(n).min(data.len())).collect();

@@ -260,7 +260,7 @@ pub fn train_fsq(dir: &Path, cfg: &FsqConfig, data: &Dataset, sched: &Schedule, 
 
 /// VQ-KD stage 1: encoder + cosine codebook (k-means initialised, EMA updated) + feature adaptor,
 /// trained to reconstruct the frozen `teacher`'s patch features.
-pub fn train_vqkd(dir: &Path, cfg: &VqKdConfig, teacher: &Vit, data: &Dataset, sched: &Schedule, device: &Device) -> Result<TrainState> {
+pub fn train_vqkd(dir: &Path, cfg: &VqKdConfig, teacher: &Teacher, data: &Dataset, sched: &Schedule, device: &Device) -> Result<TrainState> {
     let plain = device.clone();
     let device = device.clone().autodiff();
     device.seed(sched.seed);

@@ -57,9 +57,17 @@ pub struct DatasetInfo {
     pub image_size: usize,
     pub channels: usize,
     pub classes: Vec<String>,
+    /// Gray level (0..=255) of the background the training images were composited on: what an
+    /// empty canvas or a transparent upload becomes (0, black, when absent: Fashion-MNIST).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub background: u8,
     /// Sources and licences of the training images (model cards and the site credit them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub credits: Vec<String>,
+}
+
+fn is_zero(v: &u8) -> bool {
+    *v == 0
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]

@@ -15,6 +15,17 @@ pub struct HostTensor {
 
 pub type NamedTensors = BTreeMap<String, HostTensor>;
 
+/// A module's path segment: the field name, or nothing for the variant of an enum module (a
+/// `Teacher::Vit` keeps the ViT's own names, so a file does not depend on which enum holds it).
+fn segment(name: &str, kind: &str) -> String {
+    if kind.starts_with("Enum:") { String::new() } else { name.to_string() }
+}
+
+/// The dotted name of a parameter from its path.
+fn joined(path: &[String]) -> String {
+    path.iter().filter(|s| !s.is_empty()).map(String::as_str).collect::<Vec<_>>().join(".")
+}
+
 /// Reads every float parameter of `module` (synchronous read-back: native export only).
 pub fn module_to_tensors<M: Module>(module: &M) -> NamedTensors {
     struct Collect {
@@ -22,8 +33,8 @@ pub fn module_to_tensors<M: Module>(module: &M) -> NamedTensors {
         out: NamedTensors,
     }
     impl ModuleVisitor for Collect {
-        fn enter_module(&mut self, name: &str, _: &str) {
-            self.path.push(name.to_string());
+        fn enter_module(&mut self, name: &str, kind: &str) {
+            self.path.push(segment(name, kind));
         }
         fn exit_module(&mut self, _: &str, _: &str) {
             self.path.pop();
@@ -32,7 +43,7 @@ pub fn module_to_tensors<M: Module>(module: &M) -> NamedTensors {
             let t = param.val();
             let shape = t.dims().to_vec();
             let values = t.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 parameter");
-            self.out.insert(self.path.join("."), HostTensor { shape, values });
+            self.out.insert(joined(&self.path), HostTensor { shape, values });
         }
     }
     let mut v = Collect { path: vec![], out: BTreeMap::new() };
@@ -110,14 +121,14 @@ pub fn load_module<M: Module>(module: M, tensors: NamedTensors, file: &str, devi
 pub fn module_param_ids<M: Module>(module: &M) -> BTreeMap<String, u64> {
     struct Ids(Vec<String>, BTreeMap<String, u64>);
     impl ModuleVisitor for Ids {
-        fn enter_module(&mut self, name: &str, _: &str) {
-            self.0.push(name.to_string());
+        fn enter_module(&mut self, name: &str, kind: &str) {
+            self.0.push(segment(name, kind));
         }
         fn exit_module(&mut self, _: &str, _: &str) {
             self.0.pop();
         }
         fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-            self.1.insert(self.0.join("."), p.id.val());
+            self.1.insert(joined(&self.0), p.id.val());
         }
     }
     let mut v = Ids(vec![], BTreeMap::new());
@@ -141,8 +152,8 @@ pub fn load_module_with_ids<M: Module>(
         error: Option<BundleError>,
     }
     impl ModuleVisitor for Check<'_> {
-        fn enter_module(&mut self, name: &str, _: &str) {
-            self.path.push(name.to_string());
+        fn enter_module(&mut self, name: &str, kind: &str) {
+            self.path.push(segment(name, kind));
         }
         fn exit_module(&mut self, _: &str, _: &str) {
             self.path.pop();
@@ -151,7 +162,7 @@ pub fn load_module_with_ids<M: Module>(
             if self.error.is_some() {
                 return;
             }
-            let name = self.path.join(".");
+            let name = joined(&self.path);
             let expected = param.lazy_shape().dims::<D>().to_vec();
             self.error = match self.tensors.get(&name) {
                 None => Some(BundleError::MissingTensor { file: self.file.into(), name }),
@@ -180,15 +191,15 @@ pub fn load_module_with_ids<M: Module>(
         ids: Option<&'a BTreeMap<String, u64>>,
     }
     impl ModuleMapper for Load<'_> {
-        fn enter_module(&mut self, name: &str, _: &str) {
-            self.path.push(name.to_string());
+        fn enter_module(&mut self, name: &str, kind: &str) {
+            self.path.push(segment(name, kind));
         }
         fn exit_module(&mut self, _: &str, _: &str) {
             self.path.pop();
         }
         fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
             // Presence and shape were checked above.
-            let name = self.path.join(".");
+            let name = joined(&self.path);
             let t = self.tensors.remove(&name).expect("checked tensor");
             let tensor = Tensor::<D>::from_data(TensorData::new(t.values, t.shape), self.device);
             let id = self.ids.and_then(|ids| ids.get(&name)).map_or(param.id, |&v| burn::module::ParamId::from(v));

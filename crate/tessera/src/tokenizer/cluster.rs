@@ -7,16 +7,17 @@ use super::encoder::{DOWNSAMPLE, PatchEncoder};
 use super::quantizer::CosineQuantizer;
 use super::composition::{Tokenizer, TokenizerConfig, check_image_grid};
 use crate::config::{Check, ConfigError, limits};
-use crate::teacher::vit::{Vit, VitConfig};
+use crate::teacher::{Teacher, TeacherConfig};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-pub type ClusterTokenizer = Tokenizer<Vit, CosineQuantizer>;
+pub type ClusterTokenizer = Tokenizer<Teacher, CosineQuantizer>;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ClusterConfig {
-    pub teacher: VitConfig,
-    /// Short name of the teacher (e.g. "vit-sup", "vit-mim"), for display.
+    /// A ViT (in-project or imported) or the pretrained EfficientNet-Lite stages.
+    pub teacher: TeacherConfig,
+    /// Short name of the teacher (e.g. "vit-sup", "vit-mim", "lite0"), for display.
     pub teacher_name: String,
     pub codebook_size: usize,
     /// Width of the pixel decoder.
@@ -26,8 +27,8 @@ pub struct ClusterConfig {
     pub decoder_output: DecoderOutput,
 }
 
-/// The teacher's patch features are the encoder's rows: one per patch, raster order.
-impl PatchEncoder for Vit {
+/// The teacher's patch features are the encoder's rows: one per grid position, raster order.
+impl PatchEncoder for Teacher {
     fn rows(&self, images: Tensor<4>) -> Tensor<2> {
         let f = self.patch_features(images);
         let [b, p, e] = f.dims();
@@ -37,13 +38,13 @@ impl PatchEncoder for Vit {
 
 impl ClusterConfig {
     pub fn decoder(&self) -> DecoderConfig {
-        DecoderConfig { latent_dim: self.teacher.n_embd, channels: self.channels, out_channels: self.teacher.image_channels, output: self.decoder_output }
+        DecoderConfig { latent_dim: self.teacher.feature_dim(), channels: self.channels, out_channels: self.teacher.image_channels(), output: self.decoder_output }
     }
     pub fn init(&self, device: &Device) -> Result<ClusterTokenizer, ConfigError> {
         self.validate()?;
         Ok(Tokenizer {
             encoder: self.teacher.init(device)?,
-            quantizer: CosineQuantizer::new(Tensor::zeros([self.codebook_size, self.teacher.n_embd], device)),
+            quantizer: CosineQuantizer::new(Tensor::zeros([self.codebook_size, self.teacher.feature_dim()], device)),
             decoder: self.decoder().init(device),
             grid: self.teacher.grid(),
         })
@@ -58,18 +59,19 @@ impl TokenizerConfig for ClusterConfig {
         self.codebook_size
     }
     fn image_channels(&self) -> usize {
-        self.teacher.image_channels
+        self.teacher.image_channels()
     }
     fn image_size(&self) -> usize {
-        self.teacher.image_size
+        self.teacher.image_size()
     }
     fn validate(&self) -> Result<(), ConfigError> {
         self.teacher.validate()?;
         let c = Check::new("cluster tokenizer");
-        // The pixel decoder upsamples by 4, so the teacher's patches must be 4 pixels wide.
-        c.that(self.teacher.patch == DOWNSAMPLE, || format!("the teacher's patch must be {DOWNSAMPLE} (the pixel decoder upsamples by {DOWNSAMPLE}), got {}", self.teacher.patch))?;
-        check_image_grid(&c, self.teacher.image_channels, self.teacher.image_size, self.teacher.grid(), self.channels)?;
+        // The pixel decoder upsamples by 4, so the teacher needs one feature per 4x4 pixels.
+        let t = &self.teacher;
+        c.that(t.grid() * DOWNSAMPLE == t.image_size(), || format!("the teacher must give one feature per {DOWNSAMPLE}x{DOWNSAMPLE} pixels (the pixel decoder upsamples by {DOWNSAMPLE}): {} features per side for {} pixels", t.grid(), t.image_size()))?;
+        check_image_grid(&c, t.image_channels(), t.image_size(), t.grid(), self.channels)?;
         c.range("codebook_size", self.codebook_size, 2, limits::CODEBOOK)?;
-        c.params(self.teacher.params() + self.decoder().params() + (self.codebook_size * self.teacher.n_embd) as u128)
+        c.params(t.params() + self.decoder().params() + (self.codebook_size * t.feature_dim()) as u128)
     }
 }
