@@ -268,6 +268,10 @@ impl<'de> serde::Deserialize<'de> for Metric {
     }
 }
 
+fn nan() -> Metric {
+    Metric(f64::NAN)
+}
+
 /// The evaluator a report was scored with.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct EvaluatorRef {
@@ -283,6 +287,9 @@ pub struct ProposalReport {
     /// Perplexity on the test set's tokens.
     pub ppl: Metric,
     pub fid_eval: Metric,
+    /// FID on EfficientNet-Lite2 features (`fid_lite.rs`; null when its weights are missing).
+    #[serde(default = "nan")]
+    pub fid_lite2: Metric,
     pub is_eval: Metric,
     /// Share of samples the evaluator assigns to the requested class, over all classes.
     pub class_consistency_mean: Metric,
@@ -303,6 +310,13 @@ pub struct EvalReport {
     pub reconstruction_mse_01: Metric,
     pub reconstruction_psnr_db: Metric,
     pub rfid_eval: Metric,
+    /// rFID and the real-image floor on EfficientNet-Lite2 features (null when not measured).
+    #[serde(default = "nan")]
+    pub rfid_lite2: Metric,
+    #[serde(default = "nan")]
+    pub fid_lite2_real_floor: Metric,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fid_lite2_network: Option<String>,
     pub codebook_size: usize,
     pub codebook_usage: Metric,
     pub code_entropy_bits: Metric,
@@ -345,6 +359,8 @@ pub fn evaluate_bundle(dir: &Path, evaluator: &Path, data: Option<&DataSpec>, pe
         bail!("{spec} has other classes ({}) than bundle '{}' ({})", test.info.classes.len(), b.manifest.name, b.manifest.dataset.classes.len());
     }
     ev.check(&test.info)?;
+    let lite = crate::fid_lite::LiteFid::load(shape.size, shape.channels, device)?;
+    let (mut real_l, mut rec_l) = (Vec::new(), Vec::new());
     if let Some(n) = test_limit {
         test = test.truncate(n);
     }
@@ -367,6 +383,10 @@ pub fn evaluate_bundle(dir: &Path, evaluator: &Path, data: Option<&DataSpec>, pe
             all_tokens.push(t as u32);
         }
         let rec_t = b.tokenizer.decode(tokens);
+        if let Some(l) = &lite {
+            real_l.extend(l.features(xt.clone())?);
+            rec_l.extend(l.features(rec_t.clone())?);
+        }
         let rec: Vec<f32> = rec_t.clone().into_data().convert::<f32>().try_to_vec().expect("floats");
         se += rec.iter().zip(&x).map(|(r, o)| ((r - o) as f64 / 2.0).powi(2)).sum::<f64>(); // on the [0, 1] scale
         let (f, p) = evaluator_outputs(evaluator, xt);
@@ -391,13 +411,18 @@ pub fn evaluate_bundle(dir: &Path, evaluator: &Path, data: Option<&DataSpec>, pe
     // The floor of FID_eval at the sample count used below: real training images vs the test set.
     let n_samples = per_class * n_classes;
     let train = data::load(&spec, Split::Train, Some(shape))?;
-    let mut floor_f = Vec::new();
+    let (mut floor_f, mut floor_l) = (Vec::new(), Vec::new());
     for start in (0..n_samples.min(train.len())).step_by(500) {
-        let idx: Vec<usize> = (start..(start + 500).min(n_samples)).map(|i| i * (train.len() / n_samples.max(1)).max(1)).collect();
+        let idx: Vec<usize> = (start..(start + 500).min(n_samples).min(train.len())).map(|i| i * (train.len() / n_samples.max(1)).max(1)).collect();
         let (x, _) = train.batch(&idx);
-        floor_f.extend(evaluator_outputs(evaluator, images_tensor(x, idx.len(), shape, device)).0);
+        let xt = images_tensor(x, idx.len(), shape, device);
+        if let Some(l) = &lite {
+            floor_l.extend(l.features(xt.clone())?);
+        }
+        floor_f.extend(evaluator_outputs(evaluator, xt).0);
     }
     let fid_floor = metrics::fid(&floor_f, &real_f, d);
+    let lite_fid = |a: &[f32], b: &[f32]| if lite.is_some() && !a.is_empty() { crate::fid_lite::fid(a, b) } else { f64::NAN };
     // Every proposal network: PPL on the test tokens, then class-balanced samples.
     let mut proposals = BTreeMap::new();
     for name in b.manifest.proposals.keys() {
@@ -405,7 +430,7 @@ pub fn evaluate_bundle(dir: &Path, evaluator: &Path, data: Option<&DataSpec>, pe
         let opts = sampling(&b.defaults(name)?, a);
         let mut per_class_ok = BTreeMap::new();
         let t0 = Instant::now();
-        let (mut total_ok, mut feats, mut probs) = (0, Vec::new(), Vec::new());
+        let (mut total_ok, mut feats, mut probs, mut lite_f) = (0, Vec::new(), Vec::new(), Vec::new());
         eprintln!("{name}: PPL {ppl:.2}; sampling {per_class} images per class");
         for c in 0..n_classes {
             let mut ok = 0;
@@ -414,7 +439,11 @@ pub fn evaluate_bundle(dir: &Path, evaluator: &Path, data: Option<&DataSpec>, pe
                 let n = (per_class - done).min(50);
                 let o = SamplingOptions { seed: opts.seed.wrapping_add((c * 1000 + done) as u64), ..opts.clone() };
                 let (_, pixels) = sample(&b, name, c, n, &o, device)?;
-                let (f, p) = evaluator_outputs(evaluator, images_tensor(pixels, n, shape, device));
+                let xt = images_tensor(pixels, n, shape, device);
+                if let Some(l) = &lite {
+                    lite_f.extend(l.features(xt.clone())?);
+                }
+                let (f, p) = evaluator_outputs(evaluator, xt);
                 ok += argmax_chunks(&p, n_classes).iter().filter(|&&p| p == c).count();
                 feats.extend(f);
                 probs.extend(p);
@@ -427,6 +456,7 @@ pub fn evaluate_bundle(dir: &Path, evaluator: &Path, data: Option<&DataSpec>, pe
         proposals.insert(name.clone(), ProposalReport {
             ppl: Metric(ppl),
             fid_eval: Metric(metrics::fid(&feats, &real_f, d)),
+            fid_lite2: Metric(lite_fid(&lite_f, &real_l)),
             is_eval: Metric(metrics::inception_score(&probs, n_classes)),
             class_consistency_mean: Metric(total_ok as f64 / (per_class * n_classes) as f64),
             class_consistency: per_class_ok.into_iter().map(|(k, v)| (k, Metric(v))).collect(),
@@ -447,6 +477,9 @@ pub fn evaluate_bundle(dir: &Path, evaluator: &Path, data: Option<&DataSpec>, pe
         reconstruction_mse_01: Metric(mse),
         reconstruction_psnr_db: Metric(psnr),
         rfid_eval: Metric(rfid),
+        rfid_lite2: Metric(lite_fid(&rec_l, &real_l)),
+        fid_lite2_real_floor: Metric(lite_fid(&floor_l, &real_l)),
+        fid_lite2_network: lite.as_ref().map(|_| crate::fid_lite::NAME.to_string()),
         codebook_size: k,
         codebook_usage: Metric(metrics::usage(&counts)),
         code_entropy_bits: Metric(metrics::code_entropy(&counts)),

@@ -15,6 +15,7 @@ mod cli;
 mod data;
 mod eval;
 mod export;
+mod fid_lite;
 mod metrics;
 mod pipeline;
 mod plots;

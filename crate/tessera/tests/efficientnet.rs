@@ -61,7 +61,7 @@ fn logits_and_teacher_features_match_the_numpy_reference() {
     let full = EfficientNetConfig { blocks: 16, head: true, num_classes: 1000, input_size: 224, ..EfficientNetConfig::lite0_teacher(56, 3) };
     let (net, _) = import(&weights(), &full, &d).unwrap();
     let (_, logits) = net.classify(input(224, &d)).unwrap();
-    let logits: Vec<f32> = logits.into_data().convert::<f32>().to_vec().unwrap();
+    let logits: Vec<f32> = logits.into_data().convert::<f32>().try_to_vec().unwrap();
     let want = floats(&fx["logits_224"]);
     let err = logits.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
     let scale = want.iter().map(|v| v.abs()).fold(0.0, f32::max);
@@ -78,7 +78,7 @@ fn logits_and_teacher_features_match_the_numpy_reference() {
     assert!(!folded.contains_key("head.weight") && !folded.contains_key("blocks.11.project.weight"), "only the stages used are kept");
     let f = tnet.stages(input(128, &d));
     assert_eq!(f.dims()[1..], [112, 8, 8]);
-    let f: Vec<f32> = f.into_data().convert::<f32>().to_vec().unwrap();
+    let f: Vec<f32> = f.into_data().convert::<f32>().try_to_vec().unwrap();
     let want = floats(&fx["features_every_7th"]);
     let got: Vec<f32> = f.iter().step_by(7).copied().collect();
     assert_eq!(got.len(), want.len());
