@@ -27,5 +27,5 @@ stamp
 
 echo "== browser tests (headless Chromium: WebGPU on SwiftShader + CPU)"
 cd tests/browser
-node --test --test-concurrency=1 site.test.mjs package.test.mjs
+node --test --test-concurrency=1 site.test.mjs package.test.mjs folder.test.mjs
 stamp

@@ -59,7 +59,7 @@ test('a folder of your own colour images: train -> export -> generate in Chromiu
     const run = path.join(tmp, 'run');
     process.env.TESSERA_CACHE = path.join(tmp, 'cache'); // the CLI caches the decoded folder here
     tesseraTrain(['train', '--data', `folder:${imgs}`, '--run', run, '--tokenizer', 'vqgan', '--batch-size', '16',
-      '--tokenizer-steps', '160', '--proposal-steps', '160', '--checkpoint-every', '80', '--channels', '16', '--codebook-size', '32',
+      '--tokenizer-steps', '400', '--proposal-steps', '200', '--checkpoint-every', '100', '--channels', '16', '--codebook-size', '32',
       '--code-dim', '8', '--n-layer', '1', '--n-head', '2', '--n-embd', '32']);
     const data = JSON.parse(fs.readFileSync(path.join(run, 'data.json'), 'utf8'));
     assert.deepEqual(data.classes, ['blue', 'red']);
