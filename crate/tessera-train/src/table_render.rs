@@ -157,7 +157,7 @@ pub(crate) fn row_json(args: &TableArgs, row: &Row, group: &str, evals: &[(u64, 
     }
     Ok(json!({
         "row": row.name, "label": row.label(), "group": group, "tokenizer": row.tokenizer,
-        "teacher": match (row.tokenizer.uses_teacher(), row.mim_teacher) { (true, false) => "supervised ViT", (_, true) => "MIM ViT", _ => "none" },
+        "teacher": row.teacher.map_or("none", |t| t.label()),
         "codebook_size": row.codebook_size,
         "seeds": per_seed.iter().map(|(s, _)| *s).collect::<Vec<_>>(), "mean": mean, "std": std,
         "per_seed": per_seed.iter().map(|(s, m)| json!({"seed": s, "metrics": m})).collect::<Vec<_>>(),

@@ -164,3 +164,63 @@ async fn webgpu_and_cpu_agree_on_logits_and_pixels() {
     let worst = a.iter().zip(&b).map(|(x, y)| (*x as i32 - *y as i32).abs()).max().unwrap();
     assert!(worst <= 1, "decoded pixels differ by {worst} grey levels");
 }
+
+/// A Cluster bundle whose encoder is the EfficientNet-Lite0 teacher (its stages to block 10, on a
+/// 4x upsampled colour image; weights random but identical on both devices): encoding runs the
+/// teacher in the browser, and WebGPU agrees with the CPU on its tokens and decoded pixels.
+#[wasm_bindgen_test]
+async fn an_efficientnet_cluster_tokenizer_encodes_alike_on_webgpu_and_cpu() {
+    use std::collections::BTreeMap;
+    use tessera::bundle::weights::{module_to_tensors, to_safetensors};
+    use tessera::bundle::{DatasetInfo, FileEntry, Manifest, ProposalEntry, ProposalSpec, Provenance, sha256_hex};
+    use tessera::proposal::ProposalConfig;
+    use tessera::sampling::sampler::SamplingOptions;
+    use tessera::teacher::TeacherConfig;
+    use tessera::teacher::efficientnet::EfficientNetConfig;
+    use tessera::tokenizer::TokenizerSpec;
+    use tessera::tokenizer::cluster::ClusterConfig;
+    let d = burn::prelude::Device::flex();
+    d.seed(5);
+    let cfg = ClusterConfig { teacher: TeacherConfig::EfficientNet(EfficientNetConfig::lite0_teacher(32, 3)), teacher_name: "lite0".into(), codebook_size: 64, channels: 8, decoder_output: Default::default() };
+    let tok = to_safetensors(&module_to_tensors(&cfg.init(&d).unwrap()));
+    let gpt = ProposalConfig { vocab_size: 64, num_classes: 2, block_size: 64, n_layer: 1, n_head: 2, n_embd: 16 };
+    let ar = to_safetensors(&module_to_tensors(&gpt.init_gpt(&d).unwrap()));
+    let entry = |p: &str, b: &[u8]| FileEntry { path: p.into(), bytes: b.len() as u64, sha256: sha256_hex(b) };
+    let manifest = Manifest {
+        format: tessera::bundle::FORMAT.into(),
+        format_version: tessera::bundle::FORMAT_VERSION,
+        name: "lite0-cluster".into(),
+        dataset: DatasetInfo { name: "synthetic".into(), image_size: 32, channels: 3, background: 255, credits: vec![], classes: vec!["a".into(), "b".into()] },
+        grid: [8, 8],
+        tokenizer: TokenizerSpec::Cluster(cfg),
+        proposals: BTreeMap::from([("ar".to_string(), ProposalEntry { model: ProposalSpec::Ar(gpt), sampling: SamplingOptions::default() })]),
+        blank_token: 0,
+        files: BTreeMap::from([("tokenizer".to_string(), entry("tokenizer.safetensors", &tok)), ("ar".to_string(), entry("ar.safetensors", &ar))]),
+        provenance: Provenance::default(),
+    };
+    let text = serde_json::to_string(&manifest).unwrap();
+    let load = |device: &'static str| {
+        let text = text.clone();
+        let (tok, ar) = (tok.clone(), ar.clone());
+        async move { load_model(text, files(&tok, &[("ar", &ar)]), device.into()).await.unwrap_or_else(|e| panic!("load on {device}: {e:?}")) }
+    };
+    let (gpu, cpu) = (load("webgpu").await, load("cpu").await);
+    // two colour images: a red disc and a blue bar, half transparent around them
+    let mut rgba = vec![0u8; 2 * 32 * 32 * 4];
+    for (i, px) in rgba.chunks_mut(4).enumerate() {
+        let (n, y, x) = (i / 1024, (i % 1024) / 32, i % 32);
+        let inside = if n == 0 { (x as i32 - 15).pow(2) + (y as i32 - 16).pow(2) < 100 } else { (8..24).contains(&x) && (12..20).contains(&y) };
+        px.copy_from_slice(&if inside { if n == 0 { [220, 30, 40, 255] } else { [30, 50, 210, 255] } } else { [0, 0, 0, 0] });
+    }
+    let a = settle(gpu.reconstruct(rgba.clone(), 2)).await.unwrap();
+    let b = settle(cpu.reconstruct(rgba, 2)).await.unwrap();
+    let (ta, tb) = (tokens_of(&a), tokens_of(&b));
+    assert_eq!((ta.len(), ta[0].len()), (2, 64));
+    let differ = ta.iter().flatten().zip(tb.iter().flatten()).filter(|(x, y)| x != y).count();
+    assert!(differ <= 2, "WebGPU and CPU disagree on {differ} of 128 Cluster tokens");
+    assert!(ta[0] != ta[1], "the two images encode differently");
+    let px = |r: JsValue| js_sys::Uint8ClampedArray::from(Reflect::get(&r, &"pixels".into()).unwrap()).to_vec();
+    let t = opts(json!(tb));
+    let worst = px(settle(gpu.decode(t.clone())).await.unwrap()).iter().zip(&px(settle(cpu.decode(t)).await.unwrap())).map(|(x, y)| (*x as i32 - *y as i32).abs()).max().unwrap();
+    assert!(worst <= 1, "decoded pixels differ by {worst} levels");
+}
