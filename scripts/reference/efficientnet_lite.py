@@ -5,7 +5,7 @@ PyTorch pickle with the standard library (no torch), runs the network in numpy e
 squeeze-excite, stem 32 / head 1280 not scaled), and writes a fixture that
 `crate/tessera/tests/efficientnet.rs` compares burn against:
 
-    python3 scripts/reference/efficientnet_lite.py WEIGHTS.pth OUT.json [--width 1.0 --depth 1.0]
+    scripts/reference.sh   (or: python3 scripts/reference/efficientnet_lite.py WEIGHTS.pth OUT.json)
 
 The input is a fixed formula (no data file): x[c, y, x] = sin(0.05 x + 0.07 y + c) * 0.8 on
 the ImageNet-normalised scale. Stored: logits (1000) at 224 px, the top-5 classes, and a slice of
