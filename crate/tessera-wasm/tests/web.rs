@@ -182,7 +182,23 @@ async fn an_efficientnet_cluster_tokenizer_encodes_alike_on_webgpu_and_cpu() {
     let d = burn::prelude::Device::flex();
     d.seed(5);
     let cfg = ClusterConfig { teacher: TeacherConfig::EfficientNet(EfficientNetConfig::lite0_teacher(32, 3)), teacher_name: "lite0".into(), codebook_size: 64, channels: 8, decoder_output: Default::default() };
-    let tok = to_safetensors(&module_to_tensors(&cfg.init(&d).unwrap()));
+    let mut tensors = module_to_tensors(&cfg.init(&d).unwrap());
+    // Fixed weights that keep the signal alive through 11 blocks (He-scaled convs, zero biases;
+    // burn's default init fades it to the biases, and every image would encode alike), and 64 fixed
+    // codebook directions (k-means fills them in training; init leaves them zero).
+    for (name, t) in tensors.iter_mut() {
+        let salt = name.len() as f32;
+        if name.starts_with("encoder.") && name.ends_with(".weight") {
+            let fan_in: usize = t.shape[1..].iter().product();
+            let scale = (6.0 / fan_in as f32).sqrt();
+            t.values = (0..t.values.len()).map(|i| (i as f32 * 0.7311 + salt).sin() * scale).collect();
+        } else if name.starts_with("encoder.") {
+            t.values.iter_mut().for_each(|v| *v = 0.0);
+        }
+    }
+    let cb = tensors.get_mut("quantizer.codebook").unwrap();
+    cb.values = (0..cb.values.len()).map(|i| ((i as f32) * 0.7311).sin()).collect();
+    let tok = to_safetensors(&tensors);
     let gpt = ProposalConfig { vocab_size: 64, num_classes: 2, block_size: 64, n_layer: 1, n_head: 2, n_embd: 16 };
     let ar = to_safetensors(&module_to_tensors(&gpt.init_gpt(&d).unwrap()));
     let entry = |p: &str, b: &[u8]| FileEntry { path: p.into(), bytes: b.len() as u64, sha256: sha256_hex(b) };
