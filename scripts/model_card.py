@@ -192,8 +192,8 @@ def evaluator_card(d='models/evaluator'):
     dl = DATA.get((e.get('data') or {}).get('name', 'fashion-mnist'), ('images', ''))[0]
     test = '10,000 Fashion-MNIST test images' if dl == 'Fashion-MNIST' else f'the {dl} test split'
     L = [f"# {os.path.basename(d)}: the in-project yardstick for generated {dl} images", '',
-         f"{e['name']}. It scores every bundle's samples (class consistency now; FID_eval / IS_eval from its penultimate "
-         'probabilities are the basis of FID_eval and IS_eval (issue 5). It is **not** Inception; figures computed with it are named for it.', '',
+         f"{e['name']}. It scores every bundle's samples: class consistency (the class it predicts), FID_eval (its penultimate "
+         'features) and IS_eval (its class probabilities). It is **not** Inception; figures computed with it are named for it.', '',
          'It is trained apart from everything it judges: not a teacher, not a tokenizer, and not the classifier whose '
          "features drive VQGAN's perceptual loss (another seed and width), so no tokenizer was optimised against it.", '',
          '| | |', '|---|---|',
