@@ -121,6 +121,29 @@ impl Checkpoint {
     }
 }
 
+/// `tessera-train curves`: the logged losses of every stage a run has (in training order) as one
+/// PNG (`plots::loss_png`).
+pub fn curves(run: &Path, out: &Path) -> Result<()> {
+    let mut stages = Vec::new();
+    for s in ["tokenizer", "vqkd", "decoder", "disc", "ar", "nar"] {
+        let ck = Checkpoint::new(&run.join(s))?;
+        if !ck.exists() {
+            continue;
+        }
+        let st = ck.state()?;
+        // an assembled tokenizer (VQ-KD, Cluster) has no losses of its own: its parts do
+        if !st.losses.is_empty() {
+            stages.push((format!("{s} ({} steps)", st.step), st.losses));
+        }
+    }
+    if stages.is_empty() {
+        anyhow::bail!("no stage with logged losses in {}", run.display());
+    }
+    crate::plots::loss_png(&stages, &format!("training losses: {}", run.display()), out)?;
+    eprintln!("wrote {}", out.display());
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

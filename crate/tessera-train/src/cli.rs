@@ -286,6 +286,13 @@ pub enum Cmd {
         #[arg(long)]
         preview: Option<PathBuf>,
     },
+    /// Loss curves of a run's stages (tokenizer or vqkd + decoder, ar, nar) as one PNG.
+    Curves {
+        #[arg(long)]
+        run: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Native generation speed (images/s) on this device.
     Bench {
         #[arg(long, default_value = "models/fmnist-vqgan")]
@@ -500,7 +507,7 @@ impl Cmd {
                 let d = data.default_shape();
                 Shape { size: image_size.unwrap_or(d.size), channels: image_channels.unwrap_or(d.channels) }.validate()
             }
-            Cmd::Export { .. } | Cmd::ExportEvaluator { .. } => Ok(()),
+            Cmd::Export { .. } | Cmd::ExportEvaluator { .. } | Cmd::Curves { .. } => Ok(()),
         }
     }
 }

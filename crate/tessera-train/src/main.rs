@@ -49,6 +49,7 @@ fn main() -> Result<()> {
             None => pipeline::import_efficientnet(&file, image_size, image_channels, blocks, &out, &dev, &command_line),
         },
         Cmd::Data { data, image_size, image_channels, preview } => data::summary(&data, image_size, image_channels, preview.as_deref()),
+        Cmd::Curves { run, out } => checkpoint::curves(&run, &out),
         Cmd::Bench { bundle, proposal, count, runs } => bench::bench(&bundle, &proposal, count, runs, &dev, &format!("{:?}", cli.device).to_lowercase()),
     }
 }

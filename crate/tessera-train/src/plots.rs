@@ -111,6 +111,54 @@ pub fn scatter_png(points: &[(f32, f32)], classes: &[Option<usize>], class_names
     Ok(())
 }
 
+/// Training curves: one panel per stage (its logged losses against the step, a moving average
+/// drawn over the raw points), so a reader sees whether a loss has flattened.
+pub fn loss_png(stages: &[(String, Vec<(usize, f32)>)], title: &str, path: &Path) -> Result<()> {
+    let panels = stages.len().max(1) as u32;
+    let (w, h) = (360 * panels.min(3), 280 * panels.div_ceil(3));
+    let mut buf = vec![0u8; (w * h * 3) as usize];
+    let text = font_ready();
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let root = if text { root.titled(title, ("sans-serif", 16))? } else { root };
+        let areas = root.split_evenly((panels.div_ceil(3) as usize, panels.min(3) as usize));
+        for ((name, losses), area) in stages.iter().zip(areas) {
+            let finite: Vec<(usize, f32)> = losses.iter().copied().filter(|l| l.1.is_finite()).collect();
+            if finite.is_empty() {
+                continue;
+            }
+            let last = finite.last().map_or(1, |l| l.0).max(1);
+            let (lo, hi) = finite.iter().fold((f32::MAX, f32::MIN), |(a, b), l| (a.min(l.1), b.max(l.1)));
+            let pad = ((hi - lo) * 0.05).max(1e-4);
+            let mut builder = ChartBuilder::on(&area);
+            builder.margin(10).x_label_area_size(if text { 22 } else { 0 }).y_label_area_size(if text { 44 } else { 0 });
+            if text {
+                builder.caption(name.as_str(), ("sans-serif", 14));
+            }
+            let mut chart = builder.build_cartesian_2d(0usize..last, (lo - pad)..(hi + pad))?;
+            if text {
+                chart.configure_mesh().x_labels(4).y_labels(4).label_style(("sans-serif", 11)).draw()?;
+            }
+            chart.draw_series(finite.iter().map(|&(s, l)| Circle::new((s, l), 1, RGBColor(170, 190, 230).filled())))?;
+            let k = (finite.len() / 20).max(1);
+            let smooth: Vec<(usize, f32)> = (0..finite.len())
+                .map(|i| {
+                    let w = &finite[i.saturating_sub(k)..(i + k + 1).min(finite.len())];
+                    (finite[i].0, w.iter().map(|l| l.1).sum::<f32>() / w.len() as f32)
+                })
+                .collect();
+            chart.draw_series(LineSeries::new(smooth, RGBColor(31, 119, 180).stroke_width(2)))?;
+        }
+        root.present()?;
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).ok();
+    }
+    image::RgbImage::from_raw(w, h, buf).context("plot buffer")?.save(path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,6 +182,11 @@ mod tests {
         let between = ((a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)).sqrt();
         let within = (0..20).map(|i| ((p[i].0 - a.0).powi(2) + (p[i].1 - a.1).powi(2)).sqrt()).fold(0f32, f32::max);
         assert!(between > 2.0 * within, "blobs overlap: between {between}, within {within}");
+        let curves = std::env::temp_dir().join(format!("tessera-curves-{}.png", std::process::id()));
+        let series = vec![("tokenizer".to_string(), (0..50).map(|s| (s * 10, 1.0 / (1.0 + s as f32))).collect()), ("ar".to_string(), vec![(0, f32::NAN), (10, 2.0)])];
+        loss_png(&series, "curves", &curves).unwrap();
+        assert_eq!(image::open(&curves).unwrap().to_rgb8().dimensions(), (720, 280));
+        std::fs::remove_file(&curves).ok();
         let path = std::env::temp_dir().join(format!("tessera-tsne-{}.png", std::process::id()));
         let classes: Vec<Option<usize>> = (0..40).map(|i| if i == 0 { None } else { Some(i / 20) }).collect();
         scatter_png(&p, &classes, &["a".into(), "b".into()], "test", &path).unwrap();
