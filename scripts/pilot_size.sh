@@ -5,7 +5,7 @@ set -e
 source "$(dirname "$0")/env.sh"; cd "$ROOT"; tessera_train_bin; B="$BIN"
 for S in 32 64; do
   R=/tmp/pilot-$S; rm -rf $R
-  $B train --data emoji --image-size $S --run $R --tokenizer vqgan --stage tokenizer --tokenizer-steps 120 --checkpoint-every 120 --batch-size 32 > $R.log 2>&1 || { mkdir -p $R; $B train --data emoji --image-size $S --run $R --tokenizer vqgan --stage tokenizer --tokenizer-steps 120 --checkpoint-every 120 --batch-size 32 > $R.log 2>&1; }
+  $B train --data emoji --image-size $S --run $R --tokenizer vqgan --stage tokenizer --tokenizer-steps 120 --checkpoint-every 120 --batch-size 32 > $R.log 2>&1
   $B train --data emoji --image-size $S --run $R --tokenizer vqgan --stage ar --proposal-steps 40 --checkpoint-every 40 --batch-size 32 >> $R.log 2>&1
   python3 - $S $R <<'PY'
 import json, sys
