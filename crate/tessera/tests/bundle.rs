@@ -151,6 +151,27 @@ fn inconsistent_or_absurd_sizes_are_rejected_before_allocation() {
         "n_head": 2, "n_embd": 8, "num_classes": 3}, "teacher_name": "t", "codebook_size": 16, "channels": 4}});
     v["grid"] = serde_json::json!([4, 4]);
     assert!(matches!(Manifest::parse(&v.to_string()), Err(BundleError::Config(_))));
+    // a Cluster bundle whose teacher is EfficientNet-Lite: valid, then every bad size is a typed error
+    let lite = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut v = base.clone();
+        let mut t = serde_json::json!({"name": "efficientnet-lite0", "width": 1.0, "depth": 1.0, "blocks": 11, "head": false, "num_classes": 0,
+            "image_size": 32, "image_channels": 1, "input_size": 128});
+        edit(&mut t);
+        v["tokenizer"] = serde_json::json!({"kind": "cluster", "config": {"teacher": t, "teacher_name": "lite0", "codebook_size": 16, "channels": 4}});
+        Manifest::parse(&v.to_string())
+    };
+    assert!(lite(&|_| {}).is_ok(), "{:?}", lite(&|_| {}));
+    for (what, edit) in [
+        ("no blocks", Box::new(|t: &mut serde_json::Value| t["blocks"] = 0.into()) as Box<dyn Fn(&mut serde_json::Value)>),
+        ("more blocks than Lite0 has", Box::new(|t: &mut serde_json::Value| t["blocks"] = 99.into())),
+        ("input not a multiple of the stride", Box::new(|t: &mut serde_json::Value| t["input_size"] = 100.into())),
+        ("a grid that is not image/4", Box::new(|t: &mut serde_json::Value| t["input_size"] = 64.into())),
+        ("two channels", Box::new(|t: &mut serde_json::Value| t["image_channels"] = 2.into())),
+        ("a huge input", Box::new(|t: &mut serde_json::Value| t["input_size"] = 1_000_000.into())),
+        ("infinite width", Box::new(|t: &mut serde_json::Value| t["width"] = 1e300.into())),
+    ] {
+        assert!(matches!(lite(&*edit), Err(BundleError::Invalid(_) | BundleError::Config(_) | BundleError::BadJson(_))), "{what}: {:?}", lite(&*edit));
+    }
     // the old name of the VQGAN tokenizer still reads
     let mut v = base.clone();
     v["tokenizer"]["kind"] = "vq".into();
