@@ -57,6 +57,11 @@ fn seeds(d: &Device) -> Vec<Vec<u8>> {
     let tiny = tiny_bundle(d);
     out.push(with_mode(0, &tiny));
     out.push(with_mode(1, &tiny));
+    // a Cluster manifest whose teacher is EfficientNet-Lite (its config has its own sizes to break)
+    let mut lite: serde_json::Value = serde_json::from_slice(&tiny[0]).unwrap();
+    lite["tokenizer"] = serde_json::json!({"kind": "cluster", "config": {"teacher": {"name": "efficientnet-lite0", "width": 1.0, "depth": 1.0,
+        "blocks": 11, "head": false, "num_classes": 0, "image_size": 32, "image_channels": 1, "input_size": 128}, "teacher_name": "lite0", "codebook_size": 8, "channels": 2}});
+    out.push(with_mode(0, &[serde_json::to_vec(&lite).unwrap()]));
     for entry in std::fs::read_dir(root().join("models")).unwrap().flatten() {
         if let Ok(m) = std::fs::read(entry.path().join("manifest.json")) {
             out.push(with_mode(0, &[m.clone()]));
