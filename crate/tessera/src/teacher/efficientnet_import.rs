@@ -4,6 +4,7 @@
 //! `_conv_head`, `_fc`). Every batch norm (eps 1e-3) is folded into the conv before it. Names,
 //! shapes and dtypes are checked; every problem is a typed [`BundleError`].
 use super::efficientnet::{EfficientNet, EfficientNetConfig, HEAD, STEM};
+use super::import::Source;
 use crate::bundle::weights::{HostTensor, NamedTensors, load_module};
 use crate::error::BundleError;
 use burn::prelude::*;
@@ -33,23 +34,7 @@ pub fn read_pth(path: &Path) -> Result<NamedTensors, BundleError> {
     Ok(out)
 }
 
-struct Source<'a> {
-    t: &'a NamedTensors,
-    file: &'a str,
-}
-
 impl Source<'_> {
-    fn get(&self, name: &str, shape: &[usize]) -> Result<&HostTensor, BundleError> {
-        let t = self.t.get(name).ok_or_else(|| BundleError::MissingTensor { file: self.file.into(), name: name.into() })?;
-        if t.shape != shape {
-            return Err(BundleError::WrongShape { name: name.into(), expected: shape.to_vec(), actual: t.shape.clone() });
-        }
-        if let Some(v) = t.values.iter().find(|v| !v.is_finite()) {
-            return Err(BundleError::BadWeights { file: self.file.into(), reason: format!("tensor {name} holds {v}") });
-        }
-        Ok(t)
-    }
-
     /// Conv `conv` `[o, i, k, k]` followed by batch norm `bn`: the folded weight and bias.
     fn conv_bn(&self, conv: &str, bn: &str, o: usize, i: usize, k: usize) -> Result<(HostTensor, HostTensor), BundleError> {
         let w = self.get(&format!("{conv}.weight"), &[o, i, k, k])?;

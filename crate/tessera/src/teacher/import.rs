@@ -27,16 +27,22 @@ impl HfLayout {
     }
 }
 
-struct Source<'a> {
-    t: &'a NamedTensors,
-    file: &'a str,
+/// A pretrained checkpoint's tensors, read by name with the shape the model expects (shared by the
+/// ViT and EfficientNet imports).
+pub(super) struct Source<'a> {
+    pub(super) t: &'a NamedTensors,
+    pub(super) file: &'a str,
 }
 
 impl Source<'_> {
-    fn get(&self, name: &str, shape: &[usize]) -> Result<&HostTensor, BundleError> {
+    /// The tensor `name`, checked: present, of `shape`, every value finite.
+    pub(super) fn get(&self, name: &str, shape: &[usize]) -> Result<&HostTensor, BundleError> {
         let t = self.t.get(name).ok_or_else(|| BundleError::MissingTensor { file: self.file.into(), name: name.into() })?;
         if t.shape != shape {
             return Err(BundleError::WrongShape { name: name.into(), expected: shape.to_vec(), actual: t.shape.clone() });
+        }
+        if let Some(v) = t.values.iter().find(|v| !v.is_finite()) {
+            return Err(BundleError::BadWeights { file: self.file.into(), reason: format!("tensor {name} holds {v}") });
         }
         Ok(t)
     }
