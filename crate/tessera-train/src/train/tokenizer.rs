@@ -266,6 +266,20 @@ pub fn train_vqkd(dir: &Path, cfg: &VqKdConfig, teacher: &Teacher, data: &Datase
     device.seed(sched.seed);
     let model = cfg.init_distill(&device)?;
     let (k, d) = (cfg.codebook_size, cfg.code_dim);
+    // The teacher is frozen: its features of the training set are computed once (when they fit in
+    // 2 GB) instead of once per batch and epoch.
+    let (per, dim) = (cfg.grid * cfg.grid, cfg.teacher_dim);
+    let cached = (data.len() * per * dim <= (1 << 29)).then(|| teacher_features(teacher, data, data.len(), &plain));
+    let features = |idx: &[usize], x: &[f32]| -> Tensor<3> {
+        match &cached {
+            Some(all) => {
+                let mut v = Vec::with_capacity(idx.len() * per * dim);
+                idx.iter().for_each(|&i| v.extend_from_slice(&all[i * per * dim..(i + 1) * per * dim]));
+                Tensor::from_data(TensorData::new(v, [idx.len(), per, dim]), &plain)
+            }
+            None => teacher.patch_features(data.tensor(x.to_vec(), idx.len(), &plain)),
+        }
+    };
     let mut host: Option<Vec<f32>> = None; // host copy of the codebook (EMA runs on the host)
     let mut usage = vec![0u32; k];
     let mut reseeded_total = 0usize;
@@ -290,7 +304,7 @@ pub fn train_vqkd(dir: &Path, cfg: &VqKdConfig, teacher: &Teacher, data: &Datase
         let idx = sched.batch(step, data.len());
         let (x, _) = data.batch(&idx);
         let b = idx.len();
-        let feats = teacher.patch_features(data.tensor(x.clone(), b, &plain)).autodiff();
+        let feats = features(&idx, &x).autodiff();
         let out = model.forward(data.tensor(x, b, &device), feats, cfg.commitment);
         let grads = GradientsParams::from_grads(out.loss.backward(), &model);
         let model: VqKdDistill = optim.step(lr, model, grads);
