@@ -376,8 +376,7 @@ impl TrainArgs {
 
     /// Image size and channels of this run: the flags, else the data set's defaults.
     pub fn shape(&self) -> Shape {
-        let d = self.data.default_shape();
-        Shape { size: self.image_size.unwrap_or(d.size), channels: self.image_channels.unwrap_or(d.channels) }
+        self.data.shape(self.image_size, self.image_channels)
     }
 
     /// Every flag checked, and every config this run will build validated, before any work starts.
@@ -504,8 +503,7 @@ impl Cmd {
             }
             Cmd::Table(a) => a.validate(),
             Cmd::Data { data, image_size, image_channels, .. } => {
-                let d = data.default_shape();
-                Shape { size: image_size.unwrap_or(d.size), channels: image_channels.unwrap_or(d.channels) }.validate()
+                data.shape(*image_size, *image_channels).validate()
             }
             Cmd::Export { .. } | Cmd::ExportEvaluator { .. } | Cmd::Curves { .. } => Ok(()),
         }

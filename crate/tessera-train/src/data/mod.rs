@@ -82,6 +82,12 @@ impl DataSpec {
         }
     }
 
+    /// The shape a run uses: `--image-size` / `--image-channels` when given, else the default.
+    pub fn shape(&self, size: Option<usize>, channels: Option<usize>) -> Shape {
+        let d = self.default_shape();
+        Shape { size: size.unwrap_or(d.size), channels: channels.unwrap_or(d.channels) }
+    }
+
     /// The background images are composited on: black for Fashion-MNIST (as IDX stores it), white
     /// for everything else (emoji and photos with transparency are drawn on white).
     pub fn background(&self) -> u8 {
@@ -254,8 +260,7 @@ pub fn run_info(run: &Path) -> Result<DataInfo> {
 /// `tessera-train data`: loads both splits (decoding and caching them), prints their sizes and
 /// classes, and writes a preview grid of training images.
 pub fn summary(spec: &DataSpec, size: Option<usize>, channels: Option<usize>, preview: Option<&Path>) -> Result<()> {
-    let d = spec.default_shape();
-    let shape = Shape { size: size.unwrap_or(d.size), channels: channels.unwrap_or(d.channels) };
+    let shape = spec.shape(size, channels);
     let train = load(spec, Split::Train, Some(shape))?;
     let test = load(spec, Split::Test, Some(shape))?;
     let mut per_class = vec![(0usize, 0usize); train.info.classes.len()];
