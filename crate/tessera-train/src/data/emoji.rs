@@ -23,12 +23,20 @@ pub const PACKAGES: [(&str, &str); 4] = [
     ("fluentui-emoji", "Microsoft Fluent UI emoji, flat style (fluentui-emoji 1.3.0, MIT)"),
 ];
 
-/// `$TESSERA_EMOJI_DIR`, else the repository's `scripts/data/node_modules`.
+/// `$TESSERA_EMOJI_DIR`, else `scripts/data/node_modules` under the working directory (the repository
+/// root, where every script runs), else the one beside the sources this binary was built from. Looked up
+/// at run time: a binary built in one checkout (CI's) must still find the packages of another.
 pub fn default_dir() -> String {
-    std::env::var("TESSERA_EMOJI_DIR").unwrap_or_else(|_| {
-        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/data/node_modules");
-        p.canonicalize().unwrap_or(p).display().to_string()
-    })
+    if let Ok(dir) = std::env::var("TESSERA_EMOJI_DIR") {
+        return dir;
+    }
+    let here = Path::new("scripts/data/node_modules");
+    let p = if here.is_dir() {
+        here.to_path_buf()
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/data/node_modules")
+    };
+    p.canonicalize().unwrap_or(p).display().to_string()
 }
 
 /// One emoji with its metadata (kept for text-to-image).
