@@ -28,7 +28,13 @@ use clap::Parser;
 use cli::{Cli, Cmd};
 pub use cli::{DeviceArg, SampleArgs, device};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> Result<()> {
+    // mimalloc's `mi_option_purge_delay` (15 in mimalloc 2's option enum) = -1: freed pages are kept,
+    // not returned to the OS and faulted in again next step (a training process reuses them at once).
+    unsafe { libmimalloc_sys::mi_option_set(15, -1) };
     let cli = Cli::parse();
     cli.cmd.validate()?;
     let dev = device(cli.device)?;
