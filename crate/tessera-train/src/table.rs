@@ -98,6 +98,12 @@ pub struct TableArgs {
     /// Override the preset's samples per class for FID_eval / IS_eval.
     #[arg(long)]
     pub samples_per_class: Option<usize>,
+    /// Override the preset's steps per trained tokenizer stage (the discriminator then starts halfway).
+    #[arg(long)]
+    pub tokenizer_steps: Option<usize>,
+    /// Override the preset's proposal-network steps (AR and NAR each).
+    #[arg(long)]
+    pub proposal_steps: Option<usize>,
     #[arg(long, default_value = "models/evaluator")]
     pub evaluator: PathBuf,
     /// fashion-mnist | folder:DIR | captions:FILE.jsonl | emoji
@@ -122,6 +128,9 @@ impl TableArgs {
         }
         if self.samples_per_class == Some(0) {
             bail!("--samples-per-class must be at least 1");
+        }
+        if self.tokenizer_steps == Some(0) || self.proposal_steps == Some(0) {
+            bail!("--tokenizer-steps and --proposal-steps must be at least 1");
         }
         for r in self.rows.iter().chain(self.ablations.iter().filter(|a| a.as_str() != "none")) {
             Row::parse(r, &self.data)?;
@@ -332,7 +341,14 @@ impl Runner<'_> {
 
 /// `tessera-train table`.
 pub fn table(args: &TableArgs, device: &Device, device_name: &str) -> Result<Value> {
-    let budget = args.preset.budget();
+    let mut budget = args.preset.budget();
+    if let Some(steps) = args.tokenizer_steps {
+        budget.tokenizer_steps = steps;
+        budget.disc_start = steps / 2;
+    }
+    if let Some(steps) = args.proposal_steps {
+        budget.proposal_steps = steps;
+    }
     let parse = |v: &[String]| -> Result<Vec<Row>> { v.iter().filter(|n| n.as_str() != "none").map(|n| Row::parse(n, &args.data)).collect() };
     let (rows, ablations) = (parse(&args.rows)?, parse(&args.ablations)?);
     if args.seeds.is_empty() || rows.is_empty() {
@@ -453,7 +469,7 @@ mod tests {
         let args = TableArgs {
             work: dir.join("work"), out: dir.join("out"), preset: Preset::Tiny, seeds: vec![0, 1],
             rows: vec!["vqgan".into(), "cluster".into()], ablations: vec!["cluster-k64".into()], ablation_seeds: None,
-            samples_per_class: None, evaluator, data, image_size: None, image_channels: None, finished_only: false,
+            samples_per_class: None, tokenizer_steps: None, proposal_steps: None, evaluator, data, image_size: None, image_channels: None, finished_only: false,
         };
         let dev = Device::flex();
         let t = table(&args, &dev, "flex").unwrap();

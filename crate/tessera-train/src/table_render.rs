@@ -13,22 +13,27 @@ use std::path::Path;
 use std::time::Instant;
 
 /// The metrics of the table, in column order: (key in the row JSON, Markdown header, decimals).
-pub const COLUMNS: [(&str, &str, usize); 11] = [
+pub const COLUMNS: [(&str, &str, usize); 14] = [
     ("usage", "usage %", 1),
     ("code_purity", "purity %", 1),
     ("rfid", "rFID_eval", 2),
+    ("rfid_lite2", "rFID_lite2", 2),
     ("ppl_ar", "PPL AR", 2),
     ("fid_ar", "FID_eval AR", 2),
+    ("fid_lite2_ar", "FID_lite2 AR", 2),
     ("is_ar", "IS_eval AR", 2),
     ("cons_ar", "class cons. AR %", 1),
     ("ppl_nar", "PPL NAR", 2),
     ("fid_nar", "FID_eval NAR", 2),
+    ("fid_lite2_nar", "FID_lite2 NAR", 2),
     ("is_nar", "IS_eval NAR", 2),
     ("cons_nar", "class cons. NAR %", 1),
 ];
 
 /// The metrics of a (row, seed), in the order `row_metrics` gives them.
-pub(crate) const METRICS: [&str; 12] = ["usage", "code_purity", "rfid", "psnr", "ppl_ar", "fid_ar", "is_ar", "cons_ar", "ppl_nar", "fid_nar", "is_nar", "cons_nar"];
+pub(crate) const METRICS: [&str; 15] = [
+    "usage", "code_purity", "rfid", "psnr", "ppl_ar", "fid_ar", "is_ar", "cons_ar", "ppl_nar", "fid_nar", "is_nar", "cons_nar", "rfid_lite2", "fid_lite2_ar", "fid_lite2_nar",
+];
 
 /// The table's figures of one (row, seed) from its evaluation (`null` where undefined).
 pub(crate) fn row_metrics(e: &EvalReport) -> Value {
@@ -36,7 +41,7 @@ pub(crate) fn row_metrics(e: &EvalReport) -> Value {
         Metric(100.0 * m.0)
     }
     let p = |k: &str, f: fn(&ProposalReport) -> Metric| e.proposals.get(k).map(f);
-    let values: [Option<Metric>; 12] = [
+    let values: [Option<Metric>; 15] = [
         Some(pct(e.codebook_usage)),
         Some(pct(e.code_purity)),
         Some(e.rfid_eval),
@@ -49,6 +54,10 @@ pub(crate) fn row_metrics(e: &EvalReport) -> Value {
         p("nar", |r| r.fid_eval),
         p("nar", |r| r.is_eval),
         p("nar", |r| pct(r.class_consistency_mean)),
+        // FID on a pretrained network that is no teacher (absent from Fashion-MNIST runs: null)
+        Some(e.rfid_lite2),
+        p("ar", |r| r.fid_lite2),
+        p("nar", |r| r.fid_lite2),
     ];
     Value::Object(METRICS.iter().zip(values).map(|(k, v)| (k.to_string(), json!(v))).collect())
 }
@@ -81,7 +90,13 @@ pub(crate) fn cell(mean: &Value, std: &Value, key: &str, decimals: usize, n: usi
 /// The Markdown rendering of `table.json`.
 pub fn markdown(t: &Value) -> String {
     let mut s = String::new();
-    s.push_str("# Table 1 in miniature (Fashion-MNIST, in-project evaluator)\n\n");
+    let data = match t["data"].as_str() {
+        Some("emoji") => "emoji, 4 art styles",
+        Some(d) if d.starts_with("fashion-mnist") => "Fashion-MNIST",
+        Some(d) => d,
+        None => "Fashion-MNIST",
+    };
+    s.push_str(&format!("# Table 1 in miniature ({data}, in-project evaluator)\n\n"));
     if t["complete"] == false {
         s.push_str("**In progress:** the rows below are those finished so far; `scripts/reproduce.sh` resumes the rest.\n\n");
     }
@@ -105,7 +120,9 @@ pub fn markdown(t: &Value) -> String {
         "Budgets and losses, equal for every row: {} tokenizer steps per trained stage, pixels always learnt with L1 + perceptual + \
          PatchGAN (discriminator from step {}): VQGAN and FSQ end to end; VQ-KD distillation, then its pixel decoder on the frozen \
          tokens; Cluster: k-means on the teacher's features, then its pixel decoder. AR and NAR proposal networks of {} layers x {} wide trained {} steps, \
-         batch {}. Teachers (supervised and MIM ViT, {} steps) are trained once and shared by every seed.\n\n",
+         batch {}. Teachers (supervised and MIM ViT, {} steps) are trained once and shared by every seed; \
+         the pretrained EfficientNet-Lite0 is imported, not trained. FID_lite2: FID on the pooled features of \
+         EfficientNet-Lite2 pretrained on ImageNet (a network that is no teacher; not Inception), where measured.\n\n",
         b["tokenizer_steps"], b["disc_start"], b["n_layer"], b["n_embd"], b["proposal_steps"], b["batch_size"], b["teacher_steps"],
     ));
     for (group, title) in [("main", "Main table"), ("teacher", "Ablation: teacher"), ("codebook", "Ablation: codebook size")] {
@@ -113,17 +130,19 @@ pub fn markdown(t: &Value) -> String {
         if rows.is_empty() {
             continue;
         }
+        // a column no row has (FID_lite2 before it existed) is left out
+        let columns: Vec<_> = COLUMNS.iter().filter(|(k, _, _)| rows.iter().any(|r| !r["mean"][*k].is_null())).collect();
         s.push_str(&format!("## {title}\n\n| tokenizer | seeds |"));
-        for (_, h, _) in COLUMNS {
+        for (_, h, _) in &columns {
             s.push_str(&format!(" {h} |"));
         }
         s.push_str("\n|---|---|");
-        s.push_str(&"---|".repeat(COLUMNS.len()));
+        s.push_str(&"---|".repeat(columns.len()));
         s.push('\n');
         for r in rows {
             let n = r["seeds"].as_array().map_or(0, |a| a.len());
             s.push_str(&format!("| {} | {n} |", r["label"].as_str().unwrap_or("")));
-            for (k, _, d) in COLUMNS {
+            for &&(k, _, d) in &columns {
                 s.push_str(&format!(" {} |", cell(&r["mean"], &r["std"], k, d, n)));
             }
             s.push('\n');
