@@ -231,12 +231,13 @@ def index(models='models'):
             'teacher_label': teacher_label(m['tokenizer']['config'].get('teacher_name')),
             'proposals': list(m['proposals']), 'codebook_size': e.get('codebook_size'),
             'download_bytes': {r: f['bytes'] for r, f in m['files'].items()},
-            'eval': {k: e[k] for k in ('reconstruction_psnr_db', 'codebook_usage', 'code_entropy_bits', 'rfid_eval') if k in e}
+            'eval': {k: e[k] for k in ('reconstruction_psnr_db', 'codebook_usage', 'code_entropy_bits', 'rfid_eval', 'rfid_lite2') if e.get(k) is not None}
                     | {f'class_consistency_{p}': r['class_consistency_mean'] for p, r in e.get('proposals', {}).items()}
-                    | {f'{m}_{p}': r[m] for p, r in e.get('proposals', {}).items() for m in ('ppl', 'fid_eval', 'is_eval') if m in r},
+                    | {f'{m}_{p}': r[m] for p, r in e.get('proposals', {}).items() for m in ('ppl', 'fid_eval', 'is_eval', 'fid_lite2') if r.get(m) is not None},
         })
     order = ['vqgan', 'fsq', 'vqkd', 'cluster']
-    out.sort(key=lambda b: (order.index(b['tokenizer']) if b['tokenizer'] in order else 9, b['teacher'] or ''))
+    # grouped by data set (emoji, then fashion-mnist), then in the paper's order
+    out.sort(key=lambda b: (b['dataset'], order.index(b['tokenizer']) if b['tokenizer'] in order else 9, b['teacher'] or ''))
     # The site opens the emoji VQ-KD bundle when one ships, else Fashion-MNIST's.
     paths = [b['path'] for b in out]
     default = next((p for p in ('emoji-vqkd/', 'fmnist-vqkd/') if p in paths), paths[0] if paths else 'fmnist-vqkd/')
@@ -244,17 +245,19 @@ def index(models='models'):
     print(f'wrote {models}/index.json ({len(out)} bundles)')
     # The same figures as a Markdown table (the README links it; nothing typed by hand).
     L = ['# Shipped bundles: measured figures', '',
-         'Written by `scripts/model_card.py` from each bundle\'s `eval.json` (`tessera-train eval`, Fashion-MNIST test split, '
-         'one training seed). Class consistency is scored by `models/evaluator` (in-project CNN, **not** Inception).', '',
-         '| bundle | tokenizer | teacher | usage | PSNR (dB) | rFID_eval | PPL AR / NAR | FID_eval AR / NAR | IS_eval AR / NAR | class consistency AR / NAR | browser download |',
-         '|---|---|---|---|---|---|---|---|---|---|---|']
+         'Written by `scripts/model_card.py` from each bundle\'s `eval.json` (`tessera-train eval` on its data set\'s test split, '
+         'one training seed). FID_eval, IS_eval and class consistency use the data set\'s in-project evaluator (`models/evaluator`, '
+         '`models/evaluator-emoji`; CNNs, **not** Inception); FID_lite2 uses ImageNet-pretrained EfficientNet-Lite2 features '
+         '(a network that is no teacher), measured for bundles evaluated since it exists.', '',
+         '| bundle | data | tokenizer | teacher | usage | PSNR (dB) | rFID_eval | PPL AR / NAR | FID_eval AR / NAR | FID_lite2 AR / NAR | IS_eval AR / NAR | class consistency AR / NAR | browser download |',
+         '|---|---|---|---|---|---|---|---|---|---|---|---|---|']
     pct = lambda v: f'{100 * v:.1f}%' if v is not None else '-'
     num = lambda v: f'{v:.2f}' if v is not None else '-'
     pair = lambda e, m, f: f"{f(e.get(m + '_ar'))} / {f(e.get(m + '_nar'))}"
     for b in out:
         e = b['eval']
-        L.append(f"| [{b['name']}](../models/{b['path']}README.md) | {b['label']} | {b['teacher_label'] or '-'} | {pct(e.get('codebook_usage'))} | "
-                 f"{num(e.get('reconstruction_psnr_db'))} | {num(e.get('rfid_eval'))} | {pair(e, 'ppl', num)} | {pair(e, 'fid_eval', num)} | "
+        L.append(f"| [{b['name']}](../models/{b['path']}README.md) | {b['dataset']} {b['image_size']} px | {b['label']} | {b['teacher_label'] or '-'} | {pct(e.get('codebook_usage'))} | "
+                 f"{num(e.get('reconstruction_psnr_db'))} | {num(e.get('rfid_eval'))} | {pair(e, 'ppl', num)} | {pair(e, 'fid_eval', num)} | {pair(e, 'fid_lite2', num)} | "
                  f"{pair(e, 'is_eval', num)} | {pair(e, 'class_consistency', pct)} | {sum(b['download_bytes'].values()) / 1e6:.1f} MB |")
     total = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(models) for f in fs)
     L += ['', f'`models/` in total: {total / 1e6:.1f} MB (bundles in f16, cards, sample grids, the evaluator).']

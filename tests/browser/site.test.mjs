@@ -321,16 +321,27 @@ test('the results page is built from models/index.json', { timeout: TIMEOUT }, a
   const rows = await page.evaluate(() => [...document.querySelectorAll('#results tbody tr')].map((tr) => [...tr.cells].map((c) => c.textContent)));
   const index = JSON.parse(fs.readFileSync(path.join(ROOT, 'models/index.json'), 'utf8'));
   assert.equal(rows.length, index.bundles.length);
-  for (const [i, b] of index.bundles.entries()) assert.equal(rows[i][4], b.eval.reconstruction_psnr_db.toFixed(2));
+  for (const [i, b] of index.bundles.entries()) assert.equal(rows[i][5], b.eval.reconstruction_psnr_db.toFixed(2));
   // The paper's table: rendered from docs/results/table.json when `tessera-train table` has written it.
   const tablePath = path.join(ROOT, 'docs/results/table.json');
   await page.waitForFunction(() => [...document.querySelectorAll('#paper img')].every((i) => i.complete), null, { timeout: 60000 });
   const paper = await page.evaluate(() => ({
     ready: window.paperReady,
     status: document.getElementById('paper-status').textContent,
-    rows: [...document.querySelectorAll('table.paper tbody tr')].map((tr) => [...tr.cells].map((c) => c.textContent)),
+    rows: [...document.querySelectorAll('#paper table.paper tbody tr')].map((tr) => [...tr.cells].map((c) => c.textContent)),
+    emoji: { ready: window.paperEmojiReady, status: document.getElementById('paper-emoji-status').textContent, rows: document.querySelectorAll('#paper-emoji table.paper tbody tr').length },
     images: [...document.querySelectorAll('#paper img')].map((i) => i.complete && i.naturalWidth > 0),
   }));
+  // The emoji table (docs/results/emoji/table.json) beside it, or the note that it is not produced yet.
+  const emojiPath = path.join(ROOT, 'docs/results/emoji/table.json');
+  if (!fs.existsSync(emojiPath)) {
+    assert.equal(paper.emoji.ready, 0);
+    assert.match(paper.emoji.status, /Not produced yet/);
+  } else {
+    const rows = JSON.parse(fs.readFileSync(emojiPath, 'utf8')).rows.length;
+    assert.equal(paper.emoji.ready, rows);
+    assert.equal(paper.emoji.rows, rows);
+  }
   if (!fs.existsSync(tablePath)) {
     assert.equal(paper.ready, 0);
     assert.match(paper.status, /Not produced yet/);

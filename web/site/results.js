@@ -3,6 +3,7 @@ const index = await (await fetch('models/index.json', { cache: 'no-cache' })).js
 const pct = (v) => (v == null ? '–' : `${(100 * v).toFixed(1)}%`);
 const num = (v) => (v == null ? '–' : v.toFixed(2));
 const cols = [
+  ['data', (b) => `${b.dataset} ${b.image_size} px`],
   ['tokenizer', (b) => `${b.label}${b.teacher ? ` (${b.teacher_label ?? b.teacher})` : ''}`],
   ['family', (b) => b.family],
   ['codebook', (b) => b.codebook_size ?? '–'],
@@ -11,6 +12,7 @@ const cols = [
   ['rFID_eval', (b) => num(b.eval.rfid_eval)],
   ['PPL AR / NAR', (b) => `${num(b.eval.ppl_ar)} / ${num(b.eval.ppl_nar)}`],
   ['FID_eval AR / NAR', (b) => `${num(b.eval.fid_eval_ar)} / ${num(b.eval.fid_eval_nar)}`],
+  ['FID_lite2 AR / NAR', (b) => `${num(b.eval.fid_lite2_ar)} / ${num(b.eval.fid_lite2_nar)}`],
   ['IS_eval AR / NAR', (b) => `${num(b.eval.is_eval_ar)} / ${num(b.eval.is_eval_nar)}`],
   ['class consistency AR', (b) => pct(b.eval.class_consistency_ar)],
   ['class consistency NAR', (b) => pct(b.eval.class_consistency_nar)],
@@ -40,61 +42,69 @@ for (const b of index.bundles) {
   }
 }
 
-// The paper's table in miniature, from results/table.json (written by `tessera-train table`).
-async function paperTable() {
-  const status = document.getElementById('paper-status');
-  const res = await fetch('results/table.json', { cache: 'no-cache' });
+// The paper's table in miniature, one per data set: results/table.json (Fashion-MNIST) and
+// results/emoji/table.json (written by `tessera-train table --data emoji --out docs/results/emoji`).
+// `id` names the section's elements (#ID-status, #ID-notes, #ID-tables, #ID-tsne, #ID-samples).
+async function paperTable(dir, id) {
+  const status = document.getElementById(`${id}-status`);
+  const res = await fetch(`${dir}table.json`, { cache: 'no-cache' });
   if (!res.ok) {
-    status.textContent = 'Not produced yet: run scripts/reproduce.sh (it writes docs/results/table.json).';
+    status.textContent = `Not produced yet: run scripts/reproduce.sh (it writes docs/${dir}table.json).`;
     return 0;
   }
   const t = await res.json();
   const hours = (t.compute.total_s / 3600).toFixed(1);
   status.textContent = `${t.complete ? 'Complete' : 'In progress (rows finished so far)'}: preset ${t.preset}, `
+    + `${t.budget.tokenizer_steps} tokenizer / ${t.budget.proposal_steps} proposal steps, `
     + `${t.samples} samples per FID_eval, ${hours} h of compute on ${t.compute.machine}, commit ${t.git_commit}.`;
-  document.getElementById('paper-notes').textContent = 'Mean ± std over seeds. FID_eval / IS_eval / rFID_eval use the '
+  document.getElementById(`${id}-notes`).textContent = 'Mean ± std over seeds. FID_eval / IS_eval / rFID_eval use the '
     + `in-project evaluator (${t.evaluator.name}), not Inception; real-vs-real FID_eval floor at this sample count: `
-    + `${t.fid_eval_real_floor?.toFixed(2) ?? '–'}. Purity: share of test tokens whose code's majority class is their image's class.`;
+    + `${t.fid_eval_real_floor?.toFixed(2) ?? '–'}. FID_lite2 (where shown): FID on ImageNet-pretrained EfficientNet-Lite2 `
+    + 'features, a network that is no teacher. Purity: share of test tokens whose code\'s majority class is their image\'s class.';
   const fmt = (r, c) => {
     const m = r.mean[c.key];
     if (m == null) return '–';
     return r.seeds.length > 1 ? `${m.toFixed(c.decimals)} ± ${r.std[c.key].toFixed(c.decimals)}` : m.toFixed(c.decimals);
   };
   const groups = [['main', 'Main table'], ['teacher', 'Ablation: teacher'], ['codebook', 'Ablation: codebook size']];
-  const host = document.getElementById('paper-tables');
+  const host = document.getElementById(`${id}-tables`);
   for (const [g, title] of groups) {
     const rows = t.rows.filter((r) => r.group === g);
     if (!rows.length) continue;
+    // a column no row of the group has (e.g. FID_lite2 on Fashion-MNIST) is left out
+    const columns = t.columns.filter((c) => rows.some((r) => r.mean[c.key] != null));
     const h = document.createElement('h3');
     h.textContent = title;
     const table = document.createElement('table');
     table.className = 'paper';
     table.dataset.group = g;
     const head = table.createTHead().insertRow();
-    for (const name of ['tokenizer', 'seeds', ...t.columns.map((c) => c.header)]) head.insertCell().textContent = name;
+    for (const name of ['tokenizer', 'seeds', ...columns.map((c) => c.header)]) head.insertCell().textContent = name;
     const body = table.createTBody();
     for (const r of rows) {
       const tr = body.insertRow();
       tr.insertCell().textContent = r.label;
       tr.insertCell().textContent = r.seeds.length;
-      for (const c of t.columns) tr.insertCell().textContent = fmt(r, c);
+      for (const c of columns) tr.insertCell().textContent = fmt(r, c);
     }
     host.append(h, table);
   }
-  const img = (src, alt) => Object.assign(new Image(), { src: `results/${src}`, alt, title: alt });
+  const img = (src, alt) => Object.assign(new Image(), { src: `${dir}${src}`, alt, title: alt });
   // Reference rows (a main row repeated in an ablation group at the ablation's seeds) have no figures of their own.
   for (const r of t.rows.filter((row) => !row.reference)) {
-    if (r.figures.tsne) document.getElementById('paper-tsne').append(img(r.figures.tsne, `${r.label} codebook t-SNE`));
+    if (r.figures.tsne) document.getElementById(`${id}-tsne`).append(img(r.figures.tsne, `${r.label} codebook t-SNE`));
     const fig = document.createElement('figure');
     const cap = document.createElement('figcaption');
     cap.textContent = `${r.label}: AR (left), NAR (right)`;
     fig.append(img(r.figures.ar, `${r.label} AR samples`), img(r.figures.nar, `${r.label} NAR samples`), cap);
-    document.getElementById('paper-samples').append(fig);
+    document.getElementById(`${id}-samples`).append(fig);
   }
   return t.rows.length;
 }
-window.paperReady = await paperTable().catch((e) => {
-  document.getElementById('paper-status').textContent = `Could not read results/table.json: ${e.message}`;
+const failed = (id) => (e) => {
+  document.getElementById(`${id}-status`).textContent = `Could not read the table: ${e.message}`;
   return -1;
-});
+};
+window.paperReady = await paperTable('results/', 'paper').catch(failed('paper'));
+window.paperEmojiReady = await paperTable('results/emoji/', 'paper-emoji').catch(failed('paper-emoji'));
 window.resultsReady = index.bundles.length;
