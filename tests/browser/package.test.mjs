@@ -233,3 +233,20 @@ window.done = { tokens: r.tokens[0].length, max: Math.max(...r.images[0].data), 
   assert.equal(done.device, 'cpu');
   assert.ok(done.max > 100, 'image is not blank');
 });
+
+test('the wasm module runs its static constructors once, not on every call from JS', { timeout: 5 * 60 * 1000 }, async () => {
+  // wasm-ld wrapped every export in `__wasm_call_ctors` until the module called it itself at start
+  // (crate/tessera-wasm/src/lib.rs): each crossing cost tens of ms. Twenty calls from JS, one run.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-ctors-'));
+  fs.symlinkSync(path.join(ROOT, 'web/package/dist'), path.join(dir, 'dist'));
+  fs.writeFileSync(path.join(dir, 'index.html'), `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,">
+<script type="module">
+import init, { constructorRuns } from './dist/tessera_wasm.js';
+await init();
+const runs = [];
+for (let i = 0; i < 20; i++) runs.push(constructorRuns());
+window.done = { runs };
+</script>`);
+  const { runs } = await pageResult(dir);
+  assert.deepEqual(runs, Array(20).fill(1), `constructor runs seen by 20 calls: ${runs.join(',')}`);
+});

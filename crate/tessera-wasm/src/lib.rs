@@ -22,8 +22,48 @@ thread_local! {
     static WEBGPU: RefCell<Option<Result<(Device, String), String>>> = const { RefCell::new(None) };
 }
 
+// Static constructors run once, here. wasm-ld links a module with constructors (`inventory`
+// registrations from pliron, a cubecl dependency) as a "new-style command": it wraps *every* export
+// in a call to `__wasm_call_ctors` unless the program calls that function itself (LLVM D81689). So
+// each JS -> wasm crossing re-ran them (38.7 ms per `info()` call, 11-14 ms per progress event). One
+// explicit call at instantiation turns the wrapping off; `constructor_runs` lets a test check it.
+#[cfg(target_arch = "wasm32")]
+unsafe extern "C" {
+    fn __wasm_call_ctors();
+}
+
+static CONSTRUCTOR_RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+extern "C" fn count_constructor_run() {
+    CONSTRUCTOR_RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// One more static constructor, registered the way `inventory` registers its own.
+#[cfg(target_arch = "wasm32")]
+#[used]
+#[unsafe(link_section = ".init_array")]
+static COUNT_CONSTRUCTOR_RUNS: extern "C" fn() = count_constructor_run;
+
+/// How many times the module's static constructors have run (1 once instantiated).
+#[wasm_bindgen(js_name = constructorRuns, skip_typescript)]
+pub fn constructor_runs() -> u32 {
+    CONSTRUCTOR_RUNS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Runs the static constructors exactly once (twice would link `inventory`'s registry into a
+/// cycle): at instantiation (`start`) and, for hosts that never call `start` (wasm-bindgen-test),
+/// before any model is built. Without them cubecl's WebGPU kernels fail to expand.
+fn ensure_constructors() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    #[cfg(target_arch = "wasm32")]
+    ONCE.call_once(|| unsafe { __wasm_call_ctors() });
+    #[cfg(not(target_arch = "wasm32"))]
+    ONCE.call_once(|| ());
+}
+
 #[wasm_bindgen(start)]
 pub fn start() {
+    ensure_constructors();
     console_error_panic_hook::set_once();
     // cubecl reports WGSL compile errors only through `log`
     let _ = console_log::init_with_level(log::Level::Warn);
@@ -108,6 +148,7 @@ async fn max_abs_diff(a: &Bundle, da: &Device, b: &Bundle, db: &Device, tokens: 
 /// on `device` ("webgpu", "cpu" or "auto"). Rejects with a message on any invalid input.
 #[wasm_bindgen(js_name = loadModel)]
 pub async fn load_model(manifest: String, files_obj: JsValue, device: String) -> Result<Tessera, JsValue> {
+    ensure_constructors();
     let t0 = now();
     if !["webgpu", "cpu", "auto"].contains(&device.as_str()) {
         return Err(option_err(format!("unknown device '{device}': use \"webgpu\", \"cpu\" or \"auto\"")));

@@ -50,6 +50,17 @@ fn tokens_of(result: &JsValue) -> Vec<Vec<u32>> {
     t.iter().map(|row| js_sys::Uint32Array::from(row).to_vec()).collect()
 }
 
+/// The static constructors ran once: by the end the test harness has called this module's exports
+/// from JS many times (each of which re-ran them when wasm-ld wrapped every export).
+#[wasm_bindgen_test]
+async fn static_constructors_run_once_not_per_call() {
+    let m = load("cpu").await;
+    for _ in 0..3 {
+        m.info().unwrap();
+    }
+    assert_eq!(tessera_wasm::constructor_runs(), 1);
+}
+
 #[wasm_bindgen_test]
 async fn a_shipped_bundle_loads_from_bytes_and_generates() {
     let m = load("cpu").await;
