@@ -24,9 +24,11 @@ after(async () => {
   server?.close();
 });
 
-async function openSite(device) {
+// The class-shape tests below are about Fashion-MNIST (sneakers vs trousers, the native comparison):
+// they open that model explicitly; `model = null` opens the site's default (index.json).
+async function openSite(device, model = 'fmnist-vqkd/') {
   const page = await newPage(browser);
-  await page.goto(`${server.url}?device=${device}&autostart=0`);
+  await page.goto(`${server.url}?device=${device}&autostart=0${model ? `&model=${model}` : ''}`);
   await page.waitForFunction(() => window.tessera?.ready || window.tessera?.lastError, null, { timeout: TIMEOUT, polling: 200 });
   const err = await page.evaluate(() => window.tessera.lastError);
   assert.equal(err, null, `model failed to load on ${device}: ${err}`);
@@ -237,6 +239,34 @@ test('every shipped tokenizer x {AR, NAR} generates on CPU, one bundle per token
   results.zoo = rows;
   console.log(rows.map((r) => `${r.bundle} ${r.proposal} ${r.device}: ${r.ms.toFixed(0)} ms/image`).join('\n'));
   await page.close();
+});
+
+test('the default model (index.json) loads and generates; colour data gives colour images', { timeout: TIMEOUT }, async () => {
+  const index = JSON.parse(fs.readFileSync(path.join(ROOT, 'models/index.json'), 'utf8'));
+  const def = index.bundles.find((b) => b.path === index.default);
+  assert.ok(def, `index.json's default ${index.default} is not a listed bundle`);
+  for (const device of ['cpu', 'webgpu']) {
+    const page = await openSite(device, null);
+    const r = await page.evaluate(async (count) => {
+      await window.tessera.generate({ class: 0, count, seed: 4 });
+      const canvases = [...document.querySelectorAll('#grid canvas')];
+      // mean |R - G| + |G - B| per pixel: 0 for grey images
+      const chroma = canvases.map((c) => {
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let sum = 0;
+        for (let i = 0; i < d.length; i += 4) sum += Math.abs(d[i] - d[i + 1]) + Math.abs(d[i + 1] - d[i + 2]);
+        return sum / (d.length / 4);
+      });
+      return { info: window.tessera.info, device: window.tessera.lastResult.device, chroma, model: document.getElementById('model').value };
+    }, device === 'cpu' ? 4 : 1);
+    assert.equal(r.model, index.default);
+    assert.equal(r.device, device);
+    assert.equal(r.info.channels, def.channels);
+    assert.equal(r.info.dataset, def.dataset);
+    if (def.channels === 3) assert.ok(Math.max(...r.chroma) > 10, `${def.name} on ${device}: grey images (chroma ${r.chroma.map((c) => c.toFixed(1))})`);
+    console.log(`default ${def.name} on ${device}: chroma ${r.chroma.map((c) => c.toFixed(1)).join(', ')}`);
+    await page.close();
+  }
 });
 
 test('switching the model while generating leaves the page usable', { timeout: TIMEOUT }, async () => {
