@@ -13,8 +13,9 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// A fixed, smooth grey test image `[1, 1, 32, 32]` in [-1, 1] (a blob, like a garment on black).
-fn test_image(device: &Device) -> Tensor<4> {
+/// A fixed, smooth grey test image `[1, channels, 32, 32]` in [-1, 1] (a blob, like a garment on
+/// black; the same grey in every channel of a colour bundle).
+fn test_image(channels: usize, device: &Device) -> Tensor<4> {
     let px: Vec<f32> = (0..32 * 32)
         .map(|i| {
             let (y, x) = ((i / 32) as f32 - 15.5, (i % 32) as f32 - 15.5);
@@ -22,17 +23,19 @@ fn test_image(device: &Device) -> Tensor<4> {
             (1.0 - r).clamp(-1.0, 1.0) * 0.9 + 0.05 * ((x * 0.7).sin() * (y * 0.4).cos())
         })
         .collect();
-    Tensor::from_data(TensorData::new(px, [1, 1, 32, 32]), device)
+    let px: Vec<f32> = (0..channels).flat_map(|_| px.iter().copied()).collect();
+    Tensor::from_data(TensorData::new(px, [1, channels, 32, 32]), device)
 }
 
-fn grey_hex(rgba: &[u8]) -> String {
-    rgba.chunks(4).map(|p| format!("{:02x}", p[0])).collect()
+/// Hex of the grey channel (1-channel bundles) or of R, G and B (colour bundles).
+fn pixel_hex(rgba: &[u8], channels: usize) -> String {
+    rgba.chunks(4).flat_map(|p| p[..channels.min(3)].iter()).map(|v| format!("{v:02x}")).collect()
 }
 
 async fn pixels(b: &Bundle, tokens: &[Vec<u32>], d: &Device) -> Vec<String> {
     let t = &b.manifest.tokenizer;
     let (px, shape) = decode(&b.tokenizer, tokens_tensor(tokens, t.tokens_per_image(), t.codebook_size(), d).unwrap()).await.unwrap();
-    to_rgba(&px, shape).iter().map(|im| grey_hex(im)).collect()
+    to_rgba(&px, shape).iter().map(|im| pixel_hex(im, b.manifest.dataset.channels)).collect()
 }
 
 async fn record(name: &str, d: &Device) -> Value {
@@ -45,7 +48,7 @@ async fn record(name: &str, d: &Device) -> Value {
         out.insert(proposal.into(), json!({ "tokens": tokens, "pixels": pixels(&b, &tokens, d).await }));
     }
     // Encode the test image, then inpaint its left half with NAR.
-    let enc: Vec<i64> = b.tokenizer.encode(test_image(d)).into_data().convert::<i64>().try_to_vec().unwrap();
+    let enc: Vec<i64> = b.tokenizer.encode(test_image(b.manifest.dataset.channels, d)).into_data().convert::<i64>().try_to_vec().unwrap();
     let enc: Vec<u32> = enc.into_iter().map(|v| v as u32).collect();
     let given: Vec<Option<u32>> = enc.iter().enumerate().map(|(i, &t)| if i % 8 < 4 { None } else { Some(t) }).collect();
     let options = tessera::sampling::sampler::SamplingOptions { seed: 5, ..b.defaults("nar").unwrap() };
