@@ -54,11 +54,11 @@ pub fn constructor_runs() -> u32 {
 /// cycle): at instantiation (`start`) and, for hosts that never call `start` (wasm-bindgen-test),
 /// before any model is built. Without them cubecl's WebGPU kernels fail to expand.
 fn ensure_constructors() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
     #[cfg(target_arch = "wasm32")]
-    ONCE.call_once(|| unsafe { __wasm_call_ctors() });
-    #[cfg(not(target_arch = "wasm32"))]
-    ONCE.call_once(|| ());
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| unsafe { __wasm_call_ctors() });
+    }
 }
 
 #[wasm_bindgen(start)]
