@@ -58,6 +58,9 @@ for name in $ONLY; do
   fi
   run="$RUNS/$name"
   out="models/$PREFIX-$name"
+  # A bundle already exported and evaluated is kept (re-evaluating costs ~30 min): delete its
+  # eval.json to redo export, eval, grids and card.
+  if [ -f "$out/eval.json" ]; then echo "kept (already evaluated): $out" | log; continue; fi
   steps=(--tokenizer-steps "$TOKENIZER_STEPS" --proposal-steps "$PROPOSAL_STEPS")
   for stage in tokenizer ar nar; do
     "$BIN" train --run "$run" --tokenizer "$tok" --stage "$stage" "${steps[@]}" "${common[@]}" "$@" 2>&1 | log
