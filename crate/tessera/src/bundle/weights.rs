@@ -91,11 +91,22 @@ pub fn to_safetensors_as(tensors: &NamedTensors, precision: Precision) -> Vec<u8
 /// Parses a safetensors file into named f32 tensors (stored as F32, F16 or BF16 — pretrained
 /// checkpoints are often half precision); any malformation is a typed error.
 pub fn from_safetensors(file: &str, bytes: &[u8]) -> Result<NamedTensors, BundleError> {
+    read_safetensors(file, bytes, false)
+}
+
+/// [`from_safetensors`] for pretrained checkpoints, which also hold integer buffers (BERT's
+/// `position_ids`): those are skipped, not an error.
+pub fn float_tensors_of_checkpoint(file: &str, bytes: &[u8]) -> Result<NamedTensors, BundleError> {
+    read_safetensors(file, bytes, true)
+}
+
+fn read_safetensors(file: &str, bytes: &[u8], skip_integers: bool) -> Result<NamedTensors, BundleError> {
     let st = SafeTensors::deserialize(bytes).map_err(|e| BundleError::BadWeights { file: file.into(), reason: e.to_string() })?;
     let mut out = BTreeMap::new();
     for (name, view) in st.tensors() {
         let d = view.data();
         let values: Vec<f32> = match view.dtype() {
+            Dtype::I64 | Dtype::I32 | Dtype::U8 | Dtype::BOOL if skip_integers => continue,
             Dtype::F32 => d.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
             Dtype::F16 => d.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
             Dtype::BF16 => d.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),

@@ -29,14 +29,14 @@ impl HfLayout {
 
 /// A pretrained checkpoint's tensors, read by name with the shape the model expects (shared by the
 /// ViT and EfficientNet imports).
-pub(super) struct Source<'a> {
-    pub(super) t: &'a NamedTensors,
-    pub(super) file: &'a str,
+pub(crate) struct Source<'a> {
+    pub(crate) t: &'a NamedTensors,
+    pub(crate) file: &'a str,
 }
 
 impl Source<'_> {
     /// The tensor `name`, checked: present, of `shape`, every value finite.
-    pub(super) fn get(&self, name: &str, shape: &[usize]) -> Result<&HostTensor, BundleError> {
+    pub(crate) fn get(&self, name: &str, shape: &[usize]) -> Result<&HostTensor, BundleError> {
         let t = self.t.get(name).ok_or_else(|| BundleError::MissingTensor { file: self.file.into(), name: name.into() })?;
         if t.shape != shape {
             return Err(BundleError::WrongShape { name: name.into(), expected: shape.to_vec(), actual: t.shape.clone() });
@@ -52,7 +52,7 @@ impl Source<'_> {
 }
 
 /// `[out, in]` (PyTorch Linear) -> `[in, out]` (burn Linear).
-fn transpose(t: &HostTensor) -> HostTensor {
+pub(crate) fn transpose(t: &HostTensor) -> HostTensor {
     let (o, i) = (t.shape[0], t.shape[1]);
     let mut v = vec![0f32; o * i];
     for r in 0..o {
@@ -64,7 +64,7 @@ fn transpose(t: &HostTensor) -> HostTensor {
 }
 
 /// q, k, v `[e, e]` weights (PyTorch) -> one `[e, 3e]` burn weight; biases `[e]` -> `[3e]`.
-fn fuse_qkv(q: &HostTensor, k: &HostTensor, v: &HostTensor) -> HostTensor {
+pub(crate) fn fuse_qkv(q: &HostTensor, k: &HostTensor, v: &HostTensor) -> HostTensor {
     if q.shape.len() == 1 {
         let values = [q.values.as_slice(), &k.values, &v.values].concat();
         return HostTensor { shape: vec![values.len()], values };
