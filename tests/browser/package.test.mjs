@@ -250,3 +250,37 @@ window.done = { runs };
   const { runs } = await pageResult(dir);
   assert.deepEqual(runs, Array(20).fill(1), `constructor runs seen by 20 calls: ${runs.join(',')}`);
 });
+
+test('prompts tokenise in wasm exactly as the reference does (WordPiece of all-MiniLM-L6-v2)', { timeout: 5 * 60 * 1000 }, async () => {
+  // tests/fixtures/minilm.json: ids from an independent Python implementation of BERT's tokenisation
+  // (scripts/reference/minilm.py); natively crate/tessera/tests/minilm.rs checks the same cases.
+  const weights = process.env.TESSERA_WEIGHTS || path.join(os.homedir(), '.cache/tessera-weights');
+  const tokenizer = path.join(weights, 'all-minilm-l6-v2/tokenizer.json');
+  assert.ok(fs.existsSync(tokenizer), `${tokenizer} is missing: scripts/setup.sh unpacks it`);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-text-'));
+  fs.symlinkSync(path.join(ROOT, 'web/package/dist'), path.join(dir, 'dist'));
+  fs.copyFileSync(tokenizer, path.join(dir, 'tokenizer.json'));
+  fs.copyFileSync(path.join(ROOT, 'tests/fixtures/minilm.json'), path.join(dir, 'fixture.json'));
+  fs.writeFileSync(path.join(dir, 'index.html'), `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,">
+<script type="module">
+import init, { TextTokenizer } from './dist/tessera_wasm.js';
+await init();
+const fx = await (await fetch('fixture.json')).json();
+const bytes = new Uint8Array(await (await fetch('tokenizer.json')).arrayBuffer());
+const t = new TextTokenizer(bytes, fx.max_len);
+const cases = fx.tokens.map((c) => ({ text: c.text, want: c.ids, got: Array.from(t.encode(c.text).ids) }));
+const errors = [];
+for (const bad of [() => t.encode('x'.repeat(1001)), () => new TextTokenizer(new Uint8Array([1, 2, 3]), 16)]) {
+  try { bad(); errors.push('no error'); } catch (e) { errors.push(e.name + ': ' + e.message); }
+}
+window.done = { cases, vocab: t.vocabSize, apple: t.encode('emoji 🍎 here'), errors, alive: Array.from(t.encode('red apple').ids) };
+</script>`);
+  const done = await pageResult(dir);
+  assert.equal(done.vocab, 30522);
+  assert.ok(done.cases.length >= 10);
+  for (const c of done.cases) assert.deepEqual(c.got, c.want, JSON.stringify(c.text));
+  assert.deepEqual(done.apple.unknown, ['🍎']);
+  assert.match(done.errors[0], /^InvalidOption: .*1001 characters/);
+  assert.match(done.errors[1], /^BundleError: /);
+  assert.deepEqual(done.alive, [101, 2417, 6207, 102], 'the module still works after the errors');
+});

@@ -154,7 +154,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("tessera-ckpt-test-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let d = Device::flex();
-        let cfg = ProposalConfig { vocab_size: 8, num_classes: 2, block_size: 4, n_layer: 1, n_head: 2, n_embd: 8 };
+        let cfg = ProposalConfig { vocab_size: 8, num_classes: 2, block_size: 4, n_layer: 1, n_head: 2, n_embd: 8, text: None };
         let ck = Checkpoint::new(&dir).unwrap();
         assert!(!dir.exists(), "a checkpoint directory is created by the first save, not by `new`");
         let step1 = cfg.init_gpt(&d).unwrap();

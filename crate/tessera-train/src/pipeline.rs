@@ -81,7 +81,7 @@ pub fn cluster_config(a: &TrainArgs, teacher: &TeacherConfig, decoder_output: De
     ClusterConfig { teacher: teacher.clone(), teacher_name: teacher_name(a), codebook_size: a.codebook_size, channels: a.channels, decoder_output }
 }
 pub fn proposal_config(a: &TrainArgs, vocab_size: usize, block_size: usize, num_classes: usize) -> ProposalConfig {
-    ProposalConfig { vocab_size, num_classes, block_size, n_layer: a.n_layer, n_head: a.n_head, n_embd: a.n_embd }
+    ProposalConfig { vocab_size, num_classes, block_size, n_layer: a.n_layer, n_head: a.n_head, n_embd: a.n_embd, text: None }
 }
 fn teacher_name(a: &TrainArgs) -> String {
     a.teacher.file_name().map(|s| s.to_string_lossy().replace("teacher-", "")).unwrap_or_default()

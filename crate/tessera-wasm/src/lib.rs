@@ -523,3 +523,35 @@ impl Tessera {
         promise(self.inner.clone().logits(proposal, class, tokens))
     }
 }
+
+/// A text tokenizer (`tokenizer.json`) in the browser: the same `tokenizers` code as natively, so a
+/// prompt has the same ids in both (the package test compares them with the reference fixture).
+#[wasm_bindgen(js_name = TextTokenizer)]
+pub struct WasmTextTokenizer {
+    inner: tessera::text::vocab::TextTokenizer,
+}
+
+#[wasm_bindgen(js_class = TextTokenizer)]
+impl WasmTextTokenizer {
+    /// Parses `tokenizer.json` bytes; ids are cut at `max_len`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(json: &[u8], max_len: usize) -> Result<WasmTextTokenizer, JsValue> {
+        ensure_constructors();
+        let inner = tessera::text::vocab::TextTokenizer::from_json("tokenizer.json", json, max_len).map_err(bundle_err)?;
+        Ok(Self { inner })
+    }
+    /// `{ ids: Uint32Array, unknown: string[], truncated: boolean }` for `prompt`.
+    pub fn encode(&self, prompt: &str) -> Result<JsValue, JsValue> {
+        let e = self.inner.encode(prompt).map_err(js_err)?;
+        let o = js_sys::Object::new();
+        let set = |k: &str, v: &JsValue| js_sys::Reflect::set(&o, &k.into(), v).map(|_| ());
+        set("ids", &js_sys::Uint32Array::from(e.ids.as_slice()).into())?;
+        set("unknown", &e.unknown.iter().map(|w| JsValue::from_str(w)).collect::<js_sys::Array>().into())?;
+        set("truncated", &e.truncated.into())?;
+        Ok(o.into())
+    }
+    #[wasm_bindgen(getter, js_name = vocabSize)]
+    pub fn vocab_size(&self) -> usize {
+        self.inner.vocab_size()
+    }
+}

@@ -210,7 +210,7 @@ async fn an_efficientnet_cluster_tokenizer_encodes_alike_on_webgpu_and_cpu() {
     let cb = tensors.get_mut("quantizer.codebook").unwrap();
     cb.values = (0..cb.values.len()).map(|i| ((i as f32) * 0.7311).sin()).collect();
     let tok = to_safetensors(&tensors);
-    let gpt = ProposalConfig { vocab_size: 64, num_classes: 2, block_size: 64, n_layer: 1, n_head: 2, n_embd: 16 };
+    let gpt = ProposalConfig { vocab_size: 64, num_classes: 2, block_size: 64, n_layer: 1, n_head: 2, n_embd: 16, text: None };
     let ar = to_safetensors(&module_to_tensors(&gpt.init_gpt(&d).unwrap()));
     let entry = |p: &str, b: &[u8]| FileEntry { path: p.into(), bytes: b.len() as u64, sha256: sha256_hex(b) };
     let manifest = Manifest {

@@ -34,7 +34,7 @@ impl Fixture {
 fn fixture(device: &Device) -> Fixture {
     device.seed(1);
     let tok = VqganConfig { channels: 4, codebook_size: 16, code_dim: 4, ..Default::default() };
-    let gpt = ProposalConfig { vocab_size: 16, num_classes: 3, block_size: 64, n_layer: 1, n_head: 2, n_embd: 8 };
+    let gpt = ProposalConfig { vocab_size: 16, num_classes: 3, block_size: 64, n_layer: 1, n_head: 2, n_embd: 8, text: None };
     let tok_model = tok.init(device).unwrap();
     let gpt_model = gpt.init_gpt(device).unwrap();
     let tokenizer = to_safetensors(&module_to_tensors(&tok_model));
@@ -197,7 +197,7 @@ fn checksum_truncation_and_shape() {
     let r = Bundle::from_bytes(f.manifest.clone(), &f.tokenizer, &[("ar", &flipped)], &d);
     assert!(matches!(r, Err(BundleError::ChecksumMismatch { .. })), "{r:?}");
     // checksums right but weights of another shape (manifest updated consistently)
-    let other = ProposalConfig { vocab_size: 16, num_classes: 3, block_size: 64, n_layer: 1, n_head: 2, n_embd: 16 };
+    let other = ProposalConfig { vocab_size: 16, num_classes: 3, block_size: 64, n_layer: 1, n_head: 2, n_embd: 16, text: None };
     let wrong = to_safetensors(&module_to_tensors(&other.init_gpt(&d).unwrap()));
     let mut m = f.manifest.clone();
     m.files.insert("ar".into(), FileEntry { path: "ar.safetensors".into(), bytes: wrong.len() as u64, sha256: sha256_hex(&wrong) });

@@ -22,7 +22,7 @@ fn root() -> PathBuf {
 fn tiny_bundle(d: &Device) -> Vec<Vec<u8>> {
     d.seed(3);
     let tok = VqganConfig { channels: 2, codebook_size: 8, code_dim: 2, ..Default::default() };
-    let p = ProposalConfig { vocab_size: 8, num_classes: 2, block_size: 64, n_layer: 1, n_head: 1, n_embd: 4 };
+    let p = ProposalConfig { vocab_size: 8, num_classes: 2, block_size: 64, n_layer: 1, n_head: 1, n_embd: 4, text: None };
     let t = to_safetensors(&module_to_tensors(&tok.init(d).unwrap()));
     let ar = to_safetensors(&module_to_tensors(&p.init_gpt(d).unwrap()));
     let nar = to_safetensors(&module_to_tensors(&p.init_maskgit(d).unwrap()));

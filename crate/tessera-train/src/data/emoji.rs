@@ -208,9 +208,22 @@ fn classes(emoji: &[Emoji]) -> (Vec<String>, Vec<usize>) {
     (names, class)
 }
 
-/// The text of one rendering: name, style, keywords.
-pub fn text(e: &Emoji, style: &str) -> String {
-    format!("{}, {style} style: {}", e.name, e.keywords.join(", "))
+/// The captions of one rendering, one per line (`Dataset::captions`), for text-to-image: training
+/// samples one per step. Templates: the name ("grinning face"); name and art style ("grinning face,
+/// google style"); the keywords ("face, grin"); all of it ("grinning face, google style: face,
+/// grin"). Single keywords and other phrasings are left to evaluation (held-out phrasings).
+pub fn captions(e: &Emoji, style: &str) -> String {
+    let clean = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let name = clean(&e.name);
+    let keywords = e.keywords.iter().map(|k| clean(k)).filter(|k| !k.is_empty() && *k != name).collect::<Vec<_>>().join(", ");
+    let mut out: Vec<String> = vec![name.clone(), format!("{name}, {style} style")];
+    if !keywords.is_empty() {
+        out.push(keywords.clone());
+        out.push(format!("{name}, {style} style: {keywords}"));
+    }
+    out.retain(|c| !c.trim().is_empty());
+    out.dedup();
+    out.join("\n")
 }
 
 fn package_versions(root: &Path) -> Result<String> {
@@ -227,7 +240,7 @@ fn package_versions(root: &Path) -> Result<String> {
 }
 
 pub fn load(root: &Path, split: Split, shape: Shape, spec: &DataSpec) -> Result<Dataset> {
-    let key = format!("emoji-v1\n{}\n{shape:?}\n{}", root.display(), package_versions(root)?);
+    let key = format!("emoji-v2\n{}\n{shape:?}\n{}", root.display(), package_versions(root)?);
     let (emoji, renderings) = index(root)?;
     let (class_names, class) = classes(&emoji);
     if class_names.is_empty() {
@@ -248,7 +261,7 @@ pub fn load(root: &Path, split: Split, shape: Shape, spec: &DataSpec) -> Result<
         Ok(cache::Decoded {
             info: info.clone(),
             labels: kept.iter().map(|&i| class[mine[i].emoji] as u16).collect(),
-            texts: kept.iter().map(|&i| text(&emoji[mine[i].emoji], mine[i].style)).collect(),
+            texts: kept.iter().map(|&i| captions(&emoji[mine[i].emoji], mine[i].style)).collect(),
             pixels,
         })
     })
@@ -286,5 +299,11 @@ mod tests {
         let grin = emoji.iter().position(|e| e.code == "1F600").unwrap();
         assert_eq!(emoji[grin].subgroup, "face-smiling");
         assert_eq!(renderings.iter().filter(|r| r.emoji == grin).count(), 4, "grinning face in four styles");
+        let c = captions(&emoji[grin], "google");
+        let lines: Vec<&str> = c.lines().collect();
+        assert_eq!(lines[..2], ["grinning face", "grinning face, google style"], "{c}");
+        assert!(lines.len() == 4 && lines[2].contains("grin") && lines[3].starts_with("grinning face, google style: "), "{c}");
+        // every emoji has at least its name
+        assert!(emoji.iter().all(|e| !captions(e, "fluent").lines().next().unwrap_or("").is_empty()));
     }
 }

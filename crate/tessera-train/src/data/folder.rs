@@ -114,12 +114,34 @@ pub fn load_folder(dir: &Path, split: Split, shape: Shape, spec: &DataSpec) -> R
     decode_items(&spec.name(), spec, shape, classes, split_items(items, n, dir, split), split, vec![format!("images from {}", dir.display())])
 }
 
+#[derive(serde::Deserialize, Default)]
+#[serde(untagged)]
+enum Texts {
+    #[default]
+    None,
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Texts {
+    /// One caption per line (newlines inside a caption become spaces).
+    fn joined(self) -> String {
+        let flat = |s: String| s.split_whitespace().collect::<Vec<_>>().join(" ");
+        match self {
+            Texts::None => String::new(),
+            Texts::One(s) => flat(s),
+            Texts::Many(v) => v.into_iter().map(flat).filter(|s| !s.is_empty()).collect::<Vec<_>>().join("\n"),
+        }
+    }
+}
+
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CaptionLine {
     image: String,
+    /// One caption, or several phrasings of the same image (training samples one per step).
     #[serde(default)]
-    text: String,
+    text: Texts,
     #[serde(default)]
     class: Option<String>,
 }
@@ -142,7 +164,7 @@ pub fn load_captions(file: &Path, split: Split, shape: Shape, spec: &DataSpec) -
         .into_iter()
         .map(|c| {
             let class = classes.binary_search(&c.class.unwrap_or_else(|| "image".into())).unwrap_or(0);
-            Item { path: root.join(&c.image), class, text: c.text }
+            Item { path: root.join(&c.image), class, text: c.text.joined() }
         })
         .collect();
     let n = classes.len();
@@ -196,13 +218,20 @@ mod tests {
         let mut lines = String::new();
         for (c, n) in [("blue", 0), ("red", 2)] {
             lines += &format!("{{\"image\": \"imgs/{c}/{c}{n}.png\", \"text\": \"a {c} square\", \"class\": \"{c}\"}}\n");
-            lines += &format!("{{\"image\": \"imgs/{c}/{c}4.png\", \"text\": \"another {c} square\", \"class\": \"{c}\"}}\n");
+            lines += &format!("{{\"image\": \"imgs/{c}/{c}4.png\", \"text\": [\"another {c} square\", \"a {c}\\nsquare\"], \"class\": \"{c}\"}}\n");
         }
         std::fs::write(dir.join("c.jsonl"), lines).unwrap();
         let spec: DataSpec = format!("captions:{}", dir.join("c.jsonl").display()).parse().unwrap();
         let tr = super::super::load(&spec, Split::Train, Some(Shape { size: 8, channels: 1 })).unwrap();
         assert_eq!(tr.len(), 2);
         assert!(tr.texts.iter().all(|t| t.contains("square")));
+        // a list of phrasings is several captions; a newline inside one is a space
+        let te = super::super::load(&spec, Split::Test, Some(Shape { size: 8, channels: 1 })).unwrap();
+        let all: Vec<Vec<&str>> = (0..tr.len()).map(|i| tr.captions(i).collect()).chain((0..te.len()).map(|i| te.captions(i).collect())).collect();
+        assert!(all.iter().any(|c| c.len() == 2), "{all:?}");
+        for c in all.iter().filter(|c| c.len() == 2) {
+            assert!(c[0].starts_with("another ") && c[1].starts_with("a ") && c[1].ends_with(" square"), "{c:?}");
+        }
         std::fs::write(dir.join("bad.jsonl"), "{\"img\": 1}\n").unwrap();
         let spec: DataSpec = format!("captions:{}", dir.join("bad.jsonl").display()).parse().unwrap();
         let e = super::super::load(&spec, Split::Train, None).err().unwrap();

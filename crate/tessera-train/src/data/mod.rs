@@ -147,7 +147,8 @@ pub struct Dataset {
     pub info: DataInfo,
     pub images: Vec<f32>,
     pub labels: Vec<u16>,
-    /// One text per image (captions, emoji names and keywords), or empty.
+    /// The captions of each image, one per line (a captions file: one; emoji: several phrasings),
+    /// or empty when the source has none.
     pub texts: Vec<String>,
 }
 
@@ -161,6 +162,10 @@ impl Dataset {
     pub fn image(&self, i: usize) -> &[f32] {
         let p = self.shape().pixels();
         &self.images[i * p..(i + 1) * p]
+    }
+    /// The captions of image `i` (none when the source has no text).
+    pub fn captions(&self, i: usize) -> impl Iterator<Item = &str> {
+        self.texts.get(i).map(String::as_str).unwrap_or("").lines().filter(|l| !l.trim().is_empty())
     }
     /// Gathers the images at `idx` into one batch buffer.
     pub fn batch(&self, idx: &[usize]) -> (Vec<f32>, Vec<i64>) {

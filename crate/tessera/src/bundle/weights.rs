@@ -228,7 +228,7 @@ mod tests {
     #[test]
     fn round_trip_and_shape_errors() {
         let d = Device::flex();
-        let cfg = ProposalConfig { vocab_size: 7, num_classes: 2, block_size: 4, n_layer: 1, n_head: 2, n_embd: 8 };
+        let cfg = ProposalConfig { vocab_size: 7, num_classes: 2, block_size: 4, n_layer: 1, n_head: 2, n_embd: 8, text: None };
         let gpt = cfg.init_gpt(&d).unwrap();
         let named = module_to_tensors(&gpt);
         assert!(named.contains_key("blocks.0.attn.qkv.weight"), "{:?}", named.keys().collect::<Vec<_>>());

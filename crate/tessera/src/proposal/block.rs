@@ -50,7 +50,7 @@ struct SelfAttention {
 }
 
 impl SelfAttention {
-    fn forward(&self, x: Tensor<3>, causal: bool, cache: Option<&mut KvSlot>) -> Tensor<3> {
+    fn forward(&self, x: Tensor<3>, causal: bool, cache: Option<&mut KvSlot>, key_pad: Option<&Tensor<2, Bool>>) -> Tensor<3> {
         let [b, t, c] = x.dims();
         let hd = c / self.n_head;
         let heads = |y: Tensor<3>| y.reshape([b, t, self.n_head, hd]).swap_dims(1, 2); // [b, h, t, hd]
@@ -77,6 +77,10 @@ impl SelfAttention {
             let mask = Tensor::<2, Bool>::tril_mask([t, s], past as i64, &att.device()); // true above the diagonal
             att = att.mask_fill(mask.reshape([1, 1, t, s]).expand([b, self.n_head, t, s]), -1.0e9);
         }
+        if let Some(pad) = key_pad {
+            // padding of a text prefix: no query attends to it (`pad` covers all `s` keys)
+            att = att.mask_fill(pad.clone().reshape([b, 1, 1, s]).expand([b, self.n_head, t, s]), -1.0e9);
+        }
         let y = softmax(att, 3).matmul(v); // [b, h, t, hd]
         self.proj.forward(y.swap_dims(1, 2).reshape([b, t, c]))
     }
@@ -100,8 +104,9 @@ impl Block {
             quick_gelu: o.quick_gelu,
         }
     }
-    /// `x`: `[b, t, e]`. `causal` masks future positions; `cache` (AR sampling) holds past keys/values.
-    pub fn forward(&self, x: Tensor<3>, causal: bool, cache: Option<&mut KvSlot>) -> Tensor<3> {
+    /// `x`: `[b, t, e]`. `causal` masks future positions; `cache` (AR sampling) holds past keys/values;
+    /// `key_pad` `[b, past + t]` is true at keys no query may see (the padding of a text prefix).
+    pub fn forward(&self, x: Tensor<3>, causal: bool, cache: Option<&mut KvSlot>, key_pad: Option<&Tensor<2, Bool>>) -> Tensor<3> {
         let scaled = |y: Tensor<3>, ls: &Option<Param<Tensor<1>>>| match ls {
             Some(g) => {
                 let [b, t, e] = y.dims();
@@ -109,7 +114,7 @@ impl Block {
             }
             None => y,
         };
-        let x = x.clone() + scaled(self.attn.forward(self.ln1.forward(x), causal, cache), &self.ls1);
+        let x = x.clone() + scaled(self.attn.forward(self.ln1.forward(x), causal, cache, key_pad), &self.ls1);
         let h = self.fc.forward(self.ln2.forward(x.clone()));
         let h = if self.quick_gelu { h.clone() * sigmoid(h.mul_scalar(1.702)) } else { gelu(h) };
         x + scaled(self.proj.forward(h), &self.ls2)

@@ -1,9 +1,12 @@
-//! The AR proposal network: a GPT over `[class] + tokens` (nanoGPT's `model.py` in burn).
-//! The first position holds a class embedding (index `num_classes` is the null class used for
-//! classifier-free guidance); the logits at position i predict token i of the raster-order grid.
+//! The AR proposal network: a GPT over `[condition] + tokens` (nanoGPT's `model.py` in burn).
+//! The condition is one class embedding (index `num_classes` is the null class used for
+//! classifier-free guidance) or a text prefix of `n_ctx` positions (`condition.rs`); the logits at
+//! the condition's last position and after predict the tokens of the raster-order grid in turn.
 use super::ProposalConfig;
 use super::block::{Block, KvSlot};
+use super::condition::{Condition, TextPrefix, key_padding};
 use crate::config::ConfigError;
+use crate::error::TesseraError;
 use burn::nn::{Embedding, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 
@@ -17,6 +20,7 @@ impl ProposalConfig {
             tok_emb: emb(self.vocab_size),
             cls_emb: emb(self.num_classes + 1),
             pos_emb: emb(self.block_size),
+            text: self.text.as_ref().map(|t| t.init(e, device)),
             blocks: (0..self.n_layer).map(|_| Block::new(e, self.n_head, device)).collect(),
             ln_f: LayerNormConfig::new(e).init(device),
             head: LinearConfig::new(e, self.vocab_size).with_bias(false).init(device),
@@ -30,6 +34,8 @@ pub struct Gpt {
     tok_emb: Embedding,
     cls_emb: Embedding,
     pos_emb: Embedding,
+    /// The prompt's prefix (text-to-image networks only).
+    text: Option<TextPrefix>,
     blocks: Vec<Block>,
     ln_f: LayerNorm,
     head: Linear,
@@ -40,6 +46,9 @@ pub struct Gpt {
 #[derive(Debug, Clone, Default)]
 pub struct KvCache {
     layers: Vec<KvSlot>,
+    /// Positions of the condition (1 for a class, `n_ctx` for a prompt) and the prompt's padding.
+    prefix: usize,
+    pad: Option<Tensor<2, Bool>>,
 }
 
 impl KvCache {
@@ -69,7 +78,8 @@ impl Gpt {
         x + self.pos_emb.forward(pos).expand([b, t, e])
     }
 
-    fn logits(&self, mut x: Tensor<3>, mut cache: Option<&mut KvCache>) -> Tensor<3> {
+    /// The blocks, then the head on positions `from..` only (the prompt's positions predict nothing).
+    fn logits(&self, mut x: Tensor<3>, mut cache: Option<&mut KvCache>, key_pad: Option<&Tensor<2, Bool>>, from: usize) -> Tensor<3> {
         for (i, block) in self.blocks.iter().enumerate() {
             let slot = cache.as_deref_mut().map(|c| {
                 if c.layers.len() < self.blocks.len() {
@@ -77,16 +87,44 @@ impl Gpt {
                 }
                 &mut c.layers[i]
             });
-            x = block.forward(x, true, slot);
+            x = block.forward(x, true, slot, key_pad);
+        }
+        if from > 0 {
+            let t = x.dims()[1];
+            x = x.narrow(1, from, t - from);
         }
         self.head.forward(self.ln_f.forward(x))
+    }
+
+    /// The condition's positions `[b, p, e]` and the prompt's padding `[b, p]` (none for a class).
+    fn prefix(&self, cond: &Condition) -> Result<(Tensor<3>, Option<Tensor<2, Bool>>), TesseraError> {
+        match (cond, &self.text) {
+            (Condition::Class(c), None) => Ok((self.embed(Some(c.clone()), None, 0), None)),
+            (Condition::Text(t), Some(prefix)) => prefix.forward(t).map(|(x, pad)| (x, Some(pad))),
+            (Condition::Class(_), Some(_)) => Err(TesseraError::InvalidOption("this network is text-conditional: give a prompt, not a class".into())),
+            (Condition::Text(_), None) => Err(TesseraError::InvalidOption("this network is class-conditional: give a class, not a prompt".into())),
+        }
     }
 
     /// Full (training) forward: classes `[b]`, tokens `[b, t]` with t < block_size ->
     /// logits `[b, t + 1, vocab]`; position i predicts token i.
     pub fn forward(&self, classes: Tensor<1, Int>, tokens: Tensor<2, Int>) -> Tensor<3> {
         let x = if tokens.dims()[1] == 0 { self.embed(Some(classes), None, 0) } else { self.embed(Some(classes), Some(tokens), 0) };
-        self.logits(x, None)
+        self.logits(x, None, None, 0)
+    }
+
+    /// [`Gpt::forward`] for any condition: logits `[b, t + 1, vocab]`, row i predicting token i.
+    pub fn forward_with(&self, cond: &Condition, tokens: Tensor<2, Int>) -> Result<Tensor<3>, TesseraError> {
+        if let Condition::Class(c) = cond && self.text.is_none() {
+            return Ok(self.forward(c.clone(), tokens));
+        }
+        let (prefix, pad) = self.prefix(cond)?;
+        let p = prefix.dims()[1];
+        let t = tokens.dims()[1];
+        // image token j sits at image position j + 1 (as in class networks, whose class is at 0)
+        let x = if t == 0 { prefix } else { Tensor::cat(vec![prefix, self.embed(None, Some(tokens), 1)], 1) };
+        let key_pad = pad.map(|m| key_padding(&m, t));
+        Ok(self.logits(x, None, key_pad.as_ref(), p - 1))
     }
 
     /// Cross-entropy of predicting every token of `tokens` (`[b, block_size]`) from the class and
@@ -94,6 +132,17 @@ impl Gpt {
     pub fn loss(&self, classes: Tensor<1, Int>, tokens: Tensor<2, Int>) -> Tensor<1> {
         let [b, t] = tokens.dims();
         let logits = self.forward(classes, tokens.clone().narrow(1, 0, t - 1));
+        Self::cross_entropy(logits, tokens, b, t)
+    }
+
+    /// [`Gpt::loss`] for any condition.
+    pub fn loss_with(&self, cond: &Condition, tokens: Tensor<2, Int>) -> Result<Tensor<1>, TesseraError> {
+        let [b, t] = tokens.dims();
+        let logits = self.forward_with(cond, tokens.clone().narrow(1, 0, t - 1))?;
+        Ok(Self::cross_entropy(logits, tokens, b, t))
+    }
+
+    fn cross_entropy(logits: Tensor<3>, tokens: Tensor<2, Int>, b: usize, t: usize) -> Tensor<1> {
         let v = logits.dims()[2];
         burn::nn::loss::CrossEntropyLossConfig::new().init(&logits.device()).forward(logits.reshape([b * t, v]), tokens.reshape([b * t]))
     }
@@ -109,9 +158,38 @@ impl Gpt {
                 self.embed(None, Some(p.reshape([b, 1])), start)
             }
         };
-        let logits = self.logits(x, Some(cache));
+        cache.prefix = 1;
+        let logits = self.logits(x, Some(cache), None, 0);
         let [b, _, v] = logits.dims();
         logits.reshape([b, v])
+    }
+
+    /// [`Gpt::step`] for any condition: the first step (empty cache) feeds the whole condition.
+    pub fn step_with(&self, cache: &mut KvCache, cond: &Condition, prev: Option<Tensor<1, Int>>) -> Result<Tensor<2>, TesseraError> {
+        if let Condition::Class(c) = cond && self.text.is_none() {
+            return Ok(self.step(cache, c.clone(), prev));
+        }
+        let logits = match prev {
+            None => {
+                let (prefix, pad) = self.prefix(cond)?;
+                let p = prefix.dims()[1];
+                cache.prefix = p;
+                cache.pad = pad.clone();
+                self.logits(prefix, Some(cache), pad.as_ref(), p - 1)
+            }
+            Some(tok) => {
+                let b = tok.dims()[0];
+                let start = cache.len();
+                if cache.prefix == 0 || start < cache.prefix {
+                    return Err(TesseraError::InvalidTokens("a token step before the condition was fed".into()));
+                }
+                let x = self.embed(None, Some(tok.reshape([b, 1])), start + 1 - cache.prefix);
+                let key_pad = cache.pad.as_ref().map(|m| key_padding(m, start + 1 - cache.prefix));
+                self.logits(x, Some(cache), key_pad.as_ref(), 0)
+            }
+        };
+        let [b, _, v] = logits.dims();
+        Ok(logits.reshape([b, v]))
     }
 }
 
@@ -122,7 +200,7 @@ mod tests {
     fn tiny() -> (Gpt, Device) {
         let d = Device::flex();
         d.seed(3);
-        (ProposalConfig { vocab_size: 11, num_classes: 3, block_size: 6, n_layer: 2, n_head: 2, n_embd: 16 }.init_gpt(&d).unwrap(), d)
+        (ProposalConfig { vocab_size: 11, num_classes: 3, block_size: 6, n_layer: 2, n_head: 2, n_embd: 16, text: None }.init_gpt(&d).unwrap(), d)
     }
     fn ints(v: &[i64], shape: [usize; 2], d: &Device) -> Tensor<2, Int> {
         Tensor::from_data(TensorData::new(v.to_vec(), shape), d)

@@ -5,7 +5,9 @@
 //! confident predictions (see `sampling::nar`).
 use super::ProposalConfig;
 use super::block::Block;
+use super::condition::{Condition, TextPrefix, key_padding};
 use crate::config::ConfigError;
+use crate::error::TesseraError;
 use burn::nn::{Embedding, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
@@ -20,6 +22,7 @@ impl ProposalConfig {
             tok_emb: emb(self.vocab_size + 1),
             cls_emb: emb(self.num_classes + 1),
             pos_emb: emb(self.block_size + 1),
+            text: self.text.as_ref().map(|t| t.init(e, device)),
             blocks: (0..self.n_layer).map(|_| Block::new(e, self.n_head, device)).collect(),
             ln_f: LayerNormConfig::new(e).init(device),
             head: LinearConfig::new(e, self.vocab_size).init(device),
@@ -36,6 +39,8 @@ pub struct MaskGit {
     tok_emb: Embedding,
     cls_emb: Embedding,
     pos_emb: Embedding,
+    /// The prompt's prefix (text-to-image networks only).
+    text: Option<TextPrefix>,
     blocks: Vec<Block>,
     ln_f: LayerNorm,
     head: Linear,
@@ -70,18 +75,51 @@ impl MaskGit {
         let pos = Tensor::<1, Int>::arange(0..(t + 1) as i64, &x.device()).reshape([1, t + 1]);
         let mut x = x + self.pos_emb.forward(pos).expand([b, t + 1, e]);
         for block in &self.blocks {
-            x = block.forward(x, false, None);
+            x = block.forward(x, false, None, None);
         }
         let x = self.ln_f.forward(x.narrow(1, 1, t)); // drop the class position
         self.head.forward(x)
     }
 
+    /// [`MaskGit::forward`] for any condition (a text prefix: `n_ctx` positions before the grid,
+    /// its padding masked).
+    pub fn forward_with(&self, cond: &Condition, tokens: Tensor<2, Int>) -> Result<Tensor<3>, TesseraError> {
+        let (text, prefix) = match (cond, &self.text) {
+            (Condition::Class(c), None) => return Ok(self.forward(c.clone(), tokens)),
+            (Condition::Text(t), Some(prefix)) => (t, prefix),
+            (Condition::Class(_), Some(_)) => return Err(TesseraError::InvalidOption("this network is text-conditional: give a prompt, not a class".into())),
+            (Condition::Text(_), None) => return Err(TesseraError::InvalidOption("this network is class-conditional: give a class, not a prompt".into())),
+        };
+        let [b, t] = tokens.dims();
+        let (p, pad) = prefix.forward(text)?;
+        let n = p.dims()[1];
+        let x = self.tok_emb.forward(tokens);
+        let e = x.dims()[2];
+        let pos = Tensor::<1, Int>::arange(1..(t + 1) as i64, &x.device()).reshape([1, t]);
+        let mut x = Tensor::cat(vec![p, x + self.pos_emb.forward(pos).expand([b, t, e])], 1);
+        let key_pad = key_padding(&pad, t);
+        for block in &self.blocks {
+            x = block.forward(x, false, None, Some(&key_pad));
+        }
+        Ok(self.head.forward(self.ln_f.forward(x.narrow(1, n, t))))
+    }
+
     /// Cross-entropy on the masked positions only: `tokens` `[b, t]` are the true tokens, `mask`
     /// `[b, t]` is true where the input is replaced by the mask token.
     pub fn loss(&self, classes: Tensor<1, Int>, tokens: Tensor<2, Int>, mask: Tensor<2, Bool>, mask_token: usize) -> Tensor<1> {
-        let [b, t] = tokens.dims();
         let input = tokens.clone().mask_fill(mask.clone(), mask_token as i64);
-        let logp = log_softmax(self.forward(classes, input), 2); // [b, t, v]
+        Self::masked_nll(self.forward(classes, input), tokens, mask)
+    }
+
+    /// [`MaskGit::loss`] for any condition.
+    pub fn loss_with(&self, cond: &Condition, tokens: Tensor<2, Int>, mask: Tensor<2, Bool>, mask_token: usize) -> Result<Tensor<1>, TesseraError> {
+        let input = tokens.clone().mask_fill(mask.clone(), mask_token as i64);
+        Ok(Self::masked_nll(self.forward_with(cond, input)?, tokens, mask))
+    }
+
+    fn masked_nll(logits: Tensor<3>, tokens: Tensor<2, Int>, mask: Tensor<2, Bool>) -> Tensor<1> {
+        let [b, t] = tokens.dims();
+        let logp = log_softmax(logits, 2); // [b, t, v]
         let picked = logp.gather(2, tokens.reshape([b, t, 1])).reshape([b, t]);
         let m = mask.float();
         let n = m.clone().sum().clamp_min(1.0);
@@ -117,7 +155,7 @@ mod tests {
     fn loss_ignores_unmasked_positions_and_attention_is_bidirectional() {
         let d = Device::flex();
         d.seed(5);
-        let cfg = ProposalConfig { vocab_size: 7, num_classes: 2, block_size: 4, n_layer: 1, n_head: 2, n_embd: 8 };
+        let cfg = ProposalConfig { vocab_size: 7, num_classes: 2, block_size: 4, n_layer: 1, n_head: 2, n_embd: 8, text: None };
         let m = cfg.init_maskgit(&d).unwrap();
         let cls = Tensor::<1, Int>::from_data(TensorData::new(vec![1i64], [1]), &d);
         let toks = |v: Vec<i64>| Tensor::<2, Int>::from_data(TensorData::new(v, [1, 4]), &d);

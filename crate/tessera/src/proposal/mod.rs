@@ -3,6 +3,7 @@
 //! AR (`gpt.rs`, a causal GPT with a KV cache, raster order) and NAR (`maskgit.rs`, MaskGIT: a
 //! bidirectional transformer that predicts masked tokens). Sampling them is `sampling/`.
 pub mod block;
+pub mod condition;
 pub mod gpt;
 pub mod maskgit;
 
@@ -23,11 +24,14 @@ pub struct ProposalConfig {
     pub n_layer: usize,
     pub n_head: usize,
     pub n_embd: usize,
+    /// Text-to-image: the prompt prefix that replaces the class (absent: class-conditional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<condition::TextConditionConfig>,
 }
 
 impl Default for ProposalConfig {
     fn default() -> Self {
-        Self { vocab_size: 256, num_classes: 10, block_size: 64, n_layer: 4, n_head: 4, n_embd: 128 }
+        Self { vocab_size: 256, num_classes: 10, block_size: 64, n_layer: 4, n_head: 4, n_embd: 128, text: None }
     }
 }
 
@@ -44,7 +48,8 @@ impl ProposalConfig {
     pub fn params(&self) -> u128 {
         let e = self.n_embd;
         let tables = (self.vocab_size + 1 + self.num_classes + 1 + self.block_size + 1) as u128 * e as u128;
-        tables + self.n_layer as u128 * block::params(e, 4 * e) + 2 * e as u128 + linear_params(e, self.vocab_size)
+        let text = self.text.as_ref().map_or(0, |t| t.params(e));
+        tables + text + self.n_layer as u128 * block::params(e, 4 * e) + 2 * e as u128 + linear_params(e, self.vocab_size)
     }
     /// Sizes bounded, heads dividing the width, within the parameter budget. `model` names the
     /// network in the error (`ar proposal`, `nar proposal`).
@@ -57,9 +62,12 @@ impl ProposalConfig {
         c.range("n_embd", self.n_embd, 1, limits::WIDTH)?;
         c.range("n_head", self.n_head, 1, self.n_embd)?;
         c.that(self.n_embd % self.n_head == 0, || format!("n_head {} must divide n_embd {}", self.n_head, self.n_embd))?;
+        if let Some(t) = &self.text {
+            t.validate(model)?;
+        }
         c.params(self.params())?;
         // per image, with guidance (two rows): logits, the MLP, and the attention matrix of a full pass
-        let t = self.block_size as u128 + 1;
+        let t = self.block_size as u128 + self.text.as_ref().map_or(1, |t| t.n_ctx) as u128;
         let widest = (self.vocab_size as u128).max(4 * self.n_embd as u128).max(self.n_head as u128 * t);
         c.activations(2 * t * widest)
     }

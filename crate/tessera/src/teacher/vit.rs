@@ -138,7 +138,7 @@ impl Vit {
     /// Runs the blocks and the final norm over an embedded sequence.
     pub fn encode_sequence(&self, mut x: Tensor<3>) -> Tensor<3> {
         for block in &self.blocks {
-            x = block.forward(x, false, None);
+            x = block.forward(x, false, None, None);
         }
         self.ln_f.forward(x)
     }
