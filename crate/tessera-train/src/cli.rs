@@ -2,6 +2,7 @@
 //! (a bad flag is an error naming the flag, never a panic or a half-created run directory).
 use crate::data::{DataSpec, Shape};
 use crate::table;
+use crate::train::text::{TextEncoderKind, TextOptions};
 use anyhow::{Result, bail};
 use burn::prelude::*;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -157,9 +158,22 @@ pub struct TrainArgs {
     pub n_head: usize,
     #[arg(long, default_value_t = 128)]
     pub n_embd: usize,
-    /// Probability of training on the null class (classifier-free guidance).
+    /// Probability of training on the null class or the empty prompt (classifier-free guidance).
     #[arg(long, default_value_t = 0.1)]
     pub class_dropout: f64,
+    /// Text-to-image: condition the proposal networks on the captions (--data emoji or
+    /// captions:FILE.jsonl) through this text encoder instead of the class.
+    #[arg(long, value_enum, default_value_t = TextEncoderKind::None)]
+    pub text_encoder: TextEncoderKind,
+    /// Learned text encoder: BPE vocabulary size (learned from the training captions).
+    #[arg(long, default_value_t = 1024)]
+    pub text_vocab: usize,
+    /// Text positions of a prompt ([CLS] ... [SEP]; longer prompts are cut).
+    #[arg(long, default_value_t = 24)]
+    pub text_ctx: usize,
+    /// Learned text encoder: transformer layers (its width and heads are the proposal network's).
+    #[arg(long, default_value_t = 2)]
+    pub text_layers: usize,
 }
 
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -368,10 +382,30 @@ impl TrainArgs {
         flag("n-head", self.n_head.to_string());
         flag("n-embd", self.n_embd.to_string());
         flag("class-dropout", self.class_dropout.to_string());
+        if self.text_encoder != TextEncoderKind::None {
+            flag("text-encoder", value(&self.text_encoder));
+            flag("text-vocab", self.text_vocab.to_string());
+            flag("text-ctx", self.text_ctx.to_string());
+            flag("text-layers", self.text_layers.to_string());
+        }
         if self.resume {
             v.push(vec!["--resume".into()]);
         }
         v
+    }
+
+    /// The text options of a text-to-image run.
+    pub fn text_options(&self) -> TextOptions {
+        TextOptions { encoder: self.text_encoder, vocab_size: self.text_vocab, n_ctx: self.text_ctx, n_layer: self.text_layers, n_embd: self.n_embd, n_head: self.n_head }
+    }
+
+    /// The text encoder these flags describe, for a vocabulary of `vocab` tokens.
+    pub fn text_spec(&self, vocab: usize) -> tessera::proposal::condition::TextEncoderSpec {
+        use tessera::proposal::condition::TextEncoderSpec;
+        match self.text_encoder {
+            TextEncoderKind::Minilm => TextEncoderSpec::Pretrained { name: crate::train::text::MINILM.into(), width: 384 },
+            _ => TextEncoderSpec::Learned { vocab_size: vocab, n_embd: self.n_embd, n_layer: self.text_layers, n_head: self.n_head },
+        }
     }
 
     /// Image size and channels of this run: the flags, else the data set's defaults.
@@ -406,6 +440,11 @@ impl TrainArgs {
         }
         if !(self.class_dropout.is_finite() && (0.0..=1.0).contains(&self.class_dropout)) {
             bail!("--class-dropout is a probability in [0, 1], got {}", self.class_dropout);
+        }
+        if self.text_encoder != TextEncoderKind::None {
+            // the vocabulary size is known once learned; check the rest with the requested one
+            let text = tessera::proposal::condition::TextConditionConfig { n_ctx: self.text_ctx, encoder: self.text_spec(self.text_vocab) };
+            text.validate("proposal")?;
         }
         if !(self.perceptual_weight.is_finite() && self.perceptual_weight >= 0.0) {
             bail!("--perceptual-weight must be finite and >= 0, got {}", self.perceptual_weight);
@@ -531,6 +570,8 @@ mod tests {
         a.resume = true;
         a.fsq_levels = vec![4, 4, 4];
         a.class_dropout = 0.125;
+        a.text_encoder = TextEncoderKind::Minilm;
+        a.text_ctx = 20;
         let back = TrainCli::try_parse_from(std::iter::once("train".to_string()).chain(a.to_argv())).unwrap().a;
         assert_eq!(back, a);
         assert_eq!(TrainCli::try_parse_from(std::iter::once("train".to_string()).chain(TrainArgs::defaults().to_argv())).unwrap().a, TrainArgs::defaults());

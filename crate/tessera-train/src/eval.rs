@@ -72,7 +72,7 @@ fn class_index(m: &Manifest, s: &str) -> Result<usize> {
 /// Samples `count` images of `class` with proposal network `proposal` and decodes them:
 /// (tokens, pixels in [-1, 1]).
 pub fn sample(b: &Bundle, proposal: &str, class: usize, count: usize, opts: &SamplingOptions, device: &Device) -> Result<(Vec<Vec<u32>>, Vec<f32>)> {
-    let req = Request { class, count, options: opts.clone() };
+    let req = Request { class, count, options: opts.clone(), prompt: None };
     let per = b.manifest.tokenizer.tokens_per_image();
     let tokens = pollster::block_on(b.sampler(proposal, req, None, device)?.run(per))?;
     let t = tokens_tensor(&tokens, per, b.manifest.tokenizer.codebook_size(), device)?;

@@ -56,6 +56,10 @@ pub fn export(run: &Path, out: &Path, name: &str, device: &Device) -> Result<()>
     if let Some(c) = configs.get("nar") {
         proposals.insert("nar".to_string(), ProposalEntry { model: ProposalSpec::Nar(serde_json::from_value::<ProposalConfig>(c.clone())?), sampling: default_sampling("nar", tok.codebook_size()) });
     }
+    if proposals.values().any(|p| p.model.config().text.is_some()) {
+        // the prompt's vocabulary and text encoder are not part of the bundle format yet
+        bail!("{} holds text-to-image proposal networks: exporting them is not supported yet (issue: text to image in the browser)", run.display());
+    }
     if proposals.is_empty() {
         bail!("{} has no finished proposal network (ar or nar)", run.display());
     }

@@ -3,6 +3,8 @@
 use crate::cli::{PixelLoss, Stage, TeacherKind, TrainArgs};
 use crate::data::{self, Shape, Split};
 use crate::{assemble, checkpoint, eval, train};
+use crate::train::proposal::Conditioning;
+use crate::train::text::TextEncoderKind;
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
 use tessera::proposal::ProposalConfig;
@@ -232,14 +234,22 @@ pub fn run_train(a: &TrainArgs, dev: &Device, command: &str) -> Result<()> {
         let tokenizer = spec.load(tessera::bundle::weights::from_safetensors("tokenizer", &bytes)?, "tokenizer", dev).context("loading the tokenizer")?;
         let tokens = assemble::cached_tokens(&a.run, &bytes, || train::tokenize(&tokenizer, &train, dev))?;
         let (vocab, block) = (spec.codebook_size(), spec.tokens_per_image());
+        // text-to-image: the captions' vocabulary and (pretrained encoder) states, once for both
+        let captions = match a.text_encoder {
+            TextEncoderKind::None => None,
+            _ => Some(train::text::Captions::prepare(&a.run, &train, &a.text_options(), dev)?),
+        };
+        let cond = match &captions {
+            Some(c) => Conditioning::Text(c),
+            None => Conditioning::Classes(&train.labels),
+        };
+        let cfg = ProposalConfig { text: captions.as_ref().map(|c| c.config.clone()), ..proposal_config(a, vocab, block, n_classes) };
         if stage(Stage::Ar) {
-            let cfg = proposal_config(a, vocab, block, n_classes);
-            let s = train::train_proposal(&a.run.join("ar"), &cfg, &tokens, &train.labels, a.class_dropout, &sched(a.proposal_steps, 1e-3, 100), dev)?;
+            let s = train::train_proposal(&a.run.join("ar"), &cfg, &tokens, &cond, a.class_dropout, &sched(a.proposal_steps, 1e-3, 100), dev)?;
             eprintln!("ar: {} steps in {:.0}s", s.step, s.elapsed_s);
         }
         if stage(Stage::Nar) {
-            let cfg = proposal_config(a, vocab, block, n_classes);
-            let s = train::train_nar(&a.run.join("nar"), &cfg, &tokens, &train.labels, a.class_dropout, &sched(a.proposal_steps, 1e-3, 100), dev)?;
+            let s = train::train_nar(&a.run.join("nar"), &cfg, &tokens, &cond, a.class_dropout, &sched(a.proposal_steps, 1e-3, 100), dev)?;
             eprintln!("nar: {} steps in {:.0}s", s.step, s.elapsed_s);
         }
     }

@@ -286,7 +286,7 @@ impl Inner {
             steps: o.steps.unwrap_or(d.steps),
             confidence_noise: o.confidence_noise.unwrap_or(d.confidence_noise),
         };
-        let req = Request { class, count: o.count, options };
+        let req = Request { class, count: o.count, options, prompt: None };
         req.validate(entry.model.num_classes(), entry.model.vocab_size())?;
         let every = o.preview_every.unwrap_or(if entry.model.kind() == "nar" { 1 } else { m.grid[1] });
         Ok((proposal, req, every))

@@ -225,7 +225,7 @@ fn missing_file_and_round_trip_from_disk() {
     let a = Bundle::load_dir(&dir, &d).unwrap();
     // the loaded bundle computes what the exported models computed: the AR network's logits over a
     // whole sampling run, and the tokenizer's decode of the sampled tokens
-    let req = Request { class: 1, count: 2, options: SamplingOptions { seed: 5, ..a.defaults("ar").unwrap() } };
+    let req = Request { class: 1, count: 2, options: SamplingOptions { seed: 5, ..a.defaults("ar").unwrap() }, prompt: None };
     let tokens = pollster::block_on(a.sampler("ar", req, None, &d).unwrap().run(64)).unwrap();
     let tessera::bundle::Proposal::Ar(loaded) = &a.proposals["ar"] else { panic!("ar is a GPT") };
     let (mut c1, mut c2) = (KvCache::default(), KvCache::default());
@@ -251,7 +251,7 @@ fn nar_reveals_per_schedule_and_inpainting_keeps_given_tokens() {
     let b = fixture(&d).load(&d).unwrap();
     let opts = SamplingOptions { seed: 3, steps: 8, guidance: 1.5, ..Default::default() };
     // whole images: the number of tokens revealed per step follows the cosine schedule
-    let req = Request { class: 0, count: 2, options: opts.clone() };
+    let req = Request { class: 0, count: 2, options: opts.clone(), prompt: None };
     let mut s = b.sampler("nar", req.clone(), None, &d).unwrap();
     let schedule = unmasking_schedule(64, 8);
     let mut masked = 64;

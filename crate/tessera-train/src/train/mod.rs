@@ -149,6 +149,7 @@ fn update<M: Module>(model: M, optim: &mut ModuleOptimizer, loss: Tensor<1>, lr:
 pub mod classifier;
 pub mod proposal;
 pub mod teacher;
+pub mod text;
 pub mod tokenizer;
 
 pub use classifier::train_classifier;
@@ -211,13 +212,53 @@ mod tests {
         let tokens = tokenize(&AnyTokenizer::Vqgan(tok), &data, &d);
         assert_eq!(tokens.len(), 64 * 64);
         let gpt = ProposalConfig { vocab_size: 16, num_classes: 4, block_size: 64, n_layer: 1, n_head: 2, n_embd: 32, text: None };
-        let s = train_proposal(&dir.join("proposal"), &gpt, &tokens, &data.labels, 0.1, &sched(40, false), &d).unwrap();
+        let s = train_proposal(&dir.join("proposal"), &gpt, &tokens, &proposal::Conditioning::Classes(&data.labels), 0.1, &sched(40, false), &d).unwrap();
         let l = &s.losses;
         assert!(mean(&l[l.len() - 2..]) < mean(&l[..2]) * 0.8, "proposal loss did not fall: {l:?}");
         let mg = ProposalConfig { vocab_size: 16, num_classes: 4, block_size: 64, n_layer: 1, n_head: 2, n_embd: 32, text: None };
-        let s = train_nar(&dir.join("nar"), &mg, &tokens, &data.labels, 0.1, &sched(40, false), &d).unwrap();
+        let s = train_nar(&dir.join("nar"), &mg, &tokens, &proposal::Conditioning::Classes(&data.labels), 0.1, &sched(40, false), &d).unwrap();
         let l = &s.losses;
         assert!(mean(&l[l.len() - 2..]) < mean(&l[..2]) * 0.8, "NAR loss did not fall: {l:?}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// Text-to-image on the squares: the caption names the corner; the code sequence is a pattern
+    /// set by the class, so only the caption tells the first tokens.
+    #[test]
+    fn text_conditioned_proposals_train_on_captions() {
+        use text::{Captions, TextEncoderKind, TextOptions};
+        let dir = std::env::temp_dir().join(format!("tessera-train-t2i-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let d = Device::flex();
+        let mut data = squares();
+        let names = ["top left", "top right", "bottom left", "bottom right"];
+        data.texts = data.labels.iter().map(|&c| format!("a square at the {}\n{} square", names[c as usize], names[c as usize])).collect();
+        let o = TextOptions { encoder: TextEncoderKind::Learned, vocab_size: 40, n_ctx: 8, n_layer: 1, n_embd: 32, n_head: 2 };
+        let caps = Captions::prepare(&dir, &data, &o, &d).unwrap();
+        let vocab = std::fs::read_to_string(dir.join("text/tokenizer.json")).unwrap();
+        assert_eq!(Captions::prepare(&dir, &data, &o, &d).unwrap().tokenizer_json, vocab, "a second run reuses the vocabulary");
+        // dropout 1: only the empty prompt ([CLS] [SEP]); dropout 0: the image's own captions
+        let mut rng = Rng::new(1, 1);
+        let ids = |t: tessera::proposal::condition::TextInput| -> Vec<i64> { t.ids.into_data().convert::<i64>().try_to_vec().unwrap() };
+        assert_eq!(ids(caps.batch(&[0, 1], &mut rng, 1.0, &d)), [vec![2i64, 3, 0, 0, 0, 0, 0, 0], vec![2, 3, 0, 0, 0, 0, 0, 0]].concat());
+        let row = ids(caps.batch(&[5], &mut rng, 0.0, &d));
+        let own: Vec<Vec<i64>> = data.captions(5).map(|c| caps.tokenizer.encode(c).unwrap().ids.iter().map(|&v| v as i64).collect()).collect();
+        assert!(own.iter().any(|c| row.starts_with(c) && row[c.len()..].iter().all(|&v| v == 0)), "{row:?} is not one of {own:?}");
+        let tokens: Vec<u16> = (0..data.len()).flat_map(|i| (0..64).map(move |j| ((i % 4) * 5 + j) as u16 % 16)).collect();
+        let cfg = ProposalConfig { vocab_size: 16, num_classes: 4, block_size: 64, n_layer: 1, n_head: 2, n_embd: 32, text: Some(caps.config.clone()) };
+        let cond = proposal::Conditioning::Text(&caps);
+        let s = train_proposal(&dir.join("ar"), &cfg, &tokens, &cond, 0.1, &sched(40, false), &d).unwrap();
+        let l = &s.losses;
+        assert!(mean(&l[l.len() - 2..]) < mean(&l[..2]) * 0.5, "text-conditioned AR loss did not fall: {l:?}");
+        let s = train_nar(&dir.join("nar"), &cfg, &tokens, &cond, 0.1, &sched(40, false), &d).unwrap();
+        let l = &s.losses;
+        assert!(mean(&l[l.len() - 2..]) < mean(&l[..2]) * 0.8, "text-conditioned NAR loss did not fall: {l:?}");
+        // the checkpoint's config records the text side
+        let st = Checkpoint::new(&dir.join("ar")).unwrap().state().unwrap();
+        assert_eq!(st.config["text"]["n_ctx"], 8);
+        // a run without captions is refused with a clear error
+        let e = Captions::prepare(&dir.join("x"), &squares(), &o, &d).err().unwrap();
+        assert!(e.to_string().contains("needs captions"), "{e}");
         std::fs::remove_dir_all(&dir).ok();
     }
 

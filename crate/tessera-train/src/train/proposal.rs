@@ -1,19 +1,43 @@
 //! Stage 2 training: the AR (GPT) and NAR (MaskGIT) proposal networks on a tokenizer's cached codes,
-//! with class dropout for classifier-free guidance.
+//! conditioned on the class or on a caption, with condition dropout for classifier-free guidance.
 use super::*;
+use super::text::Captions;
+use tessera::proposal::condition::Condition;
+
+/// What a proposal network learns to condition on.
+pub enum Conditioning<'a> {
+    /// The class of each training image.
+    Classes(&'a [u16]),
+    /// One of the captions of each training image (text-to-image).
+    Text(&'a Captions),
+}
+
+impl Conditioning<'_> {
+    /// The condition of the batch `idx`; the unconditional one (null class, empty prompt) with
+    /// probability `dropout`.
+    fn batch(&self, cfg: &ProposalConfig, idx: &[usize], rng: &mut Rng, dropout: f64, device: &Device) -> Condition {
+        match self {
+            Conditioning::Classes(labels) => {
+                let classes: Vec<i64> = idx.iter().map(|&i| if rng.uniform() < dropout { cfg.null_class() as i64 } else { labels[i] as i64 }).collect();
+                Condition::Class(Tensor::from_data(TensorData::new(classes, [idx.len()]), device))
+            }
+            Conditioning::Text(c) => Condition::Text(c.batch(idx, rng, dropout, device)),
+        }
+    }
+}
 
 /// Trains the NAR (MaskGIT) proposal network: each sequence gets a cosine-schedule number of
-/// random positions masked; the loss is cross-entropy on those. Class dropout as for AR.
-pub fn train_nar(dir: &Path, cfg: &ProposalConfig, tokens: &[u16], labels: &[u16], class_dropout: f64, sched: &Schedule, device: &Device) -> Result<TrainState> {
+/// random positions masked; the loss is cross-entropy on those. Condition dropout as for AR.
+pub fn train_nar(dir: &Path, cfg: &ProposalConfig, tokens: &[u16], cond: &Conditioning, dropout: f64, sched: &Schedule, device: &Device) -> Result<TrainState> {
     let device = device.clone().autodiff();
     device.seed(sched.seed);
     let model = cfg.init_maskgit(&device)?;
     let t = cfg.block_size;
-    let n = labels.len();
+    let n = tokens.len() / t;
     let (_, state) = run_stage("nar", dir, sched, serde_json::to_value(cfg)?, model, &device, |model, optim, step, lr, _| {
         let idx = sched.batch(step, n);
         let mut rng = Rng::new(sched.seed ^ 0x3A5C, step as u64);
-        let classes: Vec<i64> = idx.iter().map(|&i| if rng.uniform() < class_dropout { cfg.null_class() as i64 } else { labels[i] as i64 }).collect();
+        let condition = cond.batch(cfg, &idx, &mut rng, dropout, &device);
         let toks: Vec<i64> = idx.iter().flat_map(|&i| tokens[i * t..(i + 1) * t].iter().map(|&v| v as i64)).collect();
         let mut mask = Vec::with_capacity(idx.len() * t);
         for _ in &idx {
@@ -21,38 +45,33 @@ pub fn train_nar(dir: &Path, cfg: &ProposalConfig, tokens: &[u16], labels: &[u16
             mask.extend(random_mask(&mut rng, t, m));
         }
         let b = idx.len();
-        let loss = model.loss(
-            Tensor::from_data(TensorData::new(classes, [b]), &device),
+        let loss = model.loss_with(
+            &condition,
             Tensor::from_data(TensorData::new(toks, [b, t]), &device),
             Tensor::from_data(TensorData::new(mask, [b, t]), &device),
             cfg.mask_token(),
-        );
+        )?;
         Ok(update(model, optim, loss, lr, step))
     })?;
     Ok(state)
 }
 
-/// Trains the AR proposal network on cached tokens; the class is replaced by the null class
-/// with probability `class_dropout` (classifier-free guidance).
-pub fn train_proposal(dir: &Path, cfg: &ProposalConfig, tokens: &[u16], labels: &[u16], class_dropout: f64, sched: &Schedule, device: &Device) -> Result<TrainState> {
+/// Trains the AR proposal network on cached tokens; the condition is replaced by the
+/// unconditional one with probability `dropout` (classifier-free guidance).
+pub fn train_proposal(dir: &Path, cfg: &ProposalConfig, tokens: &[u16], cond: &Conditioning, dropout: f64, sched: &Schedule, device: &Device) -> Result<TrainState> {
     let device = device.clone().autodiff();
     device.seed(sched.seed);
     let model = cfg.init_gpt(&device)?;
     let t = cfg.block_size;
-    let n = labels.len();
+    let n = tokens.len() / t;
     let (_, state) = run_stage("proposal", dir, sched, serde_json::to_value(cfg)?, model, &device, |model, optim, step, lr, _| {
         let idx = sched.batch(step, n);
         let mut rng = Rng::new(sched.seed ^ 0xC1A55, step as u64);
-        let classes: Vec<i64> =
-            idx.iter().map(|&i| if rng.uniform() < class_dropout { cfg.null_class() as i64 } else { labels[i] as i64 }).collect();
+        let condition = cond.batch(cfg, &idx, &mut rng, dropout, &device);
         let toks: Vec<i64> = idx.iter().flat_map(|&i| tokens[i * t..(i + 1) * t].iter().map(|&v| v as i64)).collect();
         let b = idx.len();
-        let loss = model.loss(
-            Tensor::from_data(TensorData::new(classes, [b]), &device),
-            Tensor::from_data(TensorData::new(toks, [b, t]), &device),
-        );
+        let loss = model.loss_with(&condition, Tensor::from_data(TensorData::new(toks, [b, t]), &device))?;
         Ok(update(model, optim, loss, lr, step))
     })?;
     Ok(state)
 }
-

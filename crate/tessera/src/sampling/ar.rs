@@ -1,5 +1,5 @@
 //! AR sampling: one token per step for every image, through the GPT's KV cache, raster order.
-use super::{Request, class_column};
+use super::Request;
 use super::image::read_f32;
 use super::sampler::sample;
 use crate::error::TesseraError;
@@ -23,6 +23,7 @@ pub struct ArSampling<'a> {
 impl<'a> ArSampling<'a> {
     pub fn new(gpt: &'a Gpt, cfg: &ProposalConfig, req: Request, device: &Device) -> Result<Self, TesseraError> {
         req.validate(cfg.num_classes, cfg.vocab_size)?;
+        req.condition(cfg, 1, false, device)?; // a prompt that does not fit is refused up front
         let rngs = (0..req.count as u64).map(|i| Rng::new(req.options.seed, i)).collect();
         Ok(Self { gpt, cfg: cfg.clone(), tokens: vec![Vec::with_capacity(cfg.block_size); req.count], req, device: device.clone(), cache: KvCache::default(), rngs })
     }
@@ -46,14 +47,14 @@ impl<'a> ArSampling<'a> {
         let guided = self.req.options.uses_guidance();
         // With guidance the batch is [cond x n, uncond x n]; the null class drives the second half.
         let rows = if guided { 2 * n } else { n };
-        let classes = class_column(self.req.class, self.cfg.null_class(), n, guided, &self.device);
+        let cond = self.req.condition(&self.cfg, n, guided, &self.device)?;
         let prev = if self.position() == 0 {
             None
         } else {
             let last: Vec<i64> = (0..rows).map(|r| *self.tokens[r % n].last().expect("position > 0") as i64).collect();
             Some(Tensor::<1, Int>::from_data(TensorData::new(last, [rows]), &self.device))
         };
-        let logits = self.gpt.step(&mut self.cache, classes, prev);
+        let logits = self.gpt.step_with(&mut self.cache, &cond, prev)?;
         let v = self.cfg.vocab_size;
         let logits = read_f32(logits).await?;
         for i in 0..n {

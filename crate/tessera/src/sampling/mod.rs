@@ -15,6 +15,7 @@ pub use nar::NarSampling;
 
 use crate::bundle::Bundle;
 use crate::error::TesseraError;
+use crate::proposal::condition::{Condition, TextEncoderSpec, TextInput};
 use crate::proposal::{Proposal, ProposalSpec};
 use burn::prelude::*;
 use sampler::SamplingOptions;
@@ -28,17 +29,69 @@ pub struct Request {
     pub class: usize,
     pub count: usize,
     pub options: SamplingOptions,
+    /// Text-to-image: the prompt and the empty prompt (guidance's unconditional rows), encoded.
+    /// `None` for class-conditional networks.
+    pub prompt: Option<Prompts>,
+}
+
+/// One prompt as the proposal network takes it: ids (`[CLS] ... [SEP]`, at most `n_ctx`) and, for
+/// a pretrained text encoder, its states (`ids.len() x width`, row-major).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prompt {
+    pub ids: Vec<u32>,
+    pub states: Option<Vec<f32>>,
+}
+
+/// The prompt of a request and the empty prompt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prompts {
+    pub prompt: Prompt,
+    pub empty: Prompt,
 }
 
 impl Request {
     pub fn validate(&self, num_classes: usize, vocab_size: usize) -> Result<(), TesseraError> {
-        if self.class >= num_classes {
+        if self.prompt.is_none() && self.class >= num_classes {
             return Err(TesseraError::InvalidOption(format!("class must be in 0..{num_classes}, got {}", self.class)));
         }
         if self.count == 0 || self.count > MAX_COUNT {
             return Err(TesseraError::InvalidOption(format!("count must be in 1..={MAX_COUNT}, got {}", self.count)));
         }
         self.options.validate(vocab_size)
+    }
+}
+
+impl Request {
+    /// The condition of a (possibly guided) batch of `n` images: `[cond x n]`, then `[uncond x n]`
+    /// when guided (the null class, or the empty prompt).
+    pub(crate) fn condition(&self, cfg: &crate::proposal::ProposalConfig, n: usize, guided: bool, device: &Device) -> Result<Condition, TesseraError> {
+        let (prompts, text) = match (&self.prompt, &cfg.text) {
+            (None, None) => return Ok(Condition::Class(class_column(self.class, cfg.null_class(), n, guided, device))),
+            (Some(p), Some(t)) => (p, t),
+            (None, Some(_)) => return Err(TesseraError::InvalidOption("this model generates from a prompt: give one (the empty prompt is unconditional)".into())),
+            (Some(_), None) => return Err(TesseraError::InvalidOption("this model is class-conditional: it takes a class, not a prompt".into())),
+        };
+        let (ctx, width) = (text.n_ctx, match &text.encoder { TextEncoderSpec::Pretrained { width, .. } => Some(*width), TextEncoderSpec::Learned { .. } => None });
+        let rows = if guided { 2 * n } else { n };
+        let (mut ids, mut pad) = (Vec::with_capacity(rows * ctx), Vec::with_capacity(rows * ctx));
+        let mut states = width.map(|w| vec![0f32; rows * ctx * w]);
+        for r in 0..rows {
+            let p = if r < n { &prompts.prompt } else { &prompts.empty };
+            if p.ids.is_empty() || p.ids.len() > ctx {
+                return Err(TesseraError::InvalidTokens(format!("a prompt of {} text tokens; this model takes 1..={ctx}", p.ids.len())));
+            }
+            ids.extend(p.ids.iter().map(|&v| v as i64).chain(std::iter::repeat(0).take(ctx - p.ids.len())));
+            pad.extend((0..ctx).map(|j| j >= p.ids.len()));
+            if let (Some(w), Some(out)) = (width, states.as_mut()) {
+                let s = p.states.as_ref().filter(|s| s.len() == p.ids.len() * w).ok_or_else(|| TesseraError::InvalidTokens(format!("the prompt needs the text encoder's states ({} x {w})", p.ids.len())))?;
+                out[r * ctx * w..r * ctx * w + s.len()].copy_from_slice(s);
+            }
+        }
+        Ok(Condition::Text(TextInput {
+            ids: Tensor::from_data(TensorData::new(ids, [rows, ctx]), device),
+            pad: Tensor::from_data(TensorData::new(pad, [rows, ctx]), device),
+            states: states.zip(width).map(|(s, w)| Tensor::from_data(TensorData::new(s, [rows, ctx, w]), device)),
+        }))
     }
 }
 
@@ -123,5 +176,52 @@ impl Bundle {
     /// The proposal network's default sampling options (from the manifest).
     pub fn defaults(&self, name: &str) -> Result<SamplingOptions, TesseraError> {
         Ok(self.manifest.proposal(name)?.sampling.clone())
+    }
+}
+
+#[cfg(test)]
+mod prompt_tests {
+    use super::*;
+    use crate::proposal::ProposalConfig;
+    use crate::proposal::condition::{TextConditionConfig, TextEncoderSpec};
+
+    fn cfg(encoder: TextEncoderSpec) -> ProposalConfig {
+        ProposalConfig { vocab_size: 9, num_classes: 1, block_size: 4, n_layer: 1, n_head: 2, n_embd: 8, text: Some(TextConditionConfig { n_ctx: 6, encoder }) }
+    }
+    fn prompts(ids: &[u32], states: Option<usize>) -> Option<Prompts> {
+        let p = |ids: &[u32]| Prompt { ids: ids.to_vec(), states: states.map(|w| (0..ids.len() * w).map(|i| (i as f32 * 0.37).sin()).collect()) };
+        Some(Prompts { prompt: p(ids), empty: p(&[2, 3]) })
+    }
+
+    async fn ar(gpt: &crate::proposal::gpt::Gpt, c: &ProposalConfig, req: Request, d: &Device) -> Result<Vec<Vec<u32>>, TesseraError> {
+        ArSampling::new(gpt, c, req, d)?.run().await
+    }
+
+    #[test]
+    fn prompts_drive_guided_ar_and_nar_sampling_deterministically() {
+        let d = Device::flex();
+        d.seed(4);
+        let c = cfg(TextEncoderSpec::Learned { vocab_size: 12, n_embd: 8, n_layer: 1, n_head: 2 });
+        let gpt = c.init_gpt(&d).unwrap();
+        let mg = c.init_maskgit(&d).unwrap();
+        let options = SamplingOptions { seed: 3, guidance: 3.0, steps: 3, ..Default::default() };
+        let req = |ids: &[u32]| Request { class: 0, count: 3, options: options.clone(), prompt: prompts(ids, None) };
+        let a = pollster::block_on(ar(&gpt, &c, req(&[2, 5, 7, 3]), &d)).unwrap();
+        assert_eq!(a, pollster::block_on(ar(&gpt, &c, req(&[2, 5, 7, 3]), &d)).unwrap(), "same prompt, same seed, same tokens");
+        assert_eq!(a.len(), 3);
+        assert!(a.iter().all(|r| r.len() == 4 && r.iter().all(|&t| t < 9)));
+        let n = pollster::block_on(NarSampling::new(&mg, &c, req(&[2, 5, 7, 3]), None, &d).unwrap().run()).unwrap();
+        assert!(n.iter().all(|r| r.len() == 4));
+        // a prompt too long for the model, or a class for a text model: typed errors
+        assert!(matches!(ArSampling::new(&gpt, &c, req(&[2, 4, 4, 4, 4, 4, 3]), &d), Err(TesseraError::InvalidTokens(_))));
+        let class_req = Request { prompt: None, ..req(&[2, 3]) };
+        assert!(matches!(ArSampling::new(&gpt, &c, class_req, &d), Err(TesseraError::InvalidOption(_))));
+        // a pretrained-encoder model needs the states of both prompts
+        let p = cfg(TextEncoderSpec::Pretrained { name: "m".into(), width: 5 });
+        let pg = p.init_gpt(&d).unwrap();
+        let with = Request { prompt: prompts(&[2, 6, 3], Some(5)), ..req(&[2, 3]) };
+        assert!(pollster::block_on(ar(&pg, &p, with, &d)).is_ok());
+        let without = Request { prompt: prompts(&[2, 6, 3], None), ..req(&[2, 3]) };
+        assert!(ArSampling::new(&pg, &p, without, &d).is_err());
     }
 }

@@ -1,6 +1,6 @@
 //! NAR (MaskGIT) sampling: every step predicts all unknown tokens in parallel and keeps the most
 //! confident; with `given` tokens it inpaints (keeps them, resamples the rest).
-use super::{Request, class_column};
+use super::Request;
 use super::image::read_f32;
 use super::sampler::sample_with_logits;
 use crate::error::TesseraError;
@@ -31,6 +31,7 @@ impl<'a> NarSampling<'a> {
     /// `None` to resample; `None` samples whole images.
     pub fn new(model: &'a MaskGit, cfg: &ProposalConfig, req: Request, given: Option<Vec<Vec<Option<u32>>>>, device: &Device) -> Result<Self, TesseraError> {
         req.validate(cfg.num_classes, cfg.vocab_size)?;
+        req.condition(cfg, 1, false, device)?; // a prompt that does not fit is refused up front
         let t = cfg.block_size;
         let tokens = match given {
             None => vec![vec![None; t]; req.count],
@@ -77,7 +78,7 @@ impl<'a> NarSampling<'a> {
         let mask = self.cfg.mask_token() as i64;
         let input: Vec<i64> = (0..rows).flat_map(|r| self.tokens[r % n].iter().map(move |x| x.map_or(mask, |x| x as i64))).collect();
         let input = Tensor::<2, Int>::from_data(TensorData::new(input, [rows, t]), &self.device);
-        let logits = self.model.forward(class_column(self.req.class, self.cfg.null_class(), n, guided, &self.device), input);
+        let logits = self.model.forward_with(&self.req.condition(&self.cfg, n, guided, &self.device)?, input)?;
         let logits = read_f32(logits).await?;
         // Confidence noise is annealed: strong early (diverse layouts), none at the last step.
         let anneal = opts.confidence_noise as f64 * (1.0 - (self.step + 1) as f64 / opts.steps as f64);
