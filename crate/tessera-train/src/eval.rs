@@ -101,13 +101,29 @@ pub fn write_grid(pixels: &[f32], shape: Shape, n: usize, cols: usize, path: &Pa
     Ok(())
 }
 
+/// Which classes a grid shows: one by name, every class, or at most `n` spread evenly over the list
+/// (a figure of 95 emoji classes x 8 samples was a 1.8 MB PNG).
+#[derive(Debug, Clone, Copy)]
+pub enum GridClasses<'a> {
+    One(&'a str),
+    All,
+    Spread(usize),
+}
+
 #[allow(clippy::too_many_arguments)]
 pub fn generate_grid(dir: &Path, proposal: &str, class: Option<&str>, count: usize, a: &SampleArgs, out: &Path, tokens_out: Option<&Path>, device: &Device) -> Result<()> {
+    generate_grid_of(dir, proposal, class.map_or(GridClasses::All, GridClasses::One), count, a, out, tokens_out, device)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn generate_grid_of(dir: &Path, proposal: &str, which: GridClasses, count: usize, a: &SampleArgs, out: &Path, tokens_out: Option<&Path>, device: &Device) -> Result<()> {
     let b = Bundle::load_dir(dir, device)?;
     let opts = sampling(&b.defaults(proposal)?, a);
-    let classes: Vec<usize> = match class {
-        Some(c) => vec![class_index(&b.manifest, c)?],
-        None => (0..b.manifest.dataset.classes.len()).collect(),
+    let total = b.manifest.dataset.classes.len();
+    let classes: Vec<usize> = match which {
+        GridClasses::One(c) => vec![class_index(&b.manifest, c)?],
+        GridClasses::Spread(n) if n > 0 && n < total => spread(total, n),
+        _ => (0..total).collect(),
     };
     let mut all_pixels = Vec::new();
     let mut all_tokens = Vec::new();
@@ -124,6 +140,14 @@ pub fn generate_grid(dir: &Path, proposal: &str, class: Option<&str>, count: usi
         std::fs::write(p, serde_json::to_string(&json!({"proposal": proposal, "options": opts, "samples": all_tokens}))?)?;
     }
     Ok(())
+}
+
+/// `n` of `total` indices spread evenly, first and last included (for n >= 2).
+pub fn spread(total: usize, n: usize) -> Vec<usize> {
+    if n <= 1 || total <= 1 {
+        return vec![0];
+    }
+    (0..n).map(|i| i * (total - 1) / (n - 1)).collect()
 }
 
 /// The evaluator's card (`models/evaluator/evaluator.json`): a CNN classifier trained apart from
@@ -494,4 +518,16 @@ pub fn evaluate_bundle(dir: &Path, evaluator: &Path, data: Option<&DataSpec>, pe
         timing: None,
     };
     Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn spread_picks_evenly_with_both_ends() {
+        let s = super::spread(95, 20);
+        assert_eq!((s.len(), s[0], s[19]), (20, 0, 94));
+        assert!(s.windows(2).all(|w| w[0] < w[1]), "{s:?}");
+        assert_eq!(super::spread(10, 2), vec![0, 9]);
+        assert_eq!(super::spread(10, 1), vec![0]);
+    }
 }

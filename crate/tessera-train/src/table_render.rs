@@ -163,7 +163,8 @@ pub(crate) fn row_json(args: &TableArgs, row: &Row, group: &str, evals: &[(u64, 
     for p in ["ar", "nar"] {
         let path = args.out.join("samples").join(format!("{}-{p}.png", row.name));
         if !path.exists() {
-            eval::generate_grid(&bundle, p, None, 8, &SampleArgs::default(), &path, None, device)?;
+            // at most 20 classes (Fashion-MNIST: all 10; emoji: 20 of 95) x 8 samples
+            eval::generate_grid_of(&bundle, p, eval::GridClasses::Spread(20), 8, &SampleArgs::default(), &path, None, device)?;
         }
         figures[p] = json!(format!("samples/{}-{p}.png", row.name));
     }
