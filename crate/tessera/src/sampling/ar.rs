@@ -4,6 +4,7 @@ use super::image::read_f32;
 use super::sampler::sample;
 use crate::error::TesseraError;
 use crate::proposal::ProposalConfig;
+use crate::proposal::condition::Condition;
 use crate::proposal::gpt::{Gpt, KvCache};
 use crate::rng::Rng;
 use burn::prelude::*;
@@ -15,6 +16,9 @@ pub struct ArSampling<'a> {
     req: Request,
     device: Device,
     cache: KvCache,
+    /// The batch's condition (`[cond x n, uncond x n]` with guidance), built once: the GPT reads it
+    /// at the first step, into its KV cache.
+    cond: Condition,
     rngs: Vec<Rng>,
     /// Tokens sampled so far, one row per image.
     pub tokens: Vec<Vec<u32>>,
@@ -23,9 +27,10 @@ pub struct ArSampling<'a> {
 impl<'a> ArSampling<'a> {
     pub fn new(gpt: &'a Gpt, cfg: &ProposalConfig, req: Request, device: &Device) -> Result<Self, TesseraError> {
         req.validate(cfg.num_classes, cfg.vocab_size)?;
-        req.condition(cfg, 1, false, device)?; // a prompt that does not fit is refused up front
+        // a prompt that does not fit is refused here, before the first step
+        let cond = req.condition(cfg, req.count, req.options.uses_guidance(), device)?;
         let rngs = (0..req.count as u64).map(|i| Rng::new(req.options.seed, i)).collect();
-        Ok(Self { gpt, cfg: cfg.clone(), tokens: vec![Vec::with_capacity(cfg.block_size); req.count], req, device: device.clone(), cache: KvCache::default(), rngs })
+        Ok(Self { gpt, cfg: cfg.clone(), tokens: vec![Vec::with_capacity(cfg.block_size); req.count], req, device: device.clone(), cache: KvCache::default(), cond, rngs })
     }
 
     pub fn done(&self) -> bool {
@@ -45,16 +50,15 @@ impl<'a> ArSampling<'a> {
         }
         let n = self.req.count;
         let guided = self.req.options.uses_guidance();
-        // With guidance the batch is [cond x n, uncond x n]; the null class drives the second half.
+        // With guidance the batch is [cond x n, uncond x n]; the unconditional half drives the second.
         let rows = if guided { 2 * n } else { n };
-        let cond = self.req.condition(&self.cfg, n, guided, &self.device)?;
         let prev = if self.position() == 0 {
             None
         } else {
             let last: Vec<i64> = (0..rows).map(|r| *self.tokens[r % n].last().expect("position > 0") as i64).collect();
             Some(Tensor::<1, Int>::from_data(TensorData::new(last, [rows]), &self.device))
         };
-        let logits = self.gpt.step_with(&mut self.cache, &cond, prev)?;
+        let logits = self.gpt.step_with(&mut self.cache, &self.cond, prev)?;
         let v = self.cfg.vocab_size;
         let logits = read_f32(logits).await?;
         for i in 0..n {

@@ -5,6 +5,7 @@ use super::image::read_f32;
 use super::sampler::sample_with_logits;
 use crate::error::TesseraError;
 use crate::proposal::ProposalConfig;
+use crate::proposal::condition::Condition;
 use crate::proposal::maskgit::{MaskGit, unmasking_schedule};
 use crate::rng::Rng;
 use burn::prelude::*;
@@ -15,6 +16,8 @@ pub struct NarSampling<'a> {
     model: &'a MaskGit,
     cfg: ProposalConfig,
     req: Request,
+    /// The batch's condition (`[cond x n, uncond x n]` with guidance), built once for every step.
+    cond: Condition,
     device: Device,
     rngs: Vec<Rng>,
     /// Current tokens, one row per image; `None` = still masked.
@@ -31,7 +34,8 @@ impl<'a> NarSampling<'a> {
     /// `None` to resample; `None` samples whole images.
     pub fn new(model: &'a MaskGit, cfg: &ProposalConfig, req: Request, given: Option<Vec<Vec<Option<u32>>>>, device: &Device) -> Result<Self, TesseraError> {
         req.validate(cfg.num_classes, cfg.vocab_size)?;
-        req.condition(cfg, 1, false, device)?; // a prompt that does not fit is refused up front
+        // a prompt that does not fit is refused here, before the first step
+        let cond = req.condition(cfg, req.count, req.options.uses_guidance(), device)?;
         let t = cfg.block_size;
         let tokens = match given {
             None => vec![vec![None; t]; req.count],
@@ -53,7 +57,7 @@ impl<'a> NarSampling<'a> {
         let steps = req.options.steps;
         let schedules = tokens.iter().map(|row| unmasking_schedule(row.iter().filter(|v| v.is_none()).count(), steps)).collect();
         let rngs = (0..req.count as u64).map(|i| Rng::new(req.options.seed, i)).collect();
-        Ok(Self { model, cfg: cfg.clone(), revealed: vec![vec![]; req.count], req, device: device.clone(), rngs, tokens, schedules, step: 0 })
+        Ok(Self { model, cfg: cfg.clone(), revealed: vec![vec![]; req.count], req, cond, device: device.clone(), rngs, tokens, schedules, step: 0 })
     }
 
     pub fn done(&self) -> bool {
@@ -78,7 +82,7 @@ impl<'a> NarSampling<'a> {
         let mask = self.cfg.mask_token() as i64;
         let input: Vec<i64> = (0..rows).flat_map(|r| self.tokens[r % n].iter().map(move |x| x.map_or(mask, |x| x as i64))).collect();
         let input = Tensor::<2, Int>::from_data(TensorData::new(input, [rows, t]), &self.device);
-        let logits = self.model.forward_with(&self.req.condition(&self.cfg, n, guided, &self.device)?, input)?;
+        let logits = self.model.forward_with(&self.cond, input)?;
         let logits = read_f32(logits).await?;
         // Confidence noise is annealed: strong early (diverse layouts), none at the last step.
         let anneal = opts.confidence_noise as f64 * (1.0 - (self.step + 1) as f64 / opts.steps as f64);
