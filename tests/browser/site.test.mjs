@@ -186,7 +186,7 @@ test('every shipped tokenizer x {AR, NAR} generates on CPU, one bundle per token
   const webgpu = new Set();
   for (const kind of new Set(listed.map((b) => b.tokenizer))) {
     const of = listed.filter((b) => b.tokenizer === kind);
-    webgpu.add((of.find((b) => b.dataset === dataset) ?? of[0]).name);
+    webgpu.add((of.find((b) => b.dataset === dataset && !b.text) ?? of[0]).name);
   }
   for (const b of listed) {
     const onWebgpu = webgpu.has(b.name);
@@ -197,7 +197,8 @@ test('every shipped tokenizer x {AR, NAR} generates on CPU, one bundle per token
         const out = {};
         for (const proposal of Object.keys(g.info.proposals)) {
           const t0 = performance.now();
-          const res = await g.generate({ proposal, class: 1, count: 1, seed: 2, previewEvery: 0 });
+          // a text-to-image bundle takes a prompt (one of its examples), the others a class
+          const res = await g.generate({ proposal, ...(g.info.text ? { prompt: g.info.text.examples[1] ?? '' } : { class: 1 }), count: 1, seed: 2, previewEvery: 0 });
           const d = res.images[0].data;
           let sum = 0, sq = 0;
           for (let i = 0; i < d.length; i += 4) { sum += d[i]; sq += d[i] * d[i]; }
@@ -267,6 +268,84 @@ test('the default model (index.json) loads and generates; colour data gives colo
     console.log(`default ${def.name} on ${device}: chroma ${r.chroma.map((c) => c.toFixed(1)).join(', ')}`);
     await page.close();
   }
+});
+
+// Text to image: the prompt box, the words the model cannot read, the same prompt + seed giving the
+// same tokens on WebGPU, CPU and natively, and inpainting with a prompt.
+const T2I = JSON.parse(fs.readFileSync(path.join(ROOT, 'models/index.json'), 'utf8')).bundles.find((b) => b.text);
+const PROMPT = { proposal: 'ar', prompt: 'red apple', count: 4, seed: 7 };
+function nativePrompt(bundle) {
+  const bin = process.env.TESSERA_TRAIN_BIN ?? path.join(process.env.CARGO_TARGET_DIR ?? path.join(os.homedir(), '.cache/tessera-target'), 'release/tessera-train');
+  const out = path.join(OUT, 'native-prompt-tokens.json');
+  const args = ['generate', '--bundle', `models/${bundle}`, '--proposal', PROMPT.proposal, '--prompt', PROMPT.prompt, '--count', String(PROMPT.count), '--seed', String(PROMPT.seed),
+    '--out', path.join(OUT, 'native-prompt.png'), '--tokens-out', out];
+  if (fs.existsSync(bin)) execFileSync(bin, args, { cwd: ROOT, stdio: 'inherit' });
+  else execFileSync('cargo', ['run', '--release', '-q', '-p', 'tessera-train', '--', ...args], { cwd: ROOT, stdio: 'inherit' });
+  return JSON.parse(fs.readFileSync(out, 'utf8')).samples[0];
+}
+test('text to image: a prompt generates on CPU and WebGPU, the same tokens as natively; unseen words are shown', { timeout: TIMEOUT }, async () => {
+  assert.ok(T2I, 'models/index.json lists no text-to-image bundle');
+  const tokens = {};
+  for (const device of ['cpu', 'webgpu']) {
+    const page = await openSite(device, T2I.path);
+    const r = await page.evaluate(async ({ opts, device }) => {
+      const $ = (id) => document.getElementById(id);
+      const ui = { promptShown: !$('prompt').closest('label').classList.contains('hidden'), classHidden: $('class-label').classList.contains('hidden'),
+        suggestions: $('prompt-suggestions').options.length, initialPrompt: $('prompt').value };
+      // typing a word training never showed names it at once
+      $('prompt').value = 'zorblax apple '; $('prompt').dispatchEvent(new Event('input'));
+      ui.liveNote = $('prompt-note').textContent;
+      await window.tessera.generate(device === 'cpu' ? opts : { ...opts, count: 1 });
+      const main = window.tessera.lastResult;
+      const chroma = [...document.querySelectorAll('#grid canvas')].map((c) => {
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let sum = 0;
+        for (let i = 0; i < d.length; i += 4) sum += Math.abs(d[i] - d[i + 1]) + Math.abs(d[i + 1] - d[i + 2]);
+        return sum / (d.length / 4);
+      });
+      if (device !== 'cpu') return { ui, main, chroma };
+      // what the model cannot read is reported after generation too (an emoji character, an unseen word)
+      await window.tessera.generate({ ...opts, prompt: 'zorblax 🦄 apple', count: 1 });
+      const odd = window.tessera.lastResult.prompt;
+      const note = $('prompt-note').textContent;
+      let missing = null;
+      try { await window.tessera.generate({ ...opts, prompt: undefined, class: 3 }); } catch (e) { missing = e.message; }
+      missing = window.tessera.lastError;
+      // the empty prompt is unconditional; inpainting follows the prompt
+      await window.tessera.generate({ ...opts, prompt: '', count: 1 });
+      const empty = window.tessera.lastResult.prompt;
+      await window.tessera.generate({ ...opts, proposal: 'nar', count: 1 });
+      window.tessera.selectForEdit(0);
+      const cells = [0, 1, 2, 3, 8, 9, 10, 11];
+      const inp = await window.tessera.inpaint({ cells, count: 2, seed: 3, prompt: 'green apple' });
+      return { ui, main, chroma, odd, note, missing, empty, inp, cells };
+    }, { opts: PROMPT, device });
+    assert.ok(r.ui.promptShown && r.ui.classHidden, 'a text-to-image model shows the prompt box instead of the classes');
+    assert.ok(r.ui.suggestions > 0 && r.ui.initialPrompt.length > 0, 'suggestions and an example prompt are offered');
+    assert.match(r.ui.liveNote, /never seen in training: zorblax/);
+    assert.equal(r.main.device, device);
+    assert.equal(r.main.prompt.unseen.length + r.main.prompt.unknown.length, 0, `"red apple" is read in full: ${JSON.stringify(r.main.prompt)}`);
+    assert.ok(Math.max(...r.chroma) > 10, 'colour images');
+    tokens[device] = r.main.tokens;
+    if (device === 'cpu') {
+      assert.deepEqual(r.odd.unseen, ['zorblax']);
+      assert.deepEqual(r.odd.unknown, ['🦄']);
+      assert.match(r.note, /zorblax/);
+      assert.match(r.note, /🦄/);
+      assert.match(r.missing ?? '', /prompt/, 'a class for a text-to-image model is refused with a message');
+      assert.deepEqual(r.empty.ids, [2, 3], 'the empty prompt is [CLS] [SEP]');
+      for (const t of r.inp.tokens) for (let p = 0; p < 64; p++) if (!r.cells.includes(p)) assert.equal(t[p], r.inp.source[p], `inpainting changed kept token ${p}`);
+    }
+    await page.screenshot({ path: path.join(OUT, `site-t2i-${device}.png`), fullPage: true });
+    await page.close();
+  }
+  const native = nativePrompt(T2I.path);
+  assert.deepEqual(native.unseen, []);
+  const exact = (a, b) => a.filter((row, i) => row.join() === b[i]?.join()).length;
+  results.t2i = { native_vs_cpu: exact(native.tokens, tokens.cpu), webgpu_vs_cpu: exact(tokens.webgpu, tokens.cpu) };
+  console.log(`text to image: native vs browser CPU ${results.t2i.native_vs_cpu}/4 images identical, WebGPU vs CPU ${results.t2i.webgpu_vs_cpu}/1`);
+  assert.ok(results.t2i.native_vs_cpu >= 3, `same prompt + seed: ${results.t2i.native_vs_cpu}/4 images identical natively and in the browser`);
+  assert.equal(results.t2i.webgpu_vs_cpu, 1, 'WebGPU and CPU: the same tokens for the same prompt and seed');
 });
 
 test('switching the model while generating leaves the page usable', { timeout: TIMEOUT }, async () => {

@@ -101,6 +101,7 @@ async function load() {
     if (Number(keepClass) < info.classes.length) sel.value = keepClass;
   }
   setCanvas(info);
+  showTextControls(info);
   const prop = $('proposal');
   const keep = prop.value;
   prop.replaceChildren(...Object.entries(info.proposals).map(([k, d]) => new Option(`${k.toUpperCase()} (${d.kind === 'ar' ? 'GPT' : 'MaskGIT'})`, k)));
@@ -120,10 +121,54 @@ function applyDefaults() {
   document.querySelectorAll('.nar').forEach((e) => e.classList.toggle('hidden', d.kind !== 'nar'));
 }
 
+// ---- Prompts (text-to-image bundles) ----------------------------------------------------------
+
+const wordsOf = (text) => text.toLowerCase().split(/[^\p{L}\p{N}]+/u).filter(Boolean);
+let knownWords = new Set();
+/** Shows the prompt box (and hides the classes) for a text-to-image model; fills suggestions. */
+function showTextControls(info) {
+  const text = info.text;
+  document.querySelectorAll('.text-only').forEach((e) => e.classList.toggle('hidden', !text));
+  $('class-label').classList.toggle('hidden', !!text);
+  knownWords = new Set(text?.words ?? []);
+  if (text && !$('prompt').value) $('prompt').value = params.get('prompt') ?? text.examples[0] ?? '';
+  if (text) promptChanged();
+}
+/** As the visitor types: completions of the last word from the training vocabulary (most frequent
+ * first) and the example prompts; words training never showed are named at once. */
+function promptChanged() {
+  const text = generator?.info.text;
+  if (!text) return;
+  const value = $('prompt').value;
+  const m = value.match(/^(.*?)([\p{L}\p{N}]*)$/u);
+  const [head, last] = [m[1], m[2].toLowerCase()];
+  const completions = last ? text.words.filter((w) => w.startsWith(last) && w !== last).slice(0, 8).map((w) => head + w) : [];
+  $('prompt-suggestions').replaceChildren(...[...completions, ...text.examples].slice(0, 40).map((v) => new Option(v, v)));
+  // the word being typed is not judged until it is finished
+  const finished = /[\p{L}\p{N}]$/u.test(value) ? wordsOf(head) : wordsOf(value);
+  showPromptNote({ unseen: [...new Set(finished.filter((w) => !knownWords.has(w)))], unknown: [], truncated: false });
+}
+function showPromptNote(r, done = false) {
+  const note = $('prompt-note');
+  const parts = [];
+  if (r.unknown.length) parts.push(`characters the vocabulary lacks in: ${r.unknown.join(', ')} (read as an unknown token)`);
+  if (r.unseen.length) parts.push(`never seen in training: ${r.unseen.join(', ')} (the model has no idea what ${r.unseen.length > 1 ? 'they mean' : 'it means'})`);
+  if (r.truncated) parts.push(`longer than ${generator.info.text.nCtx} text tokens: the end was cut`);
+  note.replaceChildren();
+  if (parts.length) {
+    const span = document.createElement('span'); span.className = 'warn'; span.textContent = parts.join('; ') + '.';
+    note.append(span);
+  } else {
+    note.textContent = done ? `Prompt read in full: ${r.ids.length} text tokens.` : `${generator.info.text.words.length.toLocaleString()} words known from the training captions; the empty prompt = unconditional.`;
+  }
+}
+$('prompt').addEventListener('input', promptChanged);
+
 function options() {
   const num = (id) => Number($(id).value);
-  const o = { proposal: $('proposal').value, class: num('class'), count: num('count'), seed: num('seed'), temperature: num('temperature'),
+  const o = { proposal: $('proposal').value, count: num('count'), seed: num('seed'), temperature: num('temperature'),
     topK: num('topK'), topP: num('topP'), guidance: num('guidance') };
+  if (generator.info.text) o.prompt = $('prompt').value; else o.class = num('class');
   if (generator.info.proposals[o.proposal]?.kind === 'nar') o.steps = num('steps');
   return o;
 }
@@ -132,13 +177,13 @@ async function generate(opts) {
   if (!generator || busy) return;
   opts = opts ?? options();
   // keep the form in step with what runs (tests and scripts call this directly)
-  for (const k of ['proposal', 'class', 'count', 'seed', 'temperature', 'topK', 'topP', 'guidance', 'steps']) if (opts[k] !== undefined && $(k)) $(k).value = String(opts[k]);
+  for (const k of ['proposal', 'class', 'prompt', 'count', 'seed', 'temperature', 'topK', 'topP', 'guidance', 'steps']) if (opts[k] !== undefined && $(k)) $(k).value = String(opts[k]);
   busy = true;
   $('generate').disabled = true;
   const proposal = opts.proposal ?? $('proposal').value;
   const nar = generator.info.proposals[proposal]?.kind === 'nar';
   document.querySelectorAll('.nar').forEach((e) => e.classList.toggle('hidden', !nar));
-  const className = generator.info.classes[opts.class] ?? opts.class;
+  const className = opts.prompt !== undefined ? `“${opts.prompt}”` : generator.info.classes[opts.class] ?? opts.class;
   status(`Generating ${opts.count} × ${className} with ${proposal.toUpperCase()}…`);
   const [rows, cols] = gridOf();
   const order = new Array(rows * cols).fill(-1);
@@ -166,7 +211,8 @@ async function generate(opts) {
     lastTokens = r.tokens;
     drawGrid($('grid'), r.images, selectForEdit);
     window.tessera.runs += 1;
-    window.tessera.lastResult = { tokens: r.tokens, device: r.device, proposal: r.proposal, msPerImage: r.msPerImage, ms: r.ms, options: opts, revealedPerStep: steps };
+    window.tessera.lastResult = { tokens: r.tokens, device: r.device, proposal: r.proposal, msPerImage: r.msPerImage, ms: r.ms, options: opts, revealedPerStep: steps, prompt: r.prompt };
+    if (r.prompt) showPromptNote(r.prompt, true);
     window.tessera.lastError = null;
     if (window.tessera.firstImageMs === null) window.tessera.firstImageMs = performance.now() - pageStart;
     const dev = r.device === 'webgpu' ? 'WebGPU' : 'CPU';
@@ -236,7 +282,8 @@ async function reconstructAll(image = dctx.getImageData(0, 0, D, D)) {
   body.replaceChildren();
   const results = [];
   const dataset = generator?.info.dataset ?? 'fashion-mnist';
-  for (const b of index.bundles.filter((b) => datasetOf(b) === dataset)) {
+  // text-to-image bundles reuse a class-conditional bundle's tokenizer: not listed twice
+  for (const b of index.bundles.filter((b) => datasetOf(b) === dataset && !b.text)) {
     const tr = body.insertRow();
     tr.insertCell().textContent = `${b.label}${b.teacher ? ` (${b.teacher_label ?? b.teacher})` : ''}`;
     const [c1, c2, c3, c4] = [tr.insertCell(), tr.insertCell(), tr.insertCell(), tr.insertCell()];
@@ -309,7 +356,7 @@ $('edit-mask').addEventListener('pointermove', (e) => brushing && brush(e));
 addEventListener('pointerup', () => { brushing = false; });
 $('clear-mask').onclick = () => { edit.mask.fill(false); showEditSource(); };
 
-async function inpaint({ cells, count = 4, seed = Number($('seed').value), cls = Number($('class').value) } = {}) {
+async function inpaint({ cells, count = 4, seed = Number($('seed').value), cls = Number($('class').value), prompt = $('prompt').value } = {}) {
   if (cells) { edit.mask.fill(false); cells.forEach((p) => { edit.mask[p] = true; }); showEditSource(); }
   if (!edit.tokens) throw new Error('select an image to edit first');
   const masked = edit.mask.filter(Boolean).length;
@@ -317,7 +364,8 @@ async function inpaint({ cells, count = 4, seed = Number($('seed').value), cls =
   status(`Inpainting ${masked} tokens of the ${edit.source}, ${count} variants…`, false, $('edit-status'));
   const tokens = Array.from({ length: count }, () => edit.tokens);
   const mask = Array.from({ length: count }, () => edit.mask);
-  const r = await generator.inpaint({ tokens, mask, class: cls, seed });
+  // a text-to-image model inpaints what the prompt says; a class-conditional one, the class
+  const r = await generator.inpaint({ tokens, mask, seed, ...(generator.info.text ? { prompt } : { class: cls }) });
   drawGrid($('edit-out'), r.images);
   status(`Done: ${masked} tokens resampled by NAR, ${tokensPerImage() - masked} kept (${r.msPerImage.toFixed(0)} ms per image).`, false, $('edit-status'));
   window.tessera.lastInpaint = { source: edit.tokens, mask: edit.mask.slice(), tokens: r.tokens };
@@ -339,7 +387,9 @@ $('model').addEventListener('change', load);
 /** The tokenizers of one data set in the model list; its default (or first) selected. */
 function showDataset(dataset) {
   const bundles = index.bundles.filter((b) => datasetOf(b) === dataset);
-  $('model').replaceChildren(...bundles.map((b) => new Option(`${b.label}${b.teacher ? ` (${b.teacher_label ?? b.teacher})` : ''} — ${b.family}`, b.path)));
+  $('model').replaceChildren(...bundles.map((b) => new Option(b.text
+    ? `Text to image: ${b.label}${b.teacher ? ` (${b.teacher_label ?? b.teacher})` : ''}, ${b.text.encoder === 'learned' ? 'in-project' : 'pretrained'} text encoder`
+    : `${b.label}${b.teacher ? ` (${b.teacher_label ?? b.teacher})` : ''} — ${b.family}`, b.path)));
   $('model').value = bundles.some((b) => b.path === index.default) ? index.default : bundles[0]?.path ?? '';
 }
 $('dataset').addEventListener('change', () => { showDataset($('dataset').value); return load(); });

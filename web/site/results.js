@@ -4,7 +4,7 @@ const pct = (v) => (v == null ? '–' : `${(100 * v).toFixed(1)}%`);
 const num = (v) => (v == null ? '–' : v.toFixed(2));
 const cols = [
   ['data', (b) => `${b.dataset} ${b.image_size} px`],
-  ['tokenizer', (b) => `${b.label}${b.teacher ? ` (${b.teacher_label ?? b.teacher})` : ''}`],
+  ['tokenizer', (b) => `${b.label}${b.teacher ? ` (${b.teacher_label ?? b.teacher})` : ''}${b.text ? `, text to image (${b.text.encoder} text encoder)` : ''}`],
   ['family', (b) => b.family],
   ['codebook', (b) => b.codebook_size ?? '–'],
   ['usage', (b) => pct(b.eval.codebook_usage)],

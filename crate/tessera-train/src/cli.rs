@@ -220,7 +220,8 @@ pub enum Cmd {
         #[arg(long, default_value = "models/evaluator")]
         out: PathBuf,
     },
-    /// Generate a PNG grid (rows = classes or one class) with a bundle.
+    /// Generate a PNG grid with a bundle: rows = classes (or one class), or for a text-to-image
+    /// bundle one row per prompt.
     Generate {
         #[arg(long, default_value = "models/fmnist-vqgan")]
         bundle: PathBuf,
@@ -230,6 +231,10 @@ pub enum Cmd {
         /// Class name ("Sneaker") or index; all classes (one row each) when omitted.
         #[arg(long)]
         class: Option<String>,
+        /// Text-to-image bundles: a prompt (repeat for one row each; "" = unconditional); the
+        /// bundle's example prompts when omitted. Unknown and never-seen words are reported.
+        #[arg(long)]
+        prompt: Vec<String>,
         #[arg(long, default_value_t = 8)]
         count: usize,
         #[command(flatten)]

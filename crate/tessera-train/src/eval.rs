@@ -9,7 +9,12 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
-use tessera::bundle::{Bundle, FileEntry, Manifest, Proposal, ProposalSpec, Provenance, TokenizerSpec};
+use tessera::bundle::{Bundle, FileEntry, Manifest, PromptReport, Proposal, ProposalSpec, Provenance, TokenizerSpec};
+use tessera::proposal::condition::{Condition, TextEncoderSpec, TextInput};
+
+/// Text-to-image evaluation: images sampled per held-out caption.
+pub const PER_PROMPT: usize = 10;
+use tessera::sampling::Prompts;
 use tessera::train::classifier::{Classifier, ClassifierConfig};
 use tessera::sampling::{Request, decode, to_rgba, tokens_tensor};
 use tessera::sampling::sampler::SamplingOptions;
@@ -72,7 +77,59 @@ fn class_index(m: &Manifest, s: &str) -> Result<usize> {
 /// Samples `count` images of `class` with proposal network `proposal` and decodes them:
 /// (tokens, pixels in [-1, 1]).
 pub fn sample(b: &Bundle, proposal: &str, class: usize, count: usize, opts: &SamplingOptions, device: &Device) -> Result<(Vec<Vec<u32>>, Vec<f32>)> {
-    let req = Request { class, count, options: opts.clone(), prompt: None };
+    sample_request(b, proposal, Request { class, count, options: opts.clone(), prompt: None }, device)
+}
+
+/// Encodes prompts for a text-to-image bundle natively: ids from the bundle's tokenizer, and for a
+/// pretrained text encoder (all-MiniLM-L6-v2) its per-token states, computed here.
+pub struct PromptEncoder {
+    minilm: Option<tessera::text::minilm::MiniLm>,
+}
+
+impl PromptEncoder {
+    /// Loads the pretrained encoder if the bundle's text encoder is one (`$TESSERA_WEIGHTS`).
+    pub fn for_bundle(b: &Bundle, device: &Device) -> Result<Self> {
+        let minilm = match b.manifest.text.as_ref().map(|t| &t.encoder) {
+            Some(TextEncoderSpec::Pretrained { name, .. }) => {
+                if name != crate::train::text::MINILM {
+                    bail!("the bundle's text encoder '{name}' is not one this build knows ({})", crate::train::text::MINILM);
+                }
+                Some(tessera::text::minilm_import::import(&crate::train::text::minilm_dir(), device)?.1)
+            }
+            _ => None,
+        };
+        Ok(Self { minilm })
+    }
+
+    pub fn encode(&self, b: &Bundle, prompt: &str, device: &Device) -> Result<(Prompts, PromptReport)> {
+        let (mut p, report) = b.prompts(prompt)?;
+        if let Some(m) = &self.minilm {
+            for q in [&mut p.prompt, &mut p.empty] {
+                let ids = Tensor::<2, Int>::from_data(TensorData::new(q.ids.iter().map(|&v| v as i64).collect::<Vec<_>>(), [1, q.ids.len()]), device);
+                q.states = Some(m.forward(ids, None)?.into_data().convert::<f32>().try_to_vec().map_err(|e| anyhow::anyhow!("{e:?}"))?);
+            }
+        }
+        Ok((p, report))
+    }
+}
+
+/// What a prompt's report says to a user (nothing when the model reads all of it).
+pub fn prompt_warnings(prompt: &str, r: &PromptReport) -> Vec<String> {
+    let mut w = Vec::new();
+    if !r.unknown.is_empty() {
+        w.push(format!("{prompt:?}: characters outside the vocabulary in {}", r.unknown.join(", ")));
+    }
+    if !r.unseen.is_empty() {
+        w.push(format!("{prompt:?}: never seen in training: {}", r.unseen.join(", ")));
+    }
+    if r.truncated {
+        w.push(format!("{prompt:?}: longer than the model's text positions, cut"));
+    }
+    w
+}
+
+/// Samples a request and decodes it: (tokens, pixels in [-1, 1]).
+pub fn sample_request(b: &Bundle, proposal: &str, req: Request, device: &Device) -> Result<(Vec<Vec<u32>>, Vec<f32>)> {
     let per = b.manifest.tokenizer.tokens_per_image();
     let tokens = pollster::block_on(b.sampler(proposal, req, None, device)?.run(per))?;
     let t = tokens_tensor(&tokens, per, b.manifest.tokenizer.codebook_size(), device)?;
@@ -111,8 +168,47 @@ pub enum GridClasses<'a> {
 }
 
 #[allow(clippy::too_many_arguments)]
-pub fn generate_grid(dir: &Path, proposal: &str, class: Option<&str>, count: usize, a: &SampleArgs, out: &Path, tokens_out: Option<&Path>, device: &Device) -> Result<()> {
-    generate_grid_of(dir, proposal, class.map_or(GridClasses::All, GridClasses::One), count, a, out, tokens_out, device)
+#[allow(clippy::too_many_arguments)]
+pub fn generate_grid(dir: &Path, proposal: &str, class: Option<&str>, prompts: &[String], count: usize, a: &SampleArgs, out: &Path, tokens_out: Option<&Path>, device: &Device) -> Result<()> {
+    let b = Bundle::load_dir(dir, device)?;
+    match (&b.manifest.text, class) {
+        (Some(_), Some(_)) => bail!("{} is a text-to-image bundle: give --prompt, not --class", dir.display()),
+        (None, _) if !prompts.is_empty() => bail!("{} is class-conditional: give --class, not --prompt", dir.display()),
+        (Some(t), None) => {
+            // no prompt given: the bundle's example prompts, at most 8 spread over them
+            let chosen: Vec<String> = if prompts.is_empty() { spread(t.examples.len(), 8.min(t.examples.len())).into_iter().filter_map(|i| t.examples.get(i).cloned()).collect() } else { prompts.to_vec() };
+            generate_prompt_grid(&b, proposal, &chosen, count, a, out, tokens_out, device)
+        }
+        (None, _) => generate_grid_of(dir, proposal, class.map_or(GridClasses::All, GridClasses::One), count, a, out, tokens_out, device),
+    }
+}
+
+/// One row per prompt: `count` images each (text-to-image bundles).
+#[allow(clippy::too_many_arguments)]
+pub fn generate_prompt_grid(b: &Bundle, proposal: &str, prompts: &[String], count: usize, a: &SampleArgs, out: &Path, tokens_out: Option<&Path>, device: &Device) -> Result<()> {
+    if prompts.is_empty() {
+        bail!("no prompt to generate from (the bundle lists no example prompts: give --prompt)");
+    }
+    let opts = sampling(&b.defaults(proposal)?, a);
+    let enc = PromptEncoder::for_bundle(b, device)?;
+    let t0 = Instant::now();
+    let (mut all_pixels, mut all_tokens) = (Vec::new(), Vec::new());
+    for prompt in prompts {
+        let (p, report) = enc.encode(b, prompt, device)?;
+        for w in prompt_warnings(prompt, &report) {
+            eprintln!("warning: {w}");
+        }
+        let (tokens, pixels) = sample_request(b, proposal, Request { class: 0, count, options: opts.clone(), prompt: Some(p) }, device)?;
+        all_pixels.extend(pixels);
+        all_tokens.push(json!({"prompt": prompt, "ids": report.ids, "unknown": report.unknown, "unseen": report.unseen, "truncated": report.truncated, "tokens": tokens}));
+    }
+    let n = prompts.len() * count;
+    write_grid(&all_pixels, manifest_shape(&b.manifest), n, count, out)?;
+    eprintln!("{n} images for {} prompt(s) in {:.2}s -> {}", prompts.len(), t0.elapsed().as_secs_f64(), out.display());
+    if let Some(p) = tokens_out {
+        std::fs::write(p, serde_json::to_string(&json!({"proposal": proposal, "options": opts, "samples": all_tokens}))?)?;
+    }
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -248,17 +344,16 @@ fn argmax_chunks(probs: &[f32], k: usize) -> Vec<usize> {
 /// Perplexity of a proposal network on the test tokens: `exp(mean cross-entropy)`. AR: next-token
 /// prediction over the whole sequence after the class token. NAR: the masked tokens under MaskGIT's
 /// training masks (cosine-schedule ratio; fixed seed, so every bundle sees the same masks).
-fn proposal_ppl(p: &Proposal, spec: &ProposalSpec, tokens: &[u32], labels: &[i64], per: usize, device: &Device) -> Result<f64> {
-    let n = labels.len();
+fn proposal_ppl(p: &Proposal, spec: &ProposalSpec, tokens: &[u32], cond: &dyn Fn(std::ops::Range<usize>) -> Result<Condition>, n: usize, per: usize, device: &Device) -> Result<f64> {
     let (mut nll, mut count) = (0f64, 0f64);
     let mut rng = tessera::rng::Rng::new(0x9E11, 0);
     for start in (0..n).step_by(250) {
         let b = (n - start).min(250);
         let toks: Vec<i64> = tokens[start * per..(start + b) * per].iter().map(|&t| t as i64).collect();
         let t = Tensor::<2, Int>::from_data(TensorData::new(toks, [b, per]), device);
-        let c = Tensor::<1, Int>::from_data(TensorData::new(labels[start..start + b].to_vec(), [b]), device);
+        let c = cond(start..start + b)?;
         let (loss, weight) = match (p, spec) {
-            (Proposal::Ar(g), _) => (g.loss(c, t), (b * per) as f64),
+            (Proposal::Ar(g), _) => (g.loss_with(&c, t)?, (b * per) as f64),
             (Proposal::Nar(m), ProposalSpec::Nar(cfg)) => {
                 let mut mask = Vec::with_capacity(b * per);
                 for _ in 0..b {
@@ -266,7 +361,7 @@ fn proposal_ppl(p: &Proposal, spec: &ProposalSpec, tokens: &[u32], labels: &[i64
                     mask.extend(crate::train::random_mask(&mut rng, per, k));
                 }
                 let masked = mask.iter().filter(|&&v| v).count() as f64;
-                (m.loss(c, t, Tensor::from_data(TensorData::new(mask, [b, per]), device), cfg.mask_token()), masked)
+                (m.loss_with(&c, t, Tensor::from_data(TensorData::new(mask, [b, per]), device), cfg.mask_token())?, masked)
             }
             _ => bail!("proposal network and manifest entry disagree on AR vs NAR"),
         };
@@ -370,7 +465,11 @@ pub fn evaluate(dir: &Path, evaluator: &Path, data: Option<&DataSpec>, per_class
 
 /// Every metric of one bundle (see `metrics.rs`): reconstruction and codebook statistics on the
 /// test set (its first `test_limit` images when given), PPL of each proposal network on the test
-/// tokens, FID_eval / IS_eval / class consistency of `per_class` samples per class.
+/// tokens, FID_eval / IS_eval / class consistency of `per_class` samples per class. A
+/// text-to-image bundle is conditioned on held-out captions instead: the test split's emoji (never
+/// trained on) with their captions; PPL with each test image's first caption, samples `PER_PROMPT`
+/// per caption, cycling over the captions of the class's test images, and class consistency
+/// against the class of the image the caption describes.
 #[allow(clippy::too_many_arguments)]
 pub fn evaluate_bundle(dir: &Path, evaluator: &Path, data: Option<&DataSpec>, per_class: usize, test_limit: Option<usize>, a: &SampleArgs, recon_png: Option<&Path>, device: &Device) -> Result<EvalReport> {
     let b = Bundle::load_dir(dir, device)?;
@@ -448,21 +547,59 @@ pub fn evaluate_bundle(dir: &Path, evaluator: &Path, data: Option<&DataSpec>, pe
     let fid_floor = metrics::fid(&floor_f, &real_f, d);
     let lite_fid = |a: &[f32], b: &[f32]| if lite.is_some() && !a.is_empty() { crate::fid_lite::fid(a, b) } else { f64::NAN };
     // Every proposal network: PPL on the test tokens, then class-balanced samples.
+    let enc = PromptEncoder::for_bundle(&b, device)?;
+    let text = b.manifest.text.as_ref();
+    if text.is_some() && test.texts.is_empty() {
+        bail!("{spec} has no captions: a text-to-image bundle is evaluated on held-out captions");
+    }
+    // held-out captions by class: (test image, caption), every phrasing of every test emoji
+    let mut captions_of: Vec<Vec<String>> = vec![Vec::new(); n_classes];
+    if text.is_some() {
+        for i in 0..test.len() {
+            captions_of[test.labels[i] as usize].extend(test.captions(i).map(str::to_string));
+        }
+    }
+    let first_captions: Vec<String> = if text.is_some() { (0..test.len()).map(|i| test.captions(i).next().unwrap_or("").to_string()).collect() } else { vec![] };
+    let condition = |range: std::ops::Range<usize>| -> Result<Condition> {
+        match text {
+            None => Ok(Condition::Class(Tensor::from_data(TensorData::new(labels[range.clone()].to_vec(), [range.len()]), device))),
+            Some(t) => {
+                let prompts: Vec<tessera::sampling::Prompt> = first_captions[range].iter().map(|c| enc.encode(&b, c, device).map(|p| p.0.prompt)).collect::<Result<_>>()?;
+                let rows: Vec<(&[u32], Option<&[f32]>)> = prompts.iter().map(|p| (p.ids.as_slice(), p.states.as_deref())).collect();
+                Ok(Condition::Text(TextInput::padded(&rows, t.n_ctx, t.config().given_width(), device)?))
+            }
+        }
+    };
     let mut proposals = BTreeMap::new();
     for name in b.manifest.proposals.keys() {
-        let ppl = proposal_ppl(&b.proposals[name], &b.manifest.proposals[name].model, &all_tokens, &labels, per, device)?;
+        let ppl = proposal_ppl(&b.proposals[name], &b.manifest.proposals[name].model, &all_tokens, &condition, labels.len(), per, device)?;
         let opts = sampling(&b.defaults(name)?, a);
         let mut per_class_ok = BTreeMap::new();
         let t0 = Instant::now();
-        let (mut total_ok, mut feats, mut probs, mut lite_f) = (0, Vec::new(), Vec::new(), Vec::new());
-        eprintln!("{name}: PPL {ppl:.2}; sampling {per_class} images per class");
+        let (mut total_ok, mut total, mut feats, mut probs, mut lite_f) = (0, 0, Vec::new(), Vec::new(), Vec::new());
+        eprintln!("{name}: PPL {ppl:.2}; sampling {per_class} images per class{}", if text.is_some() { " from held-out captions" } else { "" });
         for c in 0..n_classes {
+            if text.is_some() && captions_of[c].is_empty() {
+                eprintln!("  {:<12} no test emoji: not sampled", b.manifest.dataset.classes[c]);
+                per_class_ok.insert(b.manifest.dataset.classes[c].clone(), f64::NAN);
+                continue;
+            }
             let mut ok = 0;
             let mut done = 0;
             while done < per_class {
-                let n = (per_class - done).min(50);
                 let o = SamplingOptions { seed: opts.seed.wrapping_add((c * 1000 + done) as u64), ..opts.clone() };
-                let (_, pixels) = sample(&b, name, c, n, &o, device)?;
+                let (n, pixels) = match text {
+                    None => {
+                        let n = (per_class - done).min(50);
+                        (n, sample(&b, name, c, n, &o, device)?.1)
+                    }
+                    Some(_) => {
+                        let n = (per_class - done).min(PER_PROMPT);
+                        let caption = &captions_of[c][(done / PER_PROMPT) % captions_of[c].len()];
+                        let (p, _) = enc.encode(&b, caption, device)?;
+                        (n, sample_request(&b, name, Request { class: c, count: n, options: o, prompt: Some(p) }, device)?.1)
+                    }
+                };
                 let xt = images_tensor(pixels, n, shape, device);
                 if let Some(l) = &lite {
                     lite_f.extend(l.features(xt.clone())?);
@@ -474,6 +611,7 @@ pub fn evaluate_bundle(dir: &Path, evaluator: &Path, data: Option<&DataSpec>, pe
                 done += n;
             }
             total_ok += ok;
+            total += per_class;
             per_class_ok.insert(b.manifest.dataset.classes[c].clone(), ok as f64 / per_class as f64);
             eprintln!("  {:<12} {:.1}%", b.manifest.dataset.classes[c], 100.0 * ok as f64 / per_class as f64);
         }
@@ -482,9 +620,9 @@ pub fn evaluate_bundle(dir: &Path, evaluator: &Path, data: Option<&DataSpec>, pe
             fid_eval: Metric(metrics::fid(&feats, &real_f, d)),
             fid_lite2: Metric(lite_fid(&lite_f, &real_l)),
             is_eval: Metric(metrics::inception_score(&probs, n_classes)),
-            class_consistency_mean: Metric(total_ok as f64 / (per_class * n_classes) as f64),
+            class_consistency_mean: Metric(total_ok as f64 / total as f64),
             class_consistency: per_class_ok.into_iter().map(|(k, v)| (k, Metric(v))).collect(),
-            samples: per_class * n_classes,
+            samples: total,
             sampling: opts,
             generation_seconds: t0.elapsed().as_secs_f64(),
         });
@@ -496,7 +634,14 @@ pub fn evaluate_bundle(dir: &Path, evaluator: &Path, data: Option<&DataSpec>, pe
         notes: "FID_eval / IS_eval / rFID_eval use the in-project evaluator's penultimate features and class probabilities \
                 (not Inception); FID_eval compares the samples with the test images. fid_eval_real_floor: the same \
                 number of real training images vs the test images (the floor at this sample count)."
-            .into(),
+            .to_string()
+            + if text.is_some() {
+                " Text to image: every sample is conditioned on a held-out caption (the captions of the test split's emoji, \
+                 which no network was trained on; all phrasings, 10 samples each); class consistency = the evaluator's class \
+                 equals the class of the emoji the caption describes; PPL uses each test image's first caption."
+            } else {
+                ""
+            },
         test_images: test.len(),
         reconstruction_mse_01: Metric(mse),
         reconstruction_psnr_db: Metric(psnr),

@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use tessera::bundle::weights::{Precision, from_safetensors, load_module, to_safetensors_as};
 use tessera::train::classifier::ClassifierConfig;
-use tessera::bundle::{DatasetInfo, FileEntry, Manifest, ProposalEntry, ProposalSpec, Provenance, sha256_hex};
+use tessera::bundle::{DatasetInfo, FileEntry, Manifest, ProposalEntry, ProposalSpec, Provenance, TEXT_TOKENIZER, TextInfo, sha256_hex};
+use crate::train::text::{WORDS_FILE, WordList, word_list};
 use tessera::proposal::ProposalConfig;
 
 /// Writes a run's tokenizer and its finished proposal networks (`run/ar`, `run/nar`) as a bundle in
@@ -56,17 +57,38 @@ pub fn export(run: &Path, out: &Path, name: &str, device: &Device) -> Result<()>
     if let Some(c) = configs.get("nar") {
         proposals.insert("nar".to_string(), ProposalEntry { model: ProposalSpec::Nar(serde_json::from_value::<ProposalConfig>(c.clone())?), sampling: default_sampling("nar", tok.codebook_size()) });
     }
-    if proposals.values().any(|p| p.model.config().text.is_some()) {
-        // the prompt's vocabulary and text encoder are not part of the bundle format yet
-        bail!("{} holds text-to-image proposal networks: exporting them is not supported yet (issue: text to image in the browser)", run.display());
-    }
     if proposals.is_empty() {
         bail!("{} has no finished proposal network (ar or nar)", run.display());
     }
+    let info = data::run_info(run)?;
+    // Text to image: every proposal network has the same text condition; the bundle carries the
+    // prompt's tokenizer (the run's tokenizer.json) and the captions' words.
+    let conditions: Vec<_> = proposals.values().map(|p| p.model.config().text.clone()).collect();
+    if conditions.windows(2).any(|w| w[0] != w[1]) {
+        bail!("{}: the AR and NAR networks have different text conditions ({conditions:?}); retrain one", run.display());
+    }
+    let text = match conditions.first().cloned().flatten() {
+        None => None,
+        Some(cond) => {
+            let json = std::fs::read(run.join("text").join("tokenizer.json")).with_context(|| format!("{}/text/tokenizer.json (written by text-to-image training)", run.display()))?;
+            tessera::text::vocab::TextTokenizer::from_json("tokenizer.json", &json, cond.n_ctx)?;
+            let list: WordList = match std::fs::read(run.join("text").join(WORDS_FILE)) {
+                Ok(b) => serde_json::from_slice(&b).with_context(|| format!("{}/text/{WORDS_FILE}", run.display()))?,
+                // runs trained before the word list was recorded: read it from the training data
+                Err(_) => {
+                    let spec: DataSpec = info.spec.parse().map_err(|e: String| anyhow::anyhow!("{e} (the data {} recorded)", run.display()))?;
+                    word_list(&data::load(&spec, data::Split::Train, Some(info.shape))?)
+                }
+            };
+            let path = "text_tokenizer.json".to_string();
+            files.insert(TEXT_TOKENIZER.to_string(), FileEntry { path: path.clone(), bytes: json.len() as u64, sha256: sha256_hex(&json) });
+            written.push((path, json));
+            Some(TextInfo { n_ctx: cond.n_ctx, encoder: cond.encoder, words: list.words, examples: list.examples })
+        }
+    };
     // The blank token: the code of an empty (all background) patch.
     let bytes = std::fs::read(Checkpoint::new(&run.join("tokenizer"))?.weights_path())?;
     let t = tok.load(from_safetensors("tokenizer", &bytes)?, "tokenizer", device)?;
-    let info = data::run_info(run)?;
     let (s, c) = (info.shape.size, info.shape.channels);
     if tok.image_size() != s || tok.image_channels() != c {
         bail!("the tokenizer takes {}x{}x{} images but {}/data.json says {c}x{s}x{s}", tok.image_channels(), tok.image_size(), tok.image_size(), run.display());
@@ -75,7 +97,7 @@ pub fn export(run: &Path, out: &Path, name: &str, device: &Device) -> Result<()>
     let blank_token = blank.iter().max_by_key(|&&v| blank.iter().filter(|&&w| w == v).count()).copied().unwrap_or(0) as u32;
     let manifest = Manifest {
         format: tessera::bundle::FORMAT.into(),
-        format_version: tessera::bundle::FORMAT_VERSION,
+        format_version: if text.is_some() { tessera::bundle::FORMAT_VERSION_TEXT } else { tessera::bundle::FORMAT_VERSION },
         name: name.into(),
         dataset: DatasetInfo { name: info.name.clone(), image_size: s, channels: c, classes: info.classes.clone(), background: info.background, credits: info.credits.clone() },
         grid: [tok.grid(), tok.grid()],
@@ -89,6 +111,7 @@ pub fn export(run: &Path, out: &Path, name: &str, device: &Device) -> Result<()>
             created: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
             details,
         },
+        text,
     };
     let text = serde_json::to_string_pretty(&manifest)?;
     Manifest::parse(&text).context("exported manifest does not validate")?;

@@ -43,8 +43,8 @@ fn main() -> Result<()> {
         Cmd::Train(a) => pipeline::run_train(&a, &dev, &command_line),
         Cmd::Export { run, out, name } => export::export(&run, &out, &name, &dev),
         Cmd::ExportEvaluator { run, data, out } => export::export_evaluator(&run, data.as_ref(), &out, &dev),
-        Cmd::Generate { bundle, proposal, class, count, sampling, out, tokens_out } => {
-            eval::generate_grid(&bundle, &proposal, class.as_deref(), count, &sampling, &out, tokens_out.as_deref(), &dev)
+        Cmd::Generate { bundle, proposal, class, prompt, count, sampling, out, tokens_out } => {
+            eval::generate_grid(&bundle, &proposal, class.as_deref(), &prompt, count, &sampling, &out, tokens_out.as_deref(), &dev)
         }
         Cmd::Eval { bundle, evaluator, data, samples_per_class, sampling, out, recon_png } => {
             eval::evaluate(&bundle, &evaluator, data.as_ref(), samples_per_class, &sampling, out.as_deref(), recon_png.as_deref(), &dev)

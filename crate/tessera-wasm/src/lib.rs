@@ -10,7 +10,7 @@ use js_sys::{Function, Object, Reflect, Uint8ClampedArray};
 use serde::Deserialize;
 use std::cell::RefCell;
 use std::rc::Rc;
-use tessera::bundle::{Bundle, Manifest, Proposal};
+use tessera::bundle::{Bundle, Manifest, PromptReport, Proposal, TEXT_TOKENIZER};
 use tessera::sampling::{MAX_COUNT, Request, decode, read_f32, to_rgba, tokens_tensor};
 use tessera::sampling::sampler::SamplingOptions;
 use tessera::TesseraError;
@@ -165,12 +165,13 @@ pub async fn load_model(manifest: String, files_obj: JsValue, device: String) ->
         files.insert(role, bytes.to_vec());
     }
     let tokenizer = files.remove("tokenizer").ok_or_else(|| option_err("files: missing 'tokenizer'"))?;
+    let text_tokenizer = files.remove(TEXT_TOKENIZER);
     if let Some(role) = files.keys().find(|r| !manifest.proposals.contains_key(*r)) {
         return Err(option_err(format!("files: '{role}' is not a proposal network of this bundle")));
     }
     let proposals: Vec<(&str, &[u8])> = files.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
     let cpu = Device::flex();
-    let load = |d: &Device| Bundle::from_bytes(manifest.clone(), &tokenizer, &proposals, d).map_err(bundle_err);
+    let load = |d: &Device| Bundle::from_bytes(manifest.clone(), &tokenizer, &proposals, text_tokenizer.as_deref(), d).map_err(bundle_err);
     let (bundle, dev, name, adapter, fallback_reason) = match device.as_str() {
         "cpu" => (load(&cpu)?, cpu, "cpu", "burn flex (wasm simd128)".to_string(), None),
         "webgpu" => {
@@ -213,7 +214,10 @@ enum ClassRef {
 struct GenerateOptions {
     /// Proposal network: "ar" or "nar" (default: "ar" when loaded, else the first loaded).
     proposal: Option<String>,
-    class: ClassRef,
+    /// Class-conditional bundles: the class (index or name).
+    class: Option<ClassRef>,
+    /// Text-to-image bundles: the prompt ("" = unconditional).
+    prompt: Option<String>,
     #[serde(default = "one")]
     count: usize,
     seed: Option<f64>,
@@ -236,8 +240,8 @@ fn one() -> usize {
 }
 
 /// The keys of `GenerateOptions` as JS passes them (protocol.js's GENERATE_OPTIONS).
-const GENERATE_OPTIONS: [&str; 12] =
-    ["proposal", "class", "count", "seed", "temperature", "topK", "topP", "guidance", "steps", "confidenceNoise", "given", "previewEvery"];
+const GENERATE_OPTIONS: [&str; 13] =
+    ["proposal", "class", "prompt", "count", "seed", "temperature", "topK", "topP", "guidance", "steps", "confidenceNoise", "given", "previewEvery"];
 
 fn set(o: &Object, k: &str, v: impl Into<JsValue>) {
     let _ = Reflect::set(o, &k.into(), &v.into());
@@ -251,13 +255,35 @@ fn token_arrays(tokens: &[Vec<u32>]) -> js_sys::Array {
     a
 }
 
+fn strings(v: &[String]) -> js_sys::Array {
+    v.iter().map(|w| JsValue::from_str(w)).collect()
+}
+
+/// `{ ids: Uint32Array, unknown: string[], unseen: string[], truncated }`: what a prompt became.
+fn report_object(r: &PromptReport) -> Object {
+    let o = Object::new();
+    set(&o, "ids", js_sys::Uint32Array::from(r.ids.as_slice()));
+    set(&o, "unknown", strings(&r.unknown));
+    set(&o, "unseen", strings(&r.unseen));
+    set(&o, "truncated", r.truncated);
+    o
+}
+
 fn rgba_array(images: &[Vec<u8>]) -> Uint8ClampedArray {
     let flat: Vec<u8> = images.concat();
     Uint8ClampedArray::from(flat.as_slice())
 }
 
 impl Inner {
-    fn request(&self, o: GenerateOptions) -> Result<(String, Request, usize), TesseraError> {
+    /// The prompt of a text-to-image bundle (its states too, once a pretrained encoder runs here).
+    fn prompts(&self, prompt: &str) -> Result<(tessera::sampling::Prompts, PromptReport), TesseraError> {
+        if let Some(tessera::proposal::condition::TextEncoderSpec::Pretrained { name, .. }) = self.bundle.manifest.text.as_ref().map(|t| &t.encoder) {
+            return Err(TesseraError::InvalidOption(format!("this bundle's text encoder ({name}) does not run in the browser build yet; use a bundle with the in-project text encoder")));
+        }
+        self.bundle.prompts(prompt)
+    }
+
+    fn request(&self, o: GenerateOptions) -> Result<(String, Request, usize, Option<PromptReport>), TesseraError> {
         let m = &self.bundle.manifest;
         let proposal = match o.proposal {
             Some(p) => p,
@@ -265,11 +291,19 @@ impl Inner {
             None => self.bundle.proposals.keys().next().cloned().ok_or_else(|| TesseraError::InvalidOption("no proposal network loaded".into()))?,
         };
         let entry = m.proposal(&proposal)?;
-        let class = match o.class {
-            ClassRef::Index(i) => i,
-            ClassRef::Name(n) => m.dataset.classes.iter().position(|c| c.eq_ignore_ascii_case(&n)).ok_or_else(|| {
-                TesseraError::InvalidOption(format!("unknown class '{n}'; classes: {}", m.dataset.classes.join(", ")))
-            })?,
+        let (class, prompt) = match (o.class, o.prompt, &m.text) {
+            (Some(_), _, Some(_)) => return Err(TesseraError::InvalidOption("this model generates from a prompt: give `prompt`, not `class` (\"\" = unconditional)".into())),
+            (None, None, Some(_)) => return Err(TesseraError::InvalidOption("this model generates from a prompt: give `prompt` (\"\" = unconditional)".into())),
+            (None, Some(p), Some(_)) => (0, Some(self.prompts(&p)?)),
+            (_, Some(_), None) => return Err(TesseraError::InvalidOption("this model is class-conditional: give `class`, not `prompt`".into())),
+            (None, None, None) => return Err(TesseraError::InvalidOption("missing option `class` (an index or a class name)".into())),
+            (Some(ClassRef::Index(i)), None, None) => (i, None),
+            (Some(ClassRef::Name(n)), None, None) => (
+                m.dataset.classes.iter().position(|c| c.eq_ignore_ascii_case(&n)).ok_or_else(|| {
+                    TesseraError::InvalidOption(format!("unknown class '{n}'; classes: {}", m.dataset.classes.join(", ")))
+                })?,
+                None,
+            ),
         };
         let seed = match o.seed {
             None => 0,
@@ -286,10 +320,11 @@ impl Inner {
             steps: o.steps.unwrap_or(d.steps),
             confidence_noise: o.confidence_noise.unwrap_or(d.confidence_noise),
         };
-        let req = Request { class, count: o.count, options, prompt: None };
+        let (prompt, report) = prompt.map_or((None, None), |(p, r)| (Some(p), Some(r)));
+        let req = Request { class, count: o.count, options, prompt };
         req.validate(entry.model.num_classes(), entry.model.vocab_size())?;
         let every = o.preview_every.unwrap_or(if entry.model.kind() == "nar" { 1 } else { m.grid[1] });
-        Ok((proposal, req, every))
+        Ok((proposal, req, every, report))
     }
 
     async fn generate(self: Rc<Self>, opts: JsValue, on_progress: Option<Function>) -> Result<JsValue, TesseraError> {
@@ -304,7 +339,7 @@ impl Inner {
         }
         let mut o: GenerateOptions = serde_wasm_bindgen::from_value(opts).map_err(|e| TesseraError::InvalidOption(e.to_string()))?;
         let given = o.given.take();
-        let (proposal, req, preview_every) = self.request(o)?;
+        let (proposal, req, preview_every, report) = self.request(o)?;
         let t0 = now();
         let m = &self.bundle.manifest;
         let (per, k) = (m.tokenizer.tokens_per_image(), m.tokenizer.codebook_size());
@@ -346,6 +381,9 @@ impl Inner {
         let out = self.images_object(&px, shape);
         set(&out, "tokens", token_arrays(&tokens));
         set(&out, "proposal", proposal.as_str());
+        if let Some(r) = &report {
+            set(&out, "prompt", report_object(r));
+        }
         let ms = now() - t0;
         set(&out, "ms", ms);
         set(&out, "msPerImage", ms / count as f64);
@@ -415,7 +453,7 @@ impl Inner {
 
     /// Logits of a proposal network, flattened: AR, for `[class] + tokens` at every position;
     /// NAR, for a full grid (`null` = mask token) at every position.
-    async fn logits(self: Rc<Self>, proposal: String, class: usize, tokens: JsValue) -> Result<JsValue, TesseraError> {
+    async fn logits(self: Rc<Self>, proposal: String, class: usize, tokens: JsValue, prompt: Option<String>) -> Result<JsValue, TesseraError> {
         let m = &self.bundle.manifest;
         let entry = m.proposal(&proposal)?;
         let (classes, vocab) = (entry.model.num_classes(), entry.model.vocab_size());
@@ -428,21 +466,29 @@ impl Inner {
         if row.iter().flatten().any(|&t| t as usize >= vocab) {
             return Err(TesseraError::InvalidTokens(format!("tokens must be below {vocab}")));
         }
-        let cls = Tensor::<1, Int>::from_data(TensorData::new(vec![class as i64], [1]), &self.device);
+        // the condition as sampling builds it: the class (the last index is the null class), or the prompt
+        let prompts = match (&prompt, &m.text) {
+            (Some(p), Some(_)) => Some(self.prompts(p)?.0),
+            (None, None) => None,
+            (Some(_), None) => return Err(TesseraError::InvalidOption("this model is class-conditional: it takes a class, not a prompt".into())),
+            (None, Some(_)) => return Err(TesseraError::InvalidOption("this model generates from a prompt: give one".into())),
+        };
+        let req = Request { class, count: 1, options: SamplingOptions::default(), prompt: prompts };
+        let cond = req.condition(entry.model.config(), 1, false, &self.device)?;
         let logits = match self.bundle.proposals.get(&proposal) {
             Some(Proposal::Ar(g)) => {
                 if row.len() >= per || row.iter().any(|t| t.is_none()) {
                     return Err(TesseraError::InvalidTokens(format!("AR: need fewer than {per} tokens, no nulls")));
                 }
                 let t = Tensor::<2, Int>::from_data(TensorData::new(row.iter().map(|&v| v.unwrap_or(0) as i64).collect::<Vec<_>>(), [1, row.len()]), &self.device);
-                g.forward(cls, t)
+                g.forward_with(&cond, t)?
             }
             Some(Proposal::Nar(n)) => {
                 if row.len() != per {
                     return Err(TesseraError::InvalidTokens(format!("NAR: need a full grid of {per} entries")));
                 }
                 let t = Tensor::<2, Int>::from_data(TensorData::new(row.iter().map(|&v| v.map_or(vocab as i64, |v| v as i64)).collect::<Vec<_>>(), [1, per]), &self.device);
-                n.forward(cls, t)
+                n.forward_with(&cond, t)?
             }
             None => return Err(TesseraError::InvalidOption(format!("proposal network '{proposal}' was not loaded"))),
         };
@@ -496,6 +542,19 @@ impl Tessera {
             set(&props, name, d);
         }
         set(&o, "proposals", props);
+        if let Some(t) = &m.text {
+            let text = Object::new();
+            set(&text, "nCtx", t.n_ctx as u32);
+            let (kind, name) = match &t.encoder {
+                tessera::proposal::condition::TextEncoderSpec::Learned { .. } => ("learned", "in-project (trained with the proposal network)".to_string()),
+                tessera::proposal::condition::TextEncoderSpec::Pretrained { name, .. } => ("pretrained", name.clone()),
+            };
+            set(&text, "encoder", kind);
+            set(&text, "encoderName", name.as_str());
+            set(&text, "words", strings(&t.words));
+            set(&text, "examples", strings(&t.examples));
+            set(&o, "text", text);
+        }
         Ok(o.into())
     }
 
@@ -518,9 +577,10 @@ impl Tessera {
     }
 
     /// Proposal-network logits (testing and debugging); see `Inner::logits`.
+    /// `prompt`: text-to-image bundles (then `class` is ignored).
     #[wasm_bindgen(js_name = proposalLogits)]
-    pub fn proposal_logits(&self, proposal: String, class: usize, tokens: JsValue) -> js_sys::Promise {
-        promise(self.inner.clone().logits(proposal, class, tokens))
+    pub fn proposal_logits(&self, proposal: String, class: usize, tokens: JsValue, prompt: Option<String>) -> js_sys::Promise {
+        promise(self.inner.clone().logits(proposal, class, tokens, prompt))
     }
 }
 

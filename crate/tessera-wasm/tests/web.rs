@@ -224,6 +224,7 @@ async fn an_efficientnet_cluster_tokenizer_encodes_alike_on_webgpu_and_cpu() {
         blank_token: 0,
         files: BTreeMap::from([("tokenizer".to_string(), entry("tokenizer.safetensors", &tok)), ("ar".to_string(), entry("ar.safetensors", &ar))]),
         provenance: Provenance::default(),
+        text: None,
     };
     let text = serde_json::to_string(&manifest).unwrap();
     let load = |device: &'static str| {

@@ -10,8 +10,8 @@ pub enum BundleError {
     MissingFile(String),
     #[error("manifest is not valid JSON: {0}")]
     BadJson(String),
-    #[error("unsupported bundle format '{format}' version {version} (this build reads '{expected}' version {supported})")]
-    UnsupportedVersion { format: String, version: u32, expected: &'static str, supported: u32 },
+    #[error("unsupported bundle format '{format}' version {version} (this build reads '{expected}' versions {supported})")]
+    UnsupportedVersion { format: String, version: u32, expected: &'static str, supported: &'static str },
     #[error("file '{file}' is truncated or has the wrong size: expected {expected} bytes, got {actual}")]
     Truncated { file: String, expected: u64, actual: u64 },
     #[error("checksum mismatch for '{file}': manifest says sha256 {expected}, file has {actual}")]

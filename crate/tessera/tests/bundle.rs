@@ -27,7 +27,7 @@ impl Fixture {
         vec![("ar", self.proposal.as_slice())]
     }
     fn load(&self, d: &Device) -> Result<Bundle, BundleError> {
-        Bundle::from_bytes(self.manifest.clone(), &self.tokenizer, &[("ar", &self.proposal), ("nar", &self.nar)], d)
+        Bundle::from_bytes(self.manifest.clone(), &self.tokenizer, &[("ar", &self.proposal), ("nar", &self.nar)], None, d)
     }
 }
 
@@ -62,6 +62,7 @@ fn fixture(device: &Device) -> Fixture {
         blank_token: 0,
         files,
         provenance: Provenance::default(),
+        text: None,
     };
     Fixture { manifest, tokenizer, proposal, nar, tok_model, gpt_model }
 }
@@ -75,7 +76,7 @@ fn valid_bundle_loads() {
     let d = Device::flex();
     let f = fixture(&d);
     let m = Manifest::parse(&json(&f.manifest)).unwrap();
-    let b = Bundle::from_bytes(m, &f.tokenizer, &f.proposal_only(), &d).unwrap();
+    let b = Bundle::from_bytes(m, &f.tokenizer, &f.proposal_only(), None, &d).unwrap();
     assert_eq!(b.proposals.len(), 1, "only the proposals asked for are loaded");
     f.load(&d).unwrap();
 }
@@ -180,7 +181,7 @@ fn inconsistent_or_absurd_sizes_are_rejected_before_allocation() {
     let f = fixture(&d);
     let mut m = f.manifest.clone();
     m.dataset.image_size = 64;
-    assert!(matches!(Bundle::from_bytes(m, &f.tokenizer, &f.proposal_only(), &d), Err(BundleError::Invalid(_))));
+    assert!(matches!(Bundle::from_bytes(m, &f.tokenizer, &f.proposal_only(), None, &d), Err(BundleError::Invalid(_))));
 }
 
 #[test]
@@ -188,26 +189,26 @@ fn checksum_truncation_and_shape() {
     let d = Device::flex();
     let f = fixture(&d);
     // truncated: size differs from the manifest
-    let r = Bundle::from_bytes(f.manifest.clone(), &f.tokenizer[..f.tokenizer.len() - 10], &f.proposal_only(), &d);
+    let r = Bundle::from_bytes(f.manifest.clone(), &f.tokenizer[..f.tokenizer.len() - 10], &f.proposal_only(), None, &d);
     assert!(matches!(r, Err(BundleError::Truncated { .. })), "{r:?}");
     // same size, flipped byte: checksum
     let mut flipped = f.proposal.clone();
     let n = flipped.len();
     flipped[n - 3] ^= 0x55;
-    let r = Bundle::from_bytes(f.manifest.clone(), &f.tokenizer, &[("ar", &flipped)], &d);
+    let r = Bundle::from_bytes(f.manifest.clone(), &f.tokenizer, &[("ar", &flipped)], None, &d);
     assert!(matches!(r, Err(BundleError::ChecksumMismatch { .. })), "{r:?}");
     // checksums right but weights of another shape (manifest updated consistently)
     let other = ProposalConfig { vocab_size: 16, num_classes: 3, block_size: 64, n_layer: 1, n_head: 2, n_embd: 16, text: None };
     let wrong = to_safetensors(&module_to_tensors(&other.init_gpt(&d).unwrap()));
     let mut m = f.manifest.clone();
     m.files.insert("ar".into(), FileEntry { path: "ar.safetensors".into(), bytes: wrong.len() as u64, sha256: sha256_hex(&wrong) });
-    let r = Bundle::from_bytes(m, &f.tokenizer, &[("ar", &wrong)], &d);
+    let r = Bundle::from_bytes(m, &f.tokenizer, &[("ar", &wrong)], None, &d);
     assert!(matches!(r, Err(BundleError::WrongShape { .. })), "{r:?}");
     // garbage that passes the checksum is still not a safetensors file
     let junk = vec![7u8; 100];
     let mut m = f.manifest.clone();
     m.files.insert("ar".into(), FileEntry { path: "ar.safetensors".into(), bytes: 100, sha256: sha256_hex(&junk) });
-    let r = Bundle::from_bytes(m, &f.tokenizer, &[("ar", &junk)], &d);
+    let r = Bundle::from_bytes(m, &f.tokenizer, &[("ar", &junk)], None, &d);
     assert!(matches!(r, Err(BundleError::BadWeights { .. })), "{r:?}");
 }
 

@@ -41,6 +41,7 @@ fn tiny_bundle(d: &Device) -> Vec<Vec<u8>> {
         blank_token: 0,
         files: BTreeMap::from([("tokenizer".to_string(), entry("tokenizer", &t)), ("ar".to_string(), entry("ar", &ar)), ("nar".to_string(), entry("nar", &nar))]),
         provenance: Provenance::default(),
+        text: None,
     };
     vec![serde_json::to_vec(&m).unwrap(), t, ar, nar]
 }

@@ -65,6 +65,32 @@ export interface ModelInfo {
   fallbackReason?: string;
   /** Loaded proposal networks by name ('ar', 'nar') with their default sampling options. */
   proposals: Record<string, SamplingDefaults>;
+  /** Text-to-image bundles only: generate with `prompt` instead of `class`. */
+  text?: TextInfo;
+}
+
+export interface TextInfo {
+  /** Text positions of a prompt ([CLS] ... [SEP]); longer prompts are cut (`truncated`). */
+  nCtx: number;
+  /** 'learned': the in-project encoder, inside the bundle; 'pretrained': a separate encoder. */
+  encoder: 'learned' | 'pretrained';
+  encoderName: string;
+  /** Every word of the training captions, most frequent first (prompt suggestions). */
+  words: string[];
+  /** Example prompts (training captions spread over the classes). */
+  examples: string[];
+}
+
+/** What a prompt became, and what of it the model cannot read (show it: nothing is dropped silently). */
+export interface PromptReport {
+  /** Text token ids, [CLS] ... [SEP]. */
+  ids: number[];
+  /** Words with characters outside the vocabulary (the unknown token stands in for them). */
+  unknown: string[];
+  /** Words the training captions never contained. */
+  unseen: string[];
+  /** The prompt was longer than nCtx tokens and was cut. */
+  truncated: boolean;
 }
 
 export interface StepEvent {
@@ -78,8 +104,10 @@ export interface StepEvent {
 export interface GenerateOptions {
   /** Proposal network: 'ar' (default when loaded) or 'nar'. */
   proposal?: string;
-  /** Class index or name (e.g. "Sneaker"). */
-  class: number | string;
+  /** Class-conditional bundles: class index or name (e.g. "Sneaker"). */
+  class?: number | string;
+  /** Text-to-image bundles (`info.text`): the prompt, at most 1,000 characters; "" = unconditional. */
+  prompt?: string;
   /** Images to generate (1..64, default 1). */
   count?: number;
   /** Same seed, same tokens. Default 0. */
@@ -122,6 +150,8 @@ export interface GenerateResult extends ImagesResult {
   proposal: string;
   ms: number;
   msPerImage: number;
+  /** Text-to-image: what the prompt became (ids, unknown and unseen words, truncation). */
+  prompt?: PromptReport;
 }
 
 export interface ReconstructResult extends ImagesResult {
@@ -146,7 +176,8 @@ export declare class Generator {
   /** Tokenize and decode images (scaled to imageSize). */
   reconstruct(images: ImageData | ImageBitmapSource | (ImageData | ImageBitmapSource)[]): Promise<ReconstructResult>;
   decode(tokens: ArrayLike<number>[]): Promise<ImagesResult>;
-  proposalLogits(proposal: string, classIndex: number, tokens: ArrayLike<number | null>): Promise<Float32Array>;
+  /** `prompt`: text-to-image bundles (then `classIndex` is ignored). */
+  proposalLogits(proposal: string, classIndex: number, tokens: ArrayLike<number | null>, prompt?: string): Promise<Float32Array>;
   /** Stops the worker: pending and later calls reject with a 'Disposed' TesseraError. */
   dispose(): void;
 }

@@ -134,6 +134,7 @@ export class Generator {
     // serde-wasm-bindgen reads only the fields it knows: reject typos here so they do not pass silently
     const unknown = Object.keys(opts).filter((k) => !GENERATE_OPTIONS.includes(k));
     if (unknown.length) throw new TesseraError('InvalidOption', `invalid option: unknown option(s) ${unknown.join(', ')}; expected one of ${GENERATE_OPTIONS.join(', ')}`);
+    if (opts.prompt !== undefined && typeof opts.prompt !== 'string') throw new TesseraError('InvalidOption', `invalid option: prompt must be a string ("" = unconditional), got ${typeof opts.prompt}`);
     const size = this.info.imageSize;
     const r = await this._client.call(REQUEST.generate, { options: opts }, {
       signal,
@@ -148,7 +149,9 @@ export class Generator {
         if (ev.preview) onPreview?.({ position: ev.position, total: ev.total, images: splitImages(ev.preview, size) });
       },
     });
-    return { images: toImages(r), pixels: r.pixels, tokens: r.tokens.map((t) => Array.from(t)), proposal: r.proposal, device: r.device, ms: r.ms, msPerImage: r.msPerImage, width: r.width, height: r.height };
+    const out = { images: toImages(r), pixels: r.pixels, tokens: r.tokens.map((t) => Array.from(t)), proposal: r.proposal, device: r.device, ms: r.ms, msPerImage: r.msPerImage, width: r.width, height: r.height };
+    if (r.prompt) out.prompt = { ids: Array.from(r.prompt.ids), unknown: r.prompt.unknown, unseen: r.prompt.unseen, truncated: r.prompt.truncated };
+    return out;
   }
 
   /**
@@ -193,11 +196,12 @@ export class Generator {
 
   /**
    * Proposal-network logits (Float32Array): AR, `[class] + tokens` at every position; NAR, a full
-   * grid (`null` = masked).
+   * grid (`null` = masked). Text-to-image bundles take `prompt` instead of the class.
    */
-  async proposalLogits(proposal, classIndex, tokens) {
+  async proposalLogits(proposal, classIndex, tokens, prompt) {
     if (tokens == null || typeof tokens.length !== 'number') throw new TesseraError('InvalidTokens', 'proposalLogits: tokens must be an array');
-    return this._client.call(REQUEST.logits, { proposal, classIndex, tokens: Array.from(tokens) });
+    if (prompt !== undefined && typeof prompt !== 'string') throw new TesseraError('InvalidOption', 'proposalLogits: prompt must be a string');
+    return this._client.call(REQUEST.logits, { proposal, classIndex, tokens: Array.from(tokens), prompt });
   }
 
   /** Stops the worker: pending calls reject with a 'Disposed' error, and so does every later call. */

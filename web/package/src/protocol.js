@@ -11,7 +11,7 @@ export const REPLY = Object.freeze({ progress: 'progress', result: 'result', err
 export const DEVICES = Object.freeze(['auto', 'webgpu', 'cpu']);
 
 /** Options of `generate` (camelCase, as the wasm API reads them). */
-export const GENERATE_OPTIONS = Object.freeze(['proposal', 'class', 'count', 'seed', 'temperature', 'topK', 'topP', 'guidance', 'steps', 'confidenceNoise', 'given', 'previewEvery']);
+export const GENERATE_OPTIONS = Object.freeze(['proposal', 'class', 'prompt', 'count', 'seed', 'temperature', 'topK', 'topP', 'guidance', 'steps', 'confidenceNoise', 'given', 'previewEvery']);
 
 /**
  * Error kinds (`error.name` and `error.code`): what a caller can branch on.

@@ -84,7 +84,8 @@ async function load(id, { modelUrl, device, cache, proposals }, progress) {
     const wanted = proposals ?? Object.keys(manifest.proposals ?? {});
     for (const p of wanted) if (!manifest.proposals?.[p]) throw new TesseraError('InvalidOption', `this bundle has no proposal network '${p}' (it has: ${Object.keys(manifest.proposals ?? {}).join(', ')})`);
     const files = {};
-    for (const role of ['tokenizer', ...wanted]) {
+    // a text-to-image bundle also needs its prompt tokenizer (a few KB)
+    for (const role of ['tokenizer', ...wanted, ...(manifest.text ? ['text_tokenizer'] : [])]) {
       const f = manifest.files?.[role];
       if (!f) throw new TesseraError('BundleError', `missing file '${role}' in manifest`);
       files[role] = await fetchBytes(new URL(f.path, modelUrl).href, f.sha256, cache, controller.signal, (p) => progress({ stage: 'download', file: f.path, ...p }));
@@ -136,7 +137,7 @@ async function handle(id, data, progress) {
       return [value, [value.pixels.buffer]];
     }
     case REQUEST.logits:
-      return [await need().proposalLogits(data.proposal, data.classIndex, [data.tokens]), []];
+      return [await need().proposalLogits(data.proposal, data.classIndex, [data.tokens], data.prompt ?? undefined), []];
     default:
       throw new TesseraError('InvalidOption', `unknown message type '${data.type}'`);
   }

@@ -236,7 +236,8 @@ mod tests {
         let o = TextOptions { encoder: TextEncoderKind::Learned, vocab_size: 40, n_ctx: 8, n_layer: 1, n_embd: 32, n_head: 2 };
         let caps = Captions::prepare(&dir, &data, &o, &d).unwrap();
         let vocab = std::fs::read_to_string(dir.join("text/tokenizer.json")).unwrap();
-        assert_eq!(Captions::prepare(&dir, &data, &o, &d).unwrap().tokenizer_json, vocab, "a second run reuses the vocabulary");
+        Captions::prepare(&dir, &data, &o, &d).unwrap();
+        assert_eq!(std::fs::read_to_string(dir.join("text/tokenizer.json")).unwrap(), vocab, "a second run reuses the vocabulary");
         // dropout 1: only the empty prompt ([CLS] [SEP]); dropout 0: the image's own captions
         let mut rng = Rng::new(1, 1);
         let ids = |t: tessera::proposal::condition::TextInput| -> Vec<i64> { t.ids.into_data().convert::<i64>().try_to_vec().unwrap() };
@@ -256,6 +257,52 @@ mod tests {
         // the checkpoint's config records the text side
         let st = Checkpoint::new(&dir.join("ar")).unwrap().state().unwrap();
         assert_eq!(st.config["text"]["n_ctx"], 8);
+        // exported with a tokenizer, the run is a text-to-image bundle: prompt tokenizer, words, examples
+        let words: text::WordList = serde_json::from_slice(&std::fs::read(dir.join("text").join(text::WORDS_FILE)).unwrap()).unwrap();
+        assert_eq!(words.words[..2], ["square".to_string(), "a".into()], "most frequent first");
+        assert_eq!(words.examples.len(), 4, "one example per class");
+        let vq = VqganConfig { channels: 8, codebook_size: 16, code_dim: 4, ..Default::default() };
+        train_tokenizer(&dir.join("tokenizer"), &vq, &data, &sched(3, false), &d).unwrap();
+        crate::data::record(&dir, &data.info).unwrap();
+        let out = dir.join("bundle");
+        crate::export::export(&dir, &out, "t2i", &d).unwrap();
+        let b = tessera::bundle::Bundle::load_dir(&out, &d).unwrap();
+        let info = b.manifest.text.as_ref().expect("a text section");
+        assert_eq!((b.manifest.format_version, info.n_ctx, info.words.len()), (tessera::bundle::FORMAT_VERSION_TEXT, 8, 8));
+        let (p, r) = b.prompts("top left square").unwrap();
+        assert!(r.unknown.is_empty() && r.unseen.is_empty() && !r.truncated, "{r:?}");
+        assert_eq!(p.prompt.ids, caps.tokenizer.encode("top left square").unwrap().ids, "the bundle tokenises as training did");
+        assert!(b.prompts("a square at the top left").unwrap().1.truncated, "over n_ctx = 8 text tokens: cut, and said so");
+        assert_eq!(p.empty.ids, [2, 3]);
+        let (_, r) = b.prompts("a Atop square at the top left, atop").unwrap();
+        assert_eq!((r.unseen.clone(), r.truncated), (vec!["Atop".to_string()], true), "unseen words once, in the prompt's spelling: {r:?}");
+        let (_, r) = b.prompts("Purple purple").unwrap();
+        assert_eq!((r.unknown.clone(), r.unseen.clone()), (vec!["Purple".to_string()], vec![]), "a word with unknown characters is reported once: {r:?}");
+        let (_, r) = b.prompts("square \u{1F34E}").unwrap();
+        assert_eq!(r.unknown, ["\u{1F34E}"], "a character outside the vocabulary");
+        assert!(b.prompts(&"x".repeat(1001)).is_err(), "over-long prompts are refused");
+        // same prompt, same seed: same tokens (AR and NAR); the empty prompt samples unconditionally
+        let enc = crate::eval::PromptEncoder::for_bundle(&b, &d).unwrap();
+        for name in ["ar", "nar"] {
+            let req = |prompt: &str| {
+                let (p, _) = enc.encode(&b, prompt, &d).unwrap();
+                tessera::sampling::Request { class: 0, count: 2, options: tessera::sampling::sampler::SamplingOptions { seed: 5, guidance: 2.0, steps: 4, ..Default::default() }, prompt: Some(p) }
+            };
+            let (a, px) = crate::eval::sample_request(&b, name, req("top right square"), &d).unwrap();
+            assert_eq!(a, crate::eval::sample_request(&b, name, req("top right square"), &d).unwrap().0, "{name}: same prompt, same seed");
+            assert_eq!((a.len(), a[0].len(), px.len()), (2, 64, 2 * 32 * 32));
+            crate::eval::sample_request(&b, name, req(""), &d).unwrap();
+        }
+        crate::eval::generate_grid(&out, "ar", None, &[], 2, &crate::SampleArgs::default(), &dir.join("grid.png"), None, &d).unwrap();
+        assert!(crate::eval::generate_grid(&out, "ar", Some("0"), &[], 2, &crate::SampleArgs::default(), &dir.join("g.png"), None, &d).is_err(), "a class for a text bundle");
+        // the manifest's text section is checked: a version-2 reader's format, a missing tokenizer file
+        let m = std::fs::read_to_string(out.join("manifest.json")).unwrap();
+        assert!(tessera::bundle::Manifest::parse(&m.replace("\"format_version\": 3", "\"format_version\": 2")).is_err());
+        let parsed = tessera::bundle::Manifest::parse(&m).unwrap();
+        let t = std::fs::read(out.join("tokenizer.safetensors")).unwrap();
+        let a = std::fs::read(out.join("ar.safetensors")).unwrap();
+        assert!(matches!(tessera::bundle::Bundle::from_bytes(parsed.clone(), &t, &[("ar", &a)], None, &d), Err(tessera::BundleError::MissingFile(_))));
+        assert!(tessera::bundle::Bundle::from_bytes(parsed, &t, &[("ar", &a)], Some(b"{}"), &d).is_err(), "a wrong text tokenizer fails its checksum");
         // a run without captions is refused with a clear error
         let e = Captions::prepare(&dir.join("x"), &squares(), &o, &d).err().unwrap();
         assert!(e.to_string().contains("needs captions"), "{e}");

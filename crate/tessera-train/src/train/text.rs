@@ -38,6 +38,43 @@ pub struct TextOptions {
     pub n_head: usize,
 }
 
+/// `run/text/words.json`: the training captions' words and example prompts, for the bundle.
+pub const WORDS_FILE: &str = "words.json";
+
+/// The words of the training captions (most frequent first, ties alphabetical) and example prompts
+/// (the first caption, the emoji's name, of the first image of each class).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct WordList {
+    pub words: Vec<String>,
+    pub examples: Vec<String>,
+}
+
+pub fn word_list(data: &Dataset) -> WordList {
+    let mut counts: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for i in 0..data.len() {
+        for c in data.captions(i) {
+            for w in tessera::text::lower_words(c) {
+                if w.chars().count() <= tessera::bundle::manifest::MAX_WORD_CHARS {
+                    *counts.entry(w).or_default() += 1;
+                }
+            }
+        }
+    }
+    let mut words: Vec<(String, usize)> = counts.into_iter().collect();
+    words.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    words.truncate(tessera::bundle::manifest::MAX_WORDS);
+    let mut examples: Vec<String> = Vec::new();
+    for class in 0..data.info.classes.len() {
+        if let Some(i) = data.labels.iter().position(|&l| l as usize == class)
+            && let Some(c) = data.captions(i).next()
+            && !examples.iter().any(|e| e == c)
+        {
+            examples.push(c.to_string());
+        }
+    }
+    WordList { words: words.into_iter().map(|w| w.0).collect(), examples }
+}
+
 /// Where `scripts/setup.sh` unpacks all-MiniLM-L6-v2.
 pub fn minilm_dir() -> PathBuf {
     crate::fid_lite::weights_dir().join("all-minilm-l6-v2")
@@ -45,9 +82,9 @@ pub fn minilm_dir() -> PathBuf {
 
 /// The training captions of a run, ready to batch.
 pub struct Captions {
+    /// The prompt tokenizer (the tests encode with it; training reads the ids made in `prepare`).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub tokenizer: TextTokenizer,
-    /// The `tokenizer.json` text the bundle ships.
-    pub tokenizer_json: String,
     pub config: TextConditionConfig,
     /// Ids of each distinct caption (index 0: the empty prompt), cut to `n_ctx`.
     ids: Vec<Vec<u32>>,
@@ -84,6 +121,12 @@ impl Captions {
             }
         };
         let tokenizer = TextTokenizer::from_json("tokenizer.json", json.as_bytes(), o.n_ctx)?;
+        let words_path = dir.join(WORDS_FILE);
+        if !words_path.exists() {
+            let tmp = words_path.with_extension("json.tmp");
+            std::fs::write(&tmp, serde_json::to_string_pretty(&word_list(data))? + "\n")?;
+            std::fs::rename(&tmp, &words_path)?;
+        }
         let mut index: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
         let mut texts: Vec<String> = vec![String::new()];
         index.insert(String::new(), 0);
@@ -115,7 +158,7 @@ impl Captions {
             None
         };
         eprintln!("text: {} captions ({} distinct) of {} images, vocabulary {} ({:?}), {} positions", per_image.iter().map(Vec::len).sum::<usize>(), texts.len(), data.len(), tokenizer.vocab_size(), o.encoder, o.n_ctx);
-        Ok(Self { tokenizer, tokenizer_json: json, config, ids, per_image, states })
+        Ok(Self { tokenizer, config, ids, per_image, states })
     }
 
     /// The prompt input of a batch of images `idx`: one caption each, drawn with `rng`; the empty
@@ -134,25 +177,10 @@ impl Captions {
 
     /// Prompts by caption index, padded to `n_ctx`.
     fn input(&self, captions: &[usize], device: &Device) -> TextInput {
-        let n = self.config.n_ctx;
-        let b = captions.len();
-        let mut ids = Vec::with_capacity(b * n);
-        let mut pad = Vec::with_capacity(b * n);
-        for &c in captions {
-            let row = &self.ids[c];
-            ids.extend(row.iter().map(|&v| v as i64).chain(std::iter::repeat(0).take(n - row.len())));
-            pad.extend((0..n).map(|j| j >= row.len()));
-        }
-        let states = self.states.as_ref().map(|(w, s)| {
-            let mut v = vec![0f32; b * n * w];
-            for (r, &c) in captions.iter().enumerate() {
-                for (j, x) in s[c].iter().enumerate() {
-                    v[r * n * w + j] = x.to_f32();
-                }
-            }
-            Tensor::from_data(TensorData::new(v, [b, n, *w]), device)
-        });
-        TextInput { ids: Tensor::from_data(TensorData::new(ids, [b, n]), device), pad: Tensor::from_data(TensorData::new(pad, [b, n]), device), states }
+        let states: Vec<Option<Vec<f32>>> = captions.iter().map(|&c| self.states.as_ref().map(|(_, s)| s[c].iter().map(|x| x.to_f32()).collect())).collect();
+        let rows: Vec<(&[u32], Option<&[f32]>)> = captions.iter().zip(&states).map(|(&c, s)| (self.ids[c].as_slice(), s.as_deref())).collect();
+        // every caption was encoded (and cut) to n_ctx with its states in `prepare`
+        TextInput::padded(&rows, self.config.n_ctx, self.states.as_ref().map(|s| s.0), device).expect("captions fit the text positions")
     }
 }
 

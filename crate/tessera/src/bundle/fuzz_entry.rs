@@ -30,7 +30,8 @@ pub fn join(parts: &[&[u8]]) -> Vec<u8> {
     out
 }
 
-/// Input: a mode byte, then parts `[manifest, tokenizer file, proposal files...]`. Mode bit 0 set:
+/// Input: a mode byte, then parts `[manifest, tokenizer file, proposal files..., text tokenizer]` (the
+/// last only for a text-to-image manifest). Mode bit 0 set:
 /// the manifest's file entries are rewritten to the sizes and checksums of the given files, so the
 /// fuzzer reaches the safetensors parser and the name/shape checks instead of stopping at a
 /// checksum. Loads on `device` (the fuzzer uses flex). Returns whether a bundle loaded.
@@ -43,6 +44,8 @@ pub fn load_untrusted(data: &[u8], device: &Device) -> bool {
     let tokenizer = files.first().copied().unwrap_or_default();
     let names: Vec<String> = m.proposals.keys().cloned().collect();
     let proposals: Vec<(&str, &[u8])> = names.iter().zip(files.iter().skip(1)).map(|(n, b)| (n.as_str(), *b)).collect();
+    // a text-to-image bundle's prompt tokenizer: the part after the proposal files
+    let text = m.text.as_ref().and_then(|_| files.get(1 + names.len()).copied());
     if mode & 1 == 1 {
         let fix = |m: &mut Manifest, role: &str, bytes: &[u8]| {
             if let Some(f) = m.files.get_mut(role) {
@@ -53,6 +56,9 @@ pub fn load_untrusted(data: &[u8], device: &Device) -> bool {
         for (n, b) in &proposals {
             fix(&mut m, n, b);
         }
+        if let Some(t) = text {
+            fix(&mut m, super::TEXT_TOKENIZER, t);
+        }
     }
-    Bundle::from_bytes(m, tokenizer, &proposals, device).is_ok()
+    Bundle::from_bytes(m, tokenizer, &proposals, text, device).is_ok()
 }

@@ -4,6 +4,7 @@
 use crate::config::limits;
 use crate::error::{BundleError, TesseraError};
 use crate::proposal::ProposalSpec;
+use crate::proposal::condition::{TextConditionConfig, TextEncoderSpec};
 use crate::sampling::sampler::SamplingOptions;
 use crate::tokenizer::TokenizerSpec;
 use serde::{Deserialize, Serialize};
@@ -11,8 +12,19 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
 pub const FORMAT: &str = "tessera-bundle";
+/// File role of a text-to-image bundle's prompt tokenizer (`tokenizer.json`).
+pub const TEXT_TOKENIZER: &str = "text_tokenizer";
 /// Version 2: one tokenizer shared by several proposal networks (v1 had exactly one AR network).
 pub const FORMAT_VERSION: u32 = 2;
+/// Version 3: text-to-image (a `text` section and a `text_tokenizer` file). Written only for
+/// text-conditional bundles, so that a reader that knows version 2 only refuses them clearly.
+pub const FORMAT_VERSION_TEXT: u32 = 3;
+/// The versions this build reads.
+pub const SUPPORTED_VERSIONS: &str = "2 and 3";
+/// Most words (and example prompts) a manifest may list, and the longest word.
+pub const MAX_WORDS: usize = 50_000;
+pub const MAX_EXAMPLES: usize = 1_000;
+pub const MAX_WORD_CHARS: usize = 64;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct FileEntry {
@@ -70,6 +82,28 @@ fn is_zero(v: &u8) -> bool {
     *v == 0
 }
 
+/// The prompt side of a text-to-image bundle. The prompt's tokenizer is the file `text_tokenizer`
+/// (`tokenizer.json`); the text encoder is the proposal networks' (`TextConditionConfig`): learned
+/// ones live in the proposal files, a pretrained one is fetched beside the bundle.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TextInfo {
+    /// Text positions of a prompt (`[CLS] ... [SEP]`; longer prompts are cut and say so).
+    pub n_ctx: usize,
+    pub encoder: TextEncoderSpec,
+    /// Every word of the training captions (`text::words`), most frequent first: prompt
+    /// suggestions, and the words a prompt uses that training never showed (reported, not dropped).
+    pub words: Vec<String>,
+    /// Example prompts (training captions spread over the classes).
+    #[serde(default)]
+    pub examples: Vec<String>,
+}
+
+impl TextInfo {
+    pub fn config(&self) -> TextConditionConfig {
+        TextConditionConfig { n_ctx: self.n_ctx, encoder: self.encoder.clone() }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct Provenance {
     pub command: String,
@@ -96,6 +130,9 @@ pub struct Manifest {
     /// scores a bundle is shipped once, beside the bundles (`models/evaluator`), not in each.
     pub files: BTreeMap<String, FileEntry>,
     pub provenance: Provenance,
+    /// Text-to-image bundles (format version 3) only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<TextInfo>,
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -109,8 +146,8 @@ impl Manifest {
         let v: serde_json::Value = serde_json::from_str(json).map_err(|e| BundleError::BadJson(e.to_string()))?;
         let format = v.get("format").and_then(|f| f.as_str()).unwrap_or("").to_string();
         let version = v.get("format_version").and_then(|f| f.as_u64()).unwrap_or(0) as u32;
-        if format != FORMAT || version != FORMAT_VERSION {
-            return Err(BundleError::UnsupportedVersion { format, version, expected: FORMAT, supported: FORMAT_VERSION });
+        if format != FORMAT || !(FORMAT_VERSION..=FORMAT_VERSION_TEXT).contains(&version) {
+            return Err(BundleError::UnsupportedVersion { format, version, expected: FORMAT, supported: SUPPORTED_VERSIONS });
         }
         let m: Manifest = serde_json::from_value(v).map_err(|e| BundleError::BadJson(e.to_string()))?;
         m.validate()?;
@@ -147,6 +184,9 @@ impl Manifest {
             if c.block_size != t.tokens_per_image() {
                 return bad(format!("proposal '{name}': block size {} != tokens per image {}", c.block_size, t.tokens_per_image()));
             }
+            if c.text.as_ref() != self.text.as_ref().map(TextInfo::config).as_ref() {
+                return bad(format!("proposal '{name}': its text condition {:?} differs from the manifest's text section", c.text));
+            }
             if c.num_classes != classes {
                 return bad(format!("proposal '{name}' has {} classes, dataset lists {classes}", c.num_classes));
             }
@@ -160,6 +200,27 @@ impl Manifest {
         }
         if !self.files.contains_key("tokenizer") {
             return bad("no 'tokenizer' file listed".into());
+        }
+        let version = if self.text.is_some() { FORMAT_VERSION_TEXT } else { FORMAT_VERSION };
+        if self.format_version != version {
+            return bad(format!("format version {} with{} a text section (expected {version})", self.format_version, if self.text.is_some() { "" } else { "out" }));
+        }
+        if let Some(t) = &self.text {
+            t.config().validate("manifest")?;
+            if !self.files.contains_key(TEXT_TOKENIZER) {
+                return bad(format!("a text-to-image bundle needs a '{TEXT_TOKENIZER}' file"));
+            }
+            if t.words.len() > MAX_WORDS || t.examples.len() > MAX_EXAMPLES {
+                return bad(format!("{} words and {} examples (at most {MAX_WORDS} and {MAX_EXAMPLES})", t.words.len(), t.examples.len()));
+            }
+            if let Some(w) = t.words.iter().find(|w| w.is_empty() || w.chars().count() > MAX_WORD_CHARS || crate::text::lower_words(w) != [w.to_string()]) {
+                return bad(format!("text word {w:?} is not one normalised word of 1..={MAX_WORD_CHARS} characters"));
+            }
+            if let Some(e) = t.examples.iter().find(|e| e.chars().count() > crate::text::vocab::MAX_PROMPT_CHARS) {
+                return bad(format!("example prompt of {} characters", e.chars().count()));
+            }
+        } else if self.files.contains_key(TEXT_TOKENIZER) {
+            return bad(format!("a '{TEXT_TOKENIZER}' file without a text section"));
         }
         for f in self.files.values() {
             f.validate()?;

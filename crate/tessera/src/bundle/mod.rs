@@ -7,9 +7,11 @@ pub mod weights;
 
 pub use crate::proposal::{Proposal, ProposalSpec};
 pub use crate::tokenizer::TokenizerSpec;
-pub use manifest::{DatasetInfo, FORMAT, FORMAT_VERSION, FileEntry, Manifest, ProposalEntry, Provenance, sha256_hex};
+pub use manifest::{DatasetInfo, FORMAT, FORMAT_VERSION, FORMAT_VERSION_TEXT, FileEntry, Manifest, ProposalEntry, Provenance, TEXT_TOKENIZER, TextInfo, sha256_hex};
 
-use crate::error::BundleError;
+use crate::error::{BundleError, TesseraError};
+use crate::sampling::{Prompt, Prompts};
+use crate::text::vocab::TextTokenizer;
 use crate::tokenizer::AnyTokenizer;
 use burn::prelude::*;
 use std::collections::BTreeMap;
@@ -21,13 +23,44 @@ pub struct Bundle {
     pub manifest: Manifest,
     pub tokenizer: AnyTokenizer,
     pub proposals: BTreeMap<String, Proposal>,
+    /// Text-to-image bundles: the prompt's tokenizer.
+    pub text: Option<TextTokenizer>,
+}
+
+/// What a prompt became: ids, and what the model cannot read in it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PromptReport {
+    pub ids: Vec<u32>,
+    /// Words with characters outside the vocabulary (the unknown token stands in for them).
+    pub unknown: Vec<String>,
+    /// Words the training captions never contained (tokenised, but the model never saw them).
+    pub unseen: Vec<String>,
+    /// The prompt was longer than the model's text positions and was cut.
+    pub truncated: bool,
 }
 
 impl Bundle {
     /// Builds the models from verified bytes of the `tokenizer` file and of the named proposal files
     /// (any subset of the manifest's proposals: the browser fetches only what it needs).
-    pub fn from_bytes(manifest: Manifest, tokenizer: &[u8], proposals: &[(&str, &[u8])], device: &Device) -> Result<Self, BundleError> {
+    /// `text_tokenizer`: the bytes of the `text_tokenizer` file, required by (and only by)
+    /// text-to-image bundles.
+    pub fn from_bytes(manifest: Manifest, tokenizer: &[u8], proposals: &[(&str, &[u8])], text_tokenizer: Option<&[u8]>, device: &Device) -> Result<Self, BundleError> {
         manifest.validate()?;
+        let text = match (&manifest.text, text_tokenizer) {
+            (Some(info), Some(bytes)) => {
+                manifest.verify(TEXT_TOKENIZER, bytes)?;
+                let t = TextTokenizer::from_json(&manifest.file(TEXT_TOKENIZER)?.path, bytes, info.n_ctx)?;
+                if let crate::proposal::condition::TextEncoderSpec::Learned { vocab_size, .. } = info.encoder
+                    && t.vocab_size() != vocab_size
+                {
+                    return Err(BundleError::Invalid(format!("the text tokenizer has {} tokens, the text encoder {vocab_size}", t.vocab_size())));
+                }
+                Some(t)
+            }
+            (Some(_), None) => return Err(BundleError::MissingFile(format!("'{TEXT_TOKENIZER}' (a text-to-image bundle needs its prompt tokenizer)"))),
+            (None, Some(_)) => return Err(BundleError::Invalid(format!("a '{TEXT_TOKENIZER}' file was given but the bundle is not text-to-image"))),
+            (None, None) => None,
+        };
         manifest.verify("tokenizer", tokenizer)?;
         let t_file = &manifest.file("tokenizer")?.path;
         let tok = manifest.tokenizer.load(from_safetensors(t_file, tokenizer)?, t_file, device)?;
@@ -43,7 +76,29 @@ impl Bundle {
             };
             loaded.insert(name.to_string(), p);
         }
-        Ok(Bundle { manifest, tokenizer: tok, proposals: loaded })
+        Ok(Bundle { manifest, tokenizer: tok, proposals: loaded, text })
+    }
+
+    /// Encodes `prompt` (and the empty prompt, guidance's unconditional rows) for a text-to-image
+    /// bundle, with what the model cannot read in it. A pretrained text encoder's states are not
+    /// computed here (`Prompt::states` is `None`): the caller that runs that encoder fills them.
+    pub fn prompts(&self, prompt: &str) -> Result<(Prompts, PromptReport), TesseraError> {
+        let (Some(tok), Some(info)) = (&self.text, &self.manifest.text) else {
+            return Err(TesseraError::InvalidOption("this model is class-conditional: it takes a class, not a prompt".into()));
+        };
+        let e = tok.encode(prompt)?;
+        let empty = tok.encode("")?;
+        let known: std::collections::HashSet<&str> = info.words.iter().map(String::as_str).collect();
+        let mut unseen: Vec<String> = Vec::new();
+        for w in crate::text::words(prompt) {
+            let lower = w.to_lowercase();
+            let reported = e.unknown.iter().any(|u| u.to_lowercase().contains(&lower)) || unseen.iter().any(|u| u.to_lowercase() == lower);
+            if !known.contains(lower.as_str()) && !reported {
+                unseen.push(w.to_string());
+            }
+        }
+        let report = PromptReport { ids: e.ids.clone(), unknown: e.unknown, unseen, truncated: e.truncated };
+        Ok((Prompts { prompt: Prompt { ids: e.ids, states: None }, empty: Prompt { ids: empty.ids, states: None } }, report))
     }
 
     /// Loads a bundle directory natively, with every proposal network.
@@ -57,6 +112,10 @@ impl Bundle {
             bytes.push((name.clone(), read(&dir.join(&manifest.file(name)?.path))?));
         }
         let refs: Vec<(&str, &[u8])> = bytes.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
-        Self::from_bytes(manifest, &t, &refs, device)
+        let text = match &manifest.text {
+            Some(_) => Some(read(&dir.join(&manifest.file(TEXT_TOKENIZER)?.path))?),
+            None => None,
+        };
+        Self::from_bytes(manifest, &t, &refs, text.as_deref(), device)
     }
 }

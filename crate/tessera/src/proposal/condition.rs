@@ -37,6 +37,13 @@ pub enum TextEncoderSpec {
 }
 
 impl TextConditionConfig {
+    /// Width of a pretrained encoder's states (`None`: the learned encoder makes its own).
+    pub fn given_width(&self) -> Option<usize> {
+        match &self.encoder {
+            TextEncoderSpec::Pretrained { width, .. } => Some(*width),
+            TextEncoderSpec::Learned { .. } => None,
+        }
+    }
     /// Width of the states the prefix projects.
     pub fn state_width(&self) -> usize {
         match &self.encoder {
@@ -98,6 +105,33 @@ pub struct TextInput {
     pub ids: Tensor<2, Int>,
     pub pad: Tensor<2, Bool>,
     pub states: Option<Tensor<3>>,
+}
+
+impl TextInput {
+    /// Prompts padded to `n_ctx` positions: each row's ids (`[CLS] ... [SEP]`, 1..=`n_ctx` of them)
+    /// and, for a pretrained encoder of state width `width`, its states (`ids.len() x width`,
+    /// row-major). The one place prompts become tensors (training, sampling, evaluation).
+    pub fn padded(rows: &[(&[u32], Option<&[f32]>)], n_ctx: usize, width: Option<usize>, device: &Device) -> Result<Self, TesseraError> {
+        let b = rows.len();
+        let (mut ids, mut pad) = (Vec::with_capacity(b * n_ctx), Vec::with_capacity(b * n_ctx));
+        let mut states = width.map(|w| vec![0f32; b * n_ctx * w]);
+        for (r, (row, s)) in rows.iter().enumerate() {
+            if row.is_empty() || row.len() > n_ctx {
+                return Err(TesseraError::InvalidTokens(format!("a prompt of {} text tokens; this model takes 1..={n_ctx}", row.len())));
+            }
+            ids.extend(row.iter().map(|&v| v as i64).chain(std::iter::repeat_n(0, n_ctx - row.len())));
+            pad.extend((0..n_ctx).map(|j| j >= row.len()));
+            if let (Some(w), Some(out)) = (width, states.as_mut()) {
+                let s = s.filter(|s| s.len() == row.len() * w).ok_or_else(|| TesseraError::InvalidTokens(format!("the prompt needs the text encoder's states ({} x {w})", row.len())))?;
+                out[r * n_ctx * w..r * n_ctx * w + s.len()].copy_from_slice(s);
+            }
+        }
+        Ok(TextInput {
+            ids: Tensor::from_data(TensorData::new(ids, [b, n_ctx]), device),
+            pad: Tensor::from_data(TensorData::new(pad, [b, n_ctx]), device),
+            states: states.zip(width).map(|(s, w)| Tensor::from_data(TensorData::new(s, [b, n_ctx, w]), device)),
+        })
+    }
 }
 
 /// What to condition on, one row per image.

@@ -15,7 +15,7 @@ pub use nar::NarSampling;
 
 use crate::bundle::Bundle;
 use crate::error::TesseraError;
-use crate::proposal::condition::{Condition, TextEncoderSpec, TextInput};
+use crate::proposal::condition::{Condition, TextInput};
 use crate::proposal::{Proposal, ProposalSpec};
 use burn::prelude::*;
 use sampler::SamplingOptions;
@@ -64,34 +64,18 @@ impl Request {
 impl Request {
     /// The condition of a (possibly guided) batch of `n` images: `[cond x n]`, then `[uncond x n]`
     /// when guided (the null class, or the empty prompt).
-    pub(crate) fn condition(&self, cfg: &crate::proposal::ProposalConfig, n: usize, guided: bool, device: &Device) -> Result<Condition, TesseraError> {
+    pub fn condition(&self, cfg: &crate::proposal::ProposalConfig, n: usize, guided: bool, device: &Device) -> Result<Condition, TesseraError> {
         let (prompts, text) = match (&self.prompt, &cfg.text) {
             (None, None) => return Ok(Condition::Class(class_column(self.class, cfg.null_class(), n, guided, device))),
             (Some(p), Some(t)) => (p, t),
             (None, Some(_)) => return Err(TesseraError::InvalidOption("this model generates from a prompt: give one (the empty prompt is unconditional)".into())),
             (Some(_), None) => return Err(TesseraError::InvalidOption("this model is class-conditional: it takes a class, not a prompt".into())),
         };
-        let (ctx, width) = (text.n_ctx, match &text.encoder { TextEncoderSpec::Pretrained { width, .. } => Some(*width), TextEncoderSpec::Learned { .. } => None });
-        let rows = if guided { 2 * n } else { n };
-        let (mut ids, mut pad) = (Vec::with_capacity(rows * ctx), Vec::with_capacity(rows * ctx));
-        let mut states = width.map(|w| vec![0f32; rows * ctx * w]);
-        for r in 0..rows {
-            let p = if r < n { &prompts.prompt } else { &prompts.empty };
-            if p.ids.is_empty() || p.ids.len() > ctx {
-                return Err(TesseraError::InvalidTokens(format!("a prompt of {} text tokens; this model takes 1..={ctx}", p.ids.len())));
-            }
-            ids.extend(p.ids.iter().map(|&v| v as i64).chain(std::iter::repeat(0).take(ctx - p.ids.len())));
-            pad.extend((0..ctx).map(|j| j >= p.ids.len()));
-            if let (Some(w), Some(out)) = (width, states.as_mut()) {
-                let s = p.states.as_ref().filter(|s| s.len() == p.ids.len() * w).ok_or_else(|| TesseraError::InvalidTokens(format!("the prompt needs the text encoder's states ({} x {w})", p.ids.len())))?;
-                out[r * ctx * w..r * ctx * w + s.len()].copy_from_slice(s);
-            }
-        }
-        Ok(Condition::Text(TextInput {
-            ids: Tensor::from_data(TensorData::new(ids, [rows, ctx]), device),
-            pad: Tensor::from_data(TensorData::new(pad, [rows, ctx]), device),
-            states: states.zip(width).map(|(s, w)| Tensor::from_data(TensorData::new(s, [rows, ctx, w]), device)),
-        }))
+        let rows: Vec<(&[u32], Option<&[f32]>)> = (0..if guided { 2 * n } else { n })
+            .map(|r| if r < n { &prompts.prompt } else { &prompts.empty })
+            .map(|p| (p.ids.as_slice(), p.states.as_deref()))
+            .collect();
+        Ok(Condition::Text(TextInput::padded(&rows, text.n_ctx, text.given_width(), device)?))
     }
 }
 

@@ -10,3 +10,15 @@ pub mod minilm;
 #[cfg(feature = "train")]
 pub mod minilm_import;
 pub mod vocab;
+
+/// The words of a text as the vocabulary checks see them: lower-cased runs of letters and digits
+/// (punctuation, spaces and symbols separate words). Training captions give the bundle's word list;
+/// a prompt's words outside it are reported as never seen in training.
+pub fn words(text: &str) -> Vec<&str> {
+    text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).collect()
+}
+
+/// `words` lower-cased (the list compares lower case; a prompt keeps its own spelling for display).
+pub fn lower_words(text: &str) -> Vec<String> {
+    words(text).into_iter().map(str::to_lowercase).collect()
+}
