@@ -42,6 +42,13 @@ base=(--data "$DATA" --classifier "$RUNS/classifier" --classifier-steps "$CLASSI
 # The evaluator: a separate classifier that scores every bundle (never seen by a tokenizer).
 "$BIN" train --stage evaluator --evaluator "$RUNS/evaluator" "${base[@]}" "$@" 2>&1 | log
 [ -f "$EVALUATOR/evaluator.json" ] || "$BIN" export-evaluator --run "$RUNS/evaluator" --out "$EVALUATOR" 2>&1 | log
+# Text to image is scored by a tiny CLIP trained on the captions apart from every generator.
+CLIP=()
+if [ "$DATA" = emoji ]; then
+  "$BIN" train --stage clip --clip "$RUNS/clip" --clip-steps "${CLIP_STEPS:-4000}" "${base[@]}" "$@" 2>&1 | log
+  [ -f models/clip-emoji/clip.json ] || "$BIN" export-clip --run "$RUNS/clip" --out models/clip-emoji 2>&1 | log
+  CLIP=(--clip models/clip-emoji)
+fi
 if [ "$DATA" = emoji ] && [ ! -f "$RUNS/teacher-lite0/state.json" ]; then
   "$BIN" import-teacher --file "$TESSERA_WEIGHTS/efficientnet-lite0/efficientnet-lite0-57934424.pth" --image-size 32 --image-channels 3 --out "$RUNS/teacher-lite0" 2>&1 | log
 fi
@@ -78,7 +85,8 @@ for name in $ONLY; do
     "$BIN" train --run "$run" --tokenizer "$tok" --stage "$stage" "${steps[@]}" "${common[@]}" "${text[@]}" "$@" 2>&1 | log
   done
   "$BIN" export --run "$run" --out "$out" --name "$PREFIX-$name"
-  "$BIN" eval --bundle "$out" --evaluator "$EVALUATOR" --out "$out/eval.json" --recon-png "$out/reconstructions.png" 2>&1 | log
+  clip=(); [ ${#text[@]} -gt 0 ] && clip=("${CLIP[@]}")
+  "$BIN" eval --bundle "$out" --evaluator "$EVALUATOR" --out "$out/eval.json" --recon-png "$out/reconstructions.png" "${clip[@]}" 2>&1 | log
   for p in ar nar; do
     # class bundles: one row per class; text to image: one row per example prompt
     "$BIN" generate --bundle "$out" --proposal "$p" --count 8 --seed 0 --out "$out/samples-$p.png"

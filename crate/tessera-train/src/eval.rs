@@ -414,8 +414,18 @@ pub struct ProposalReport {
     pub class_consistency_mean: Metric,
     pub class_consistency: BTreeMap<String, Metric>,
     pub samples: usize,
+    /// Text to image: mean CLIPScore_tiny (the in-project tiny CLIP, not OpenAI's) of the samples
+    /// with their own caption, and with a caption of another class (null when not measured).
+    #[serde(default = "nan")]
+    pub clip_score: Metric,
+    #[serde(default = "nan")]
+    pub clip_score_mismatched: Metric,
     pub sampling: SamplingOptions,
     pub generation_seconds: f64,
+}
+
+fn mean_or_nan(v: &[f64]) -> f64 {
+    if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 }
 }
 
 /// What `eval` measures of a bundle (`eval.json`); the table reads it back as this type.
@@ -450,12 +460,15 @@ pub struct EvalReport {
     /// Training and evaluation time of the run (written by `table`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timing: Option<serde_json::Value>,
+    /// The tiny CLIP behind `clip_score` (name, sha256, its own test figures), when used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clip_scorer: Option<serde_json::Value>,
 }
 
 /// `eval`: evaluates a bundle, prints the JSON and writes it to `out`.
 #[allow(clippy::too_many_arguments)]
-pub fn evaluate(dir: &Path, evaluator: &Path, data: Option<&DataSpec>, per_class: usize, a: &SampleArgs, out: Option<&Path>, recon_png: Option<&Path>, device: &Device) -> Result<()> {
-    let result = evaluate_bundle(dir, evaluator, data, per_class, None, a, recon_png, device)?;
+pub fn evaluate(dir: &Path, evaluator: &Path, data: Option<&DataSpec>, per_class: usize, a: &SampleArgs, out: Option<&Path>, recon_png: Option<&Path>, clip: Option<&Path>, device: &Device) -> Result<()> {
+    let result = evaluate_bundle(dir, evaluator, data, per_class, None, a, recon_png, clip, device)?;
     println!("{}", serde_json::to_string_pretty(&result)?);
     if let Some(p) = out {
         std::fs::write(p, serde_json::to_string_pretty(&result)? + "\n")?;
@@ -471,8 +484,13 @@ pub fn evaluate(dir: &Path, evaluator: &Path, data: Option<&DataSpec>, per_class
 /// per caption, cycling over the captions of the class's test images, and class consistency
 /// against the class of the image the caption describes.
 #[allow(clippy::too_many_arguments)]
-pub fn evaluate_bundle(dir: &Path, evaluator: &Path, data: Option<&DataSpec>, per_class: usize, test_limit: Option<usize>, a: &SampleArgs, recon_png: Option<&Path>, device: &Device) -> Result<EvalReport> {
+pub fn evaluate_bundle(dir: &Path, evaluator: &Path, data: Option<&DataSpec>, per_class: usize, test_limit: Option<usize>, a: &SampleArgs, recon_png: Option<&Path>, clip: Option<&Path>, device: &Device) -> Result<EvalReport> {
     let b = Bundle::load_dir(dir, device)?;
+    let clip = match (clip, &b.manifest.text) {
+        (Some(c), Some(_)) => Some(crate::clip_score::ClipScorer::load(c, device)?),
+        (Some(_), None) => bail!("--clip scores text-to-image bundles; {} is class-conditional", dir.display()),
+        (None, _) => None,
+    };
     let ev = load_evaluator(evaluator, device)?;
     let evaluator = &ev.model;
     let spec = bundle_data(&b.manifest, data)?;
@@ -577,6 +595,7 @@ pub fn evaluate_bundle(dir: &Path, evaluator: &Path, data: Option<&DataSpec>, pe
         let mut per_class_ok = BTreeMap::new();
         let t0 = Instant::now();
         let (mut total_ok, mut total, mut feats, mut probs, mut lite_f) = (0, 0, Vec::new(), Vec::new(), Vec::new());
+        let (mut clip_matched, mut clip_mismatched) = (Vec::<f64>::new(), Vec::<f64>::new());
         eprintln!("{name}: PPL {ppl:.2}; sampling {per_class} images per class{}", if text.is_some() { " from held-out captions" } else { "" });
         for c in 0..n_classes {
             if text.is_some() && captions_of[c].is_empty() {
@@ -597,7 +616,16 @@ pub fn evaluate_bundle(dir: &Path, evaluator: &Path, data: Option<&DataSpec>, pe
                         let n = (per_class - done).min(PER_PROMPT);
                         let caption = &captions_of[c][(done / PER_PROMPT) % captions_of[c].len()];
                         let (p, _) = enc.encode(&b, caption, device)?;
-                        (n, sample_request(&b, name, Request { class: c, count: n, options: o, prompt: Some(p) }, device)?.1)
+                        let px = sample_request(&b, name, Request { class: c, count: n, options: o, prompt: Some(p) }, device)?.1;
+                        if let Some(s) = &clip {
+                            // the samples against their own caption, and against a caption of the next class that has one
+                            let other = (1..n_classes).map(|k| (c + k) % n_classes).find(|&k| !captions_of[k].is_empty()).unwrap_or(c);
+                            let wrong = &captions_of[other][(done / PER_PROMPT) % captions_of[other].len()];
+                            let xt = images_tensor(px.clone(), n, shape, device);
+                            clip_matched.extend(s.scores(xt.clone(), &vec![caption.as_str(); n], device)?);
+                            clip_mismatched.extend(s.scores(xt, &vec![wrong.as_str(); n], device)?);
+                        }
+                        (n, px)
                     }
                 };
                 let xt = images_tensor(pixels, n, shape, device);
@@ -623,6 +651,8 @@ pub fn evaluate_bundle(dir: &Path, evaluator: &Path, data: Option<&DataSpec>, pe
             class_consistency_mean: Metric(total_ok as f64 / total as f64),
             class_consistency: per_class_ok.into_iter().map(|(k, v)| (k, Metric(v))).collect(),
             samples: total,
+            clip_score: Metric(mean_or_nan(&clip_matched)),
+            clip_score_mismatched: Metric(mean_or_nan(&clip_mismatched)),
             sampling: opts,
             generation_seconds: t0.elapsed().as_secs_f64(),
         });
@@ -661,6 +691,11 @@ pub fn evaluate_bundle(dir: &Path, evaluator: &Path, data: Option<&DataSpec>, pe
         samples_per_class: per_class,
         proposals,
         timing: None,
+        clip_scorer: clip.as_ref().map(|s| {
+            let c = &s.card;
+            json!({"name": c.name, "sha256": c.file.sha256, "retrieval_r1": c.retrieval_r1, "retrieval_chance": c.retrieval_chance,
+                   "score_matched_test": c.score_matched_test, "score_mismatched_test": c.score_mismatched_test})
+        }),
     };
     Ok(result)
 }

@@ -11,6 +11,7 @@
 mod assemble;
 mod bench;
 mod checkpoint;
+mod clip_score;
 mod cli;
 mod data;
 mod eval;
@@ -42,12 +43,13 @@ fn main() -> Result<()> {
     match cli.cmd {
         Cmd::Train(a) => pipeline::run_train(&a, &dev, &command_line),
         Cmd::Export { run, out, name } => export::export(&run, &out, &name, &dev),
+        Cmd::ExportClip { run, out } => clip_score::export_clip(&run, &out, &dev),
         Cmd::ExportEvaluator { run, data, out } => export::export_evaluator(&run, data.as_ref(), &out, &dev),
         Cmd::Generate { bundle, proposal, class, prompt, count, sampling, out, tokens_out } => {
             eval::generate_grid(&bundle, &proposal, class.as_deref(), &prompt, count, &sampling, &out, tokens_out.as_deref(), &dev)
         }
-        Cmd::Eval { bundle, evaluator, data, samples_per_class, sampling, out, recon_png } => {
-            eval::evaluate(&bundle, &evaluator, data.as_ref(), samples_per_class, &sampling, out.as_deref(), recon_png.as_deref(), &dev)
+        Cmd::Eval { bundle, evaluator, data, samples_per_class, sampling, out, recon_png, clip } => {
+            eval::evaluate(&bundle, &evaluator, data.as_ref(), samples_per_class, &sampling, out.as_deref(), recon_png.as_deref(), clip.as_deref(), &dev)
         }
         Cmd::Table(a) => table::table(&a, &dev, &format!("{:?}", cli.device).to_lowercase()).map(|_| ()),
         Cmd::ImportTeacher { file, heads, image_size, image_channels, blocks, out } => match heads {

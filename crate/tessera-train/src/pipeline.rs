@@ -124,6 +124,24 @@ pub fn run_train(a: &TrainArgs, dev: &Device, command: &str) -> Result<()> {
         let s = train::train_classifier(&a.evaluator, &cfg, &train, &train::Schedule { seed: a.seed + 1, ..sched(a.classifier_steps + 100, 2e-3, 50) }, dev)?;
         eprintln!("evaluator: {} steps in {:.0}s", s.step, s.elapsed_s);
     }
+    if stage(Stage::Clip) {
+        record(&a.clip)?;
+        // its own vocabulary file and weights: trained apart from every generator it scores
+        let o = train::text::TextOptions { encoder: TextEncoderKind::Learned, vocab_size: a.text_vocab, n_ctx: a.text_ctx, n_layer: 2, n_embd: 128, n_head: 4 };
+        let captions = train::text::Captions::prepare(&a.clip, &train, &o, dev)?;
+        let cfg = tessera::train::clip::TinyClipConfig {
+            image: ClassifierConfig { channels: 32, num_classes: 1, ..cls_cfg.clone() },
+            vocab_size: captions.tokenizer.vocab_size(),
+            n_ctx: a.text_ctx,
+            n_embd: 128,
+            n_layer: 2,
+            n_head: 4,
+            embed_dim: 128,
+            logit_scale: 1.0 / 0.07,
+        };
+        let s = train::train_clip(&a.clip, &cfg, &train, &captions, &train::Schedule { seed: a.seed + 2, ..sched(a.clip_steps, 1e-3, 100) }, dev)?;
+        eprintln!("clip: {} steps in {:.0}s", s.step, s.elapsed_s);
+    }
     if stage(Stage::Teacher) {
         record(&a.teacher)?;
         let s = match a.teacher_kind {

@@ -330,7 +330,7 @@ impl Runner<'_> {
         crate::export::export(&run, &bundle, &format!("table-{}-s{seed}", row.name), self.device)?;
         let sampling = SampleArgs::default();
         let samples = self.args.samples_per_class.unwrap_or(self.budget.samples_per_class);
-        let mut e = eval::evaluate_bundle(&bundle, &self.args.evaluator, Some(&self.args.data), samples, self.budget.test_limit, &sampling, None, self.device)?;
+        let mut e = eval::evaluate_bundle(&bundle, &self.args.evaluator, Some(&self.args.data), samples, self.budget.test_limit, &sampling, None, None, self.device)?;
         timing["eval_s"] = json!(timing["eval_s"].as_f64().unwrap_or(0.0) + t1.elapsed().as_secs_f64());
         e.timing = Some(timing.clone());
         std::fs::write(&timing_path, serde_json::to_string_pretty(&timing)?)?;

@@ -147,12 +147,14 @@ fn update<M: Module>(model: M, optim: &mut ModuleOptimizer, loss: Tensor<1>, lr:
 
 
 pub mod classifier;
+pub mod clip;
 pub mod proposal;
 pub mod teacher;
 pub mod text;
 pub mod tokenizer;
 
 pub use classifier::train_classifier;
+pub use clip::train_clip;
 pub use proposal::{train_nar, train_proposal};
 pub(crate) use teacher::random_mask;
 pub use teacher::{teacher_features, train_teacher, train_teacher_mim};
@@ -306,6 +308,43 @@ mod tests {
         // a run without captions is refused with a clear error
         let e = Captions::prepare(&dir.join("x"), &squares(), &o, &d).err().unwrap();
         assert!(e.to_string().contains("needs captions"), "{e}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// The tiny CLIP learns which caption goes with which square: after training, an image is closer
+    /// to its own caption than to another corner's.
+    #[test]
+    fn tiny_clip_learns_to_match_captions() {
+        use text::{Captions, TextEncoderKind, TextOptions};
+        let dir = std::env::temp_dir().join(format!("tessera-train-clip-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let d = Device::flex();
+        let mut data = squares();
+        let names = ["top left", "top right", "bottom left", "bottom right"];
+        data.texts = data.labels.iter().map(|&c| format!("a square at the {}", names[c as usize])).collect();
+        let o = TextOptions { encoder: TextEncoderKind::Learned, vocab_size: 40, n_ctx: 8, n_layer: 1, n_embd: 16, n_head: 2 };
+        let caps = Captions::prepare(&dir, &data, &o, &d).unwrap();
+        let cfg = tessera::train::clip::TinyClipConfig {
+            image: ClassifierConfig { in_channels: 1, channels: 8, num_classes: 1 },
+            vocab_size: caps.tokenizer.vocab_size(), n_ctx: 8, n_embd: 16, n_layer: 1, n_head: 2, embed_dim: 16, logit_scale: 1.0 / 0.07,
+        };
+        let s = train_clip(&dir.join("clip"), &cfg, &data, &caps, &Schedule { lr: 1e-3, ..sched(150, false) }, &d).unwrap();
+        let l = &s.losses;
+        // 16 images, 4 captions: duplicates are false negatives, so the floor is near ln 4, not 0
+        assert!(mean(&l[l.len() - 2..]) < mean(&l[..2]) * 0.85, "contrastive loss did not fall: {l:?}");
+        let (m, _) = Checkpoint::new(&dir.join("clip")).unwrap().load(cfg.init(&d).unwrap(), None, &d, false).unwrap();
+        let idx: Vec<usize> = (0..8).collect();
+        let (x, y) = data.batch(&idx);
+        let img = m.embed_images(data.tensor(x, 8, &d));
+        let txt = m.embed_text(&caps.batch(&(0..4).collect::<Vec<_>>(), &mut Rng::new(0, 0), 0.0, &d)); // one caption per corner
+        let sim: Vec<f32> = img.matmul(txt.transpose()).into_data().convert::<f32>().try_to_vec().unwrap();
+        let (mut own, mut other) = (0f32, 0f32);
+        for (i, &c) in y.iter().enumerate() {
+            for k in 0..4 {
+                if k as i64 == c { own += sim[i * 4 + k] / 8.0 } else { other += sim[i * 4 + k] / 24.0 }
+            }
+        }
+        assert!(own > other + 0.2, "matched cosine {own} vs mismatched {other}");
         std::fs::remove_dir_all(&dir).ok();
     }
 

@@ -82,8 +82,7 @@ pub fn minilm_dir() -> PathBuf {
 
 /// The training captions of a run, ready to batch.
 pub struct Captions {
-    /// The prompt tokenizer (the tests encode with it; training reads the ids made in `prepare`).
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// The prompt tokenizer (training reads the ids made in `prepare`).
     pub tokenizer: TextTokenizer,
     pub config: TextConditionConfig,
     /// Ids of each distinct caption (index 0: the empty prompt), cut to `n_ctx`.

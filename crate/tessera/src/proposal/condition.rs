@@ -81,12 +81,7 @@ impl TextConditionConfig {
     pub(crate) fn init(&self, n_embd: usize, device: &Device) -> TextPrefix {
         let normal = |n: usize, w: usize| EmbeddingConfig::new(n, w).with_initializer(Initializer::Normal { mean: 0.0, std: 0.02 }).init(device);
         let encoder = match &self.encoder {
-            TextEncoderSpec::Learned { vocab_size, n_embd: w, n_layer, n_head } => Some(TextTransformer {
-                tok: normal(*vocab_size, *w),
-                pos: normal(self.n_ctx, *w),
-                blocks: (0..*n_layer).map(|_| Block::new(*w, *n_head, device)).collect(),
-                ln: LayerNormConfig::new(*w).init(device),
-            }),
+            TextEncoderSpec::Learned { vocab_size, n_embd: w, n_layer, n_head } => Some(TextTransformer::new(*vocab_size, self.n_ctx, *w, *n_layer, *n_head, device)),
             TextEncoderSpec::Pretrained { .. } => None,
         };
         TextPrefix {
@@ -163,7 +158,19 @@ pub struct TextTransformer {
 }
 
 impl TextTransformer {
-    fn forward(&self, ids: Tensor<2, Int>, pad: &Tensor<2, Bool>) -> Tensor<3> {
+    /// `n_layer` bidirectional blocks of width `n_embd` over `vocab_size` tokens at `n_ctx` positions.
+    pub(crate) fn new(vocab_size: usize, n_ctx: usize, n_embd: usize, n_layer: usize, n_head: usize, device: &Device) -> Self {
+        let normal = |n: usize, w: usize| EmbeddingConfig::new(n, w).with_initializer(Initializer::Normal { mean: 0.0, std: 0.02 }).init(device);
+        TextTransformer {
+            tok: normal(vocab_size, n_embd),
+            pos: normal(n_ctx, n_embd),
+            blocks: (0..n_layer).map(|_| Block::new(n_embd, n_head, device)).collect(),
+            ln: LayerNormConfig::new(n_embd).init(device),
+        }
+    }
+
+    /// Token states `[b, t, n_embd]` of prompts `ids` `[b, t]` (`pad` true at padding).
+    pub(crate) fn forward(&self, ids: Tensor<2, Int>, pad: &Tensor<2, Bool>) -> Tensor<3> {
         let [b, t] = ids.dims();
         let pos = Tensor::<1, Int>::arange(0..t as i64, &ids.device()).reshape([1, t]);
         let mut x = self.tok.forward(ids);
