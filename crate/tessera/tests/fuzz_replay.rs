@@ -46,6 +46,37 @@ fn tiny_bundle(d: &Device) -> Vec<Vec<u8>> {
     vec![serde_json::to_vec(&m).unwrap(), t, ar, nar]
 }
 
+/// The same as a text-to-image bundle (format version 3): `[manifest, tokenizer, ar, nar, text
+/// tokenizer]`, so that mutations reach the prompt tokenizer's parser (`tokenizer.json`).
+fn tiny_t2i_bundle(d: &Device) -> Vec<Vec<u8>> {
+    use tessera::proposal::condition::{TextConditionConfig, TextEncoderSpec};
+    let mut parts = tiny_bundle(d);
+    let mut m: Manifest = serde_json::from_slice(&parts[0]).unwrap();
+    let vocab: std::collections::HashMap<String, u32> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "red", "apple"].iter().enumerate().map(|(i, w)| (w.to_string(), i as u32)).collect();
+    let model = tokenizers::models::wordlevel::WordLevel::builder().vocab(vocab.into_iter().collect()).unk_token("[UNK]".into()).build().unwrap();
+    let mut tk = tokenizers::Tokenizer::new(model);
+    tk.with_pre_tokenizer(Some(tokenizers::pre_tokenizers::whitespace::Whitespace {}));
+    let json = tk.to_string(false).unwrap().into_bytes();
+    let text = TextConditionConfig { n_ctx: 4, encoder: TextEncoderSpec::Learned { vocab_size: 6, n_embd: 4, n_layer: 1, n_head: 1 } };
+    let mut p = match &m.proposals["ar"].model { ProposalSpec::Ar(p) => p.clone(), _ => unreachable!() };
+    p.text = Some(text.clone());
+    let ar = to_safetensors(&module_to_tensors(&p.init_gpt(d).unwrap()));
+    let nar = to_safetensors(&module_to_tensors(&p.init_maskgit(d).unwrap()));
+    m.proposals.get_mut("ar").unwrap().model = ProposalSpec::Ar(p.clone());
+    m.proposals.get_mut("nar").unwrap().model = ProposalSpec::Nar(p);
+    let entry = |path: &str, b: &[u8]| FileEntry { path: path.into(), bytes: b.len() as u64, sha256: sha256_hex(b) };
+    m.files.insert("ar".into(), entry("ar.safetensors", &ar));
+    m.files.insert("nar".into(), entry("nar.safetensors", &nar));
+    m.files.insert(tessera::bundle::TEXT_TOKENIZER.into(), entry("text_tokenizer.json", &json));
+    m.format_version = tessera::bundle::FORMAT_VERSION_TEXT;
+    m.text = Some(tessera::bundle::TextInfo { n_ctx: 4, encoder: text.encoder, words: vec!["red".into(), "apple".into()], examples: vec!["red apple".into()] });
+    parts[0] = serde_json::to_vec(&m).unwrap();
+    parts[2] = ar;
+    parts[3] = nar;
+    parts.push(json);
+    parts
+}
+
 fn with_mode(mode: u8, parts: &[Vec<u8>]) -> Vec<u8> {
     let refs: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
     let mut v = vec![mode];
@@ -58,6 +89,7 @@ fn seeds(d: &Device) -> Vec<Vec<u8>> {
     let tiny = tiny_bundle(d);
     out.push(with_mode(0, &tiny));
     out.push(with_mode(1, &tiny));
+    out.push(with_mode(0, &tiny_t2i_bundle(d)));
     // a Cluster manifest whose teacher is EfficientNet-Lite (its config has its own sizes to break)
     let mut lite: serde_json::Value = serde_json::from_slice(&tiny[0]).unwrap();
     lite["tokenizer"] = serde_json::json!({"kind": "cluster", "config": {"teacher": {"name": "efficientnet-lite0", "width": 1.0, "depth": 1.0,
@@ -113,6 +145,7 @@ fn fuzz_seeds_corpus_and_mutations_never_panic() {
     let seeds = seeds(&d);
     assert!(load_untrusted(&seeds[0], &d), "the tiny bundle must load");
     assert!(load_untrusted(&seeds[1], &d), "the tiny bundle must load with rewritten checksums too");
+    assert!(load_untrusted(&seeds[2], &d), "the tiny text-to-image bundle must load");
     if let Ok(dir) = std::env::var("TESSERA_FUZZ_SEEDS") {
         std::fs::create_dir_all(&dir).unwrap();
         for (i, s) in seeds.iter().enumerate() {
