@@ -149,7 +149,10 @@ def card(bundle):
         rows = [ex[i] for i in spread(len(ex), min(8, len(ex)))]
         L += [f"Rows (prompts): {'; '.join(rows)}. Seed 0, the sampling defaults below.", '']
     else:
-        L += [f"Rows: {', '.join(m['dataset']['classes'])}. Seed 0, the sampling defaults below.", '']
+        cls = m['dataset']['classes']
+        shown = [cls[i] for i in spread(len(cls), 20)] if len(cls) > 20 else cls  # train.sh: generate --max-classes 20
+        L += [f"Rows: {', '.join(shown)}" + (f" ({len(shown)} of the {len(cls)} classes, spread over the list)" if len(shown) < len(cls) else '')
+              + ". Seed 0, the sampling defaults below.", '']
     L += [
           '## Data', '', data_text(m), '',
           '## Training (2-core CPU, burn flex backend)', '',

@@ -88,8 +88,8 @@ for name in $ONLY; do
   clip=(); [ ${#text[@]} -gt 0 ] && clip=("${CLIP[@]}")
   "$BIN" eval --bundle "$out" --evaluator "$EVALUATOR" --out "$out/eval.json" --recon-png "$out/reconstructions.png" "${clip[@]}" 2>&1 | log
   for p in ar nar; do
-    # class bundles: one row per class; text to image: one row per example prompt
-    "$BIN" generate --bundle "$out" --proposal "$p" --count 8 --seed 0 --out "$out/samples-$p.png"
+    # class bundles: one row per class (at most 20, spread over the list); text to image: one row per example prompt
+    "$BIN" generate --bundle "$out" --proposal "$p" --max-classes 20 --count 8 --seed 0 --out "$out/samples-$p.png"
   done
   python3 scripts/model_card.py "$out"
   echo "trained, exported and evaluated: $out" | log

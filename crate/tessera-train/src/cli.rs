@@ -251,6 +251,10 @@ pub enum Cmd {
         /// bundle's example prompts when omitted. Unknown and never-seen words are reported.
         #[arg(long)]
         prompt: Vec<String>,
+        /// Without --class: at most this many classes, spread evenly over the list (a 95-class grid
+        /// of 8 is a 1.3 MB PNG).
+        #[arg(long)]
+        max_classes: Option<usize>,
         #[arg(long, default_value_t = 8)]
         count: usize,
         #[command(flatten)]

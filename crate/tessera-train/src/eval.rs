@@ -169,7 +169,7 @@ pub enum GridClasses<'a> {
 
 #[allow(clippy::too_many_arguments)]
 #[allow(clippy::too_many_arguments)]
-pub fn generate_grid(dir: &Path, proposal: &str, class: Option<&str>, prompts: &[String], count: usize, a: &SampleArgs, out: &Path, tokens_out: Option<&Path>, device: &Device) -> Result<()> {
+pub fn generate_grid(dir: &Path, proposal: &str, class: Option<&str>, prompts: &[String], max_classes: Option<usize>, count: usize, a: &SampleArgs, out: &Path, tokens_out: Option<&Path>, device: &Device) -> Result<()> {
     let b = Bundle::load_dir(dir, device)?;
     match (&b.manifest.text, class) {
         (Some(_), Some(_)) => bail!("{} is a text-to-image bundle: give --prompt, not --class", dir.display()),
@@ -179,7 +179,14 @@ pub fn generate_grid(dir: &Path, proposal: &str, class: Option<&str>, prompts: &
             let chosen: Vec<String> = if prompts.is_empty() { spread(t.examples.len(), 8.min(t.examples.len())).into_iter().filter_map(|i| t.examples.get(i).cloned()).collect() } else { prompts.to_vec() };
             generate_prompt_grid(&b, proposal, &chosen, count, a, out, tokens_out, device)
         }
-        (None, _) => generate_grid_of(dir, proposal, class.map_or(GridClasses::All, GridClasses::One), count, a, out, tokens_out, device),
+        (None, _) => {
+            let which = match (class, max_classes) {
+                (Some(c), _) => GridClasses::One(c),
+                (None, Some(n)) => GridClasses::Spread(n),
+                (None, None) => GridClasses::All,
+            };
+            generate_grid_of(dir, proposal, which, count, a, out, tokens_out, device)
+        }
     }
 }
 

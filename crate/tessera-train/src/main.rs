@@ -45,8 +45,8 @@ fn main() -> Result<()> {
         Cmd::Export { run, out, name } => export::export(&run, &out, &name, &dev),
         Cmd::ExportClip { run, out } => clip_score::export_clip(&run, &out, &dev),
         Cmd::ExportEvaluator { run, data, out } => export::export_evaluator(&run, data.as_ref(), &out, &dev),
-        Cmd::Generate { bundle, proposal, class, prompt, count, sampling, out, tokens_out } => {
-            eval::generate_grid(&bundle, &proposal, class.as_deref(), &prompt, count, &sampling, &out, tokens_out.as_deref(), &dev)
+        Cmd::Generate { bundle, proposal, class, prompt, max_classes, count, sampling, out, tokens_out } => {
+            eval::generate_grid(&bundle, &proposal, class.as_deref(), &prompt, max_classes, count, &sampling, &out, tokens_out.as_deref(), &dev)
         }
         Cmd::Eval { bundle, evaluator, data, samples_per_class, sampling, out, recon_png, clip } => {
             eval::evaluate(&bundle, &evaluator, data.as_ref(), samples_per_class, &sampling, out.as_deref(), recon_png.as_deref(), clip.as_deref(), &dev)
