@@ -40,10 +40,12 @@ async fn pixels(b: &Bundle, tokens: &[Vec<u32>], d: &Device) -> Vec<String> {
 
 async fn record(name: &str, d: &Device) -> Value {
     let b = Bundle::load_dir(&root().join("models").join(name), d).unwrap();
+    // text-to-image bundles: a prompt instead of the class
+    let prompt = |p: &str| b.manifest.text.as_ref().map(|_| b.prompts(p).unwrap().0);
     let mut out = serde_json::Map::new();
     for proposal in ["ar", "nar"] {
         let options = tessera::sampling::sampler::SamplingOptions { seed: 11, ..b.defaults(proposal).unwrap() };
-        let req = Request { class: 7, count: 2, options, prompt: None };
+        let req = Request { class: 7, count: 2, options, prompt: prompt("red apple") };
         let tokens = b.sampler(proposal, req, None, d).unwrap().run(b.manifest.tokenizer.tokens_per_image()).await.unwrap();
         out.insert(proposal.into(), json!({ "tokens": tokens, "pixels": pixels(&b, &tokens, d).await }));
     }
@@ -52,7 +54,7 @@ async fn record(name: &str, d: &Device) -> Value {
     let enc: Vec<u32> = enc.into_iter().map(|v| v as u32).collect();
     let given: Vec<Option<u32>> = enc.iter().enumerate().map(|(i, &t)| if i % 8 < 4 { None } else { Some(t) }).collect();
     let options = tessera::sampling::sampler::SamplingOptions { seed: 5, ..b.defaults("nar").unwrap() };
-    let inpainted = b.sampler("nar", Request { class: 2, count: 1, options, prompt: None }, Some(vec![given]), d).unwrap().run(64).await.unwrap();
+    let inpainted = b.sampler("nar", Request { class: 2, count: 1, options, prompt: prompt("green apple") }, Some(vec![given]), d).unwrap().run(64).await.unwrap();
     out.insert("encoded".into(), json!({ "tokens": [enc.clone()], "pixels": pixels(&b, &[enc], d).await }));
     out.insert("inpainted".into(), json!({ "tokens": inpainted, "pixels": pixels(&b, &inpainted, d).await }));
     Value::Object(out)
