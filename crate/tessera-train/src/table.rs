@@ -11,6 +11,7 @@
 use tessera::tokenizer::TokenizerKind;
 use crate::checkpoint::Checkpoint;
 use crate::cli::{PixelLoss, Stage, TeacherKind, TrainArgs};
+use crate::train::text::TextEncoderKind;
 use crate::eval::EvalReport;
 use crate::table_render::{row_json, summary, with_references};
 use crate::data::DataSpec;
@@ -118,6 +119,21 @@ pub struct TableArgs {
     /// redraw it while runs go on in another process, or after copying runs from another machine).
     #[arg(long)]
     pub finished_only: bool,
+    /// Text to image (the paper's T2I row): the proposal networks are conditioned on the captions
+    /// (emoji, captions:FILE.jsonl) through this text encoder and evaluated on held-out captions; a
+    /// row ending in -learned or -minilm overrides it (the text-encoder comparison).
+    #[arg(long, value_enum, default_value_t = TextEncoderKind::None)]
+    pub text_encoder: TextEncoderKind,
+    /// Proposal networks trained and evaluated per row: ar, nar or both.
+    #[arg(long, value_delimiter = ',', default_value = "ar,nar")]
+    pub proposals: Vec<String>,
+    /// Reuse the finished tokenizers of another table's work folder (same row and seed, e.g. the
+    /// class-conditional table's): only the proposal networks are trained here.
+    #[arg(long)]
+    pub tokenizers_from: Option<PathBuf>,
+    /// Text to image: the tiny CLIP (`export-clip`) for CLIPScore_tiny.
+    #[arg(long)]
+    pub clip: Option<PathBuf>,
 }
 
 impl TableArgs {
@@ -133,7 +149,15 @@ impl TableArgs {
             bail!("--tokenizer-steps and --proposal-steps must be at least 1");
         }
         for r in self.rows.iter().chain(self.ablations.iter().filter(|a| a.as_str() != "none")) {
-            Row::parse(r, &self.data)?;
+            if Row::parse(r, &self.data)?.text.is_some() && self.text_encoder == TextEncoderKind::None {
+                bail!("row '{r}' names a text encoder: give --text-encoder (a text-to-image table)");
+            }
+        }
+        if self.proposals.is_empty() || self.proposals.iter().any(|p| p != "ar" && p != "nar") {
+            bail!("--proposals: ar, nar or both, got {:?}", self.proposals);
+        }
+        if self.clip.is_some() && self.text_encoder == TextEncoderKind::None {
+            bail!("--clip scores text-to-image tables: give --text-encoder");
         }
         Ok(())
     }
@@ -179,6 +203,8 @@ pub struct Row {
     /// The teacher was named in the row (a teacher ablation).
     pub explicit_teacher: bool,
     pub codebook_size: usize,
+    /// Text to image: the row's own text encoder (`-learned`, `-minilm`; else the table's).
+    pub text: Option<TextEncoderKind>,
 }
 
 /// FSQ levels for a codebook size (products close to it, as in the FSQ paper's table).
@@ -198,9 +224,11 @@ impl Row {
         let Some(tokenizer) = TokenizerKind::parse(first).filter(|_| first != "vq") else {
             bail!("row '{name}': the tokenizer must be vqgan, fsq, vqkd or cluster");
         };
-        let (mut explicit, mut codebook_size) = (None, 256);
+        let (mut explicit, mut codebook_size, mut text) = (None, 256, None);
         for p in parts {
             match p {
+                "learned" => text = Some(TextEncoderKind::Learned),
+                "minilm" => text = Some(TextEncoderKind::Minilm),
                 "mim" if tokenizer.uses_teacher() => explicit = Some(RowTeacher::Mim),
                 "vit" if tokenizer.uses_teacher() => explicit = Some(RowTeacher::Vit),
                 "lite0" if tokenizer.uses_teacher() => explicit = Some(RowTeacher::Lite0),
@@ -213,7 +241,11 @@ impl Row {
         }
         let default = if matches!(data, DataSpec::FashionMnist(_)) { RowTeacher::Vit } else { RowTeacher::Lite0 };
         let teacher = tokenizer.uses_teacher().then(|| explicit.unwrap_or(default));
-        Ok(Row { name: name.into(), tokenizer, teacher, explicit_teacher: explicit.is_some(), codebook_size })
+        Ok(Row { name: name.into(), tokenizer, teacher, explicit_teacher: explicit.is_some(), codebook_size, text })
+    }
+    /// The row without its text-encoder part: the tokenizer run it shares (`--tokenizers-from`).
+    pub fn tokenizer_name(&self) -> String {
+        self.name.split('-').filter(|p| *p != "learned" && *p != "minilm").collect::<Vec<_>>().join("-")
     }
     /// The paper's name of the row.
     pub fn label(&self) -> String {
@@ -225,8 +257,27 @@ impl Row {
             None => "",
         };
         let k = if self.codebook_size != 256 { format!(", K={}", self.codebook_size) } else { String::new() };
-        format!("{base}{teacher}{k}")
+        let text = match self.text {
+            Some(TextEncoderKind::Minilm) => " + all-MiniLM-L6-v2 text encoder",
+            Some(TextEncoderKind::Learned) => " + in-project text encoder",
+            _ => "",
+        };
+        format!("{base}{teacher}{k}{text}")
     }
+}
+
+/// Copies a file or a folder (recursively) to `to`.
+fn copy_all(from: &Path, to: &Path) -> Result<()> {
+    if from.is_dir() {
+        std::fs::create_dir_all(to)?;
+        for e in std::fs::read_dir(from)? {
+            let e = e?;
+            copy_all(&e.path(), &to.join(e.file_name()))?;
+        }
+    } else {
+        std::fs::copy(from, to).with_context(|| format!("copying {}", from.display()))?;
+    }
+    Ok(())
 }
 
 struct Runner<'a> {
@@ -313,7 +364,21 @@ impl Runner<'_> {
         if let Some(t) = row.teacher {
             a.teacher = self.teacher_dir(t);
         }
+        a.text_encoder = row.text.unwrap_or(self.args.text_encoder);
+        // a tokenizer trained by another table (same row and seed) is copied, not retrained
+        if let Some(from) = &self.args.tokenizers_from {
+            let src = from.join(row.tokenizer_name()).join(format!("s{seed}"));
+            if !done(&run.join("tokenizer")) && done(&src.join("tokenizer")) {
+                for part in ["tokenizer", "data.json"] {
+                    copy_all(&src.join(part), &run.join(part))?;
+                }
+                self.commands.push(format!("cp -r {} {} {}/", src.join("tokenizer").display(), src.join("data.json").display(), run.display()));
+            }
+        }
         for (stage, name) in [(Stage::Tokenizer, "tokenizer"), (Stage::Ar, "ar"), (Stage::Nar, "nar")] {
+            if name != "tokenizer" && !self.args.proposals.iter().any(|p| p == name) {
+                continue;
+            }
             self.train(TrainArgs { stage, ..a.clone() }, finished || done(&run.join(name)))?;
         }
         if finished {
@@ -330,7 +395,7 @@ impl Runner<'_> {
         crate::export::export(&run, &bundle, &format!("table-{}-s{seed}", row.name), self.device)?;
         let sampling = SampleArgs::default();
         let samples = self.args.samples_per_class.unwrap_or(self.budget.samples_per_class);
-        let mut e = eval::evaluate_bundle(&bundle, &self.args.evaluator, Some(&self.args.data), samples, self.budget.test_limit, &sampling, None, None, self.device)?;
+        let mut e = eval::evaluate_bundle(&bundle, &self.args.evaluator, Some(&self.args.data), samples, self.budget.test_limit, &sampling, None, self.args.clip.as_deref(), self.device)?;
         timing["eval_s"] = json!(timing["eval_s"].as_f64().unwrap_or(0.0) + t1.elapsed().as_secs_f64());
         e.timing = Some(timing.clone());
         std::fs::write(&timing_path, serde_json::to_string_pretty(&timing)?)?;
@@ -446,6 +511,26 @@ mod tests {
         assert!(Row::parse("vqgan-mim", &fm).is_err(), "pixel tokenizers have no teacher");
         assert!(Row::parse("fsq-k100", &fm).is_err(), "FSQ needs known levels");
         assert!(Row::parse("dall-e", &fm).is_err());
+        // text to image: a row may name its text encoder; it shares the tokenizer run of its base row
+        let r = Row::parse("vqkd-minilm", &emoji).unwrap();
+        assert_eq!((r.text, r.tokenizer_name().as_str()), (Some(TextEncoderKind::Minilm), "vqkd"));
+        assert_eq!(r.label(), "VQ-KD (EfficientNet-Lite0, ImageNet) + all-MiniLM-L6-v2 text encoder");
+        assert_eq!(Row::parse("cluster-k64-learned", &emoji).unwrap().tokenizer_name(), "cluster-k64");
+    }
+
+    #[test]
+    fn text_to_image_tables_check_their_flags() {
+        let args = |rows: &[&str], text: TextEncoderKind, proposals: &[&str], clip: Option<&str>| TableArgs {
+            work: "w".into(), out: "o".into(), preset: Preset::Tiny, seeds: vec![0], rows: rows.iter().map(|r| r.to_string()).collect(),
+            ablations: vec!["none".into()], ablation_seeds: None, samples_per_class: None, tokenizer_steps: None, proposal_steps: None,
+            evaluator: "e".into(), data: DataSpec::Emoji(PathBuf::from("/x")), image_size: None, image_channels: None, finished_only: false,
+            text_encoder: text, proposals: proposals.iter().map(|p| p.to_string()).collect(), tokenizers_from: None, clip: clip.map(PathBuf::from),
+        };
+        assert!(args(&["vqkd", "vqkd-minilm"], TextEncoderKind::Learned, &["ar"], Some("c")).validate().is_ok());
+        assert!(args(&["vqkd-minilm"], TextEncoderKind::None, &["ar"], None).validate().is_err(), "a text encoder row in a class table");
+        assert!(args(&["vqkd"], TextEncoderKind::None, &["ar"], Some("c")).validate().is_err(), "--clip without text");
+        assert!(args(&["vqkd"], TextEncoderKind::Learned, &["gan"], None).validate().is_err());
+        assert!(args(&["vqkd"], TextEncoderKind::Learned, &[], None).validate().is_err());
     }
 
     /// JSON equality up to float parsing (serde_json reads the last digit approximately).
@@ -470,6 +555,7 @@ mod tests {
             work: dir.join("work"), out: dir.join("out"), preset: Preset::Tiny, seeds: vec![0, 1],
             rows: vec!["vqgan".into(), "cluster".into()], ablations: vec!["cluster-k64".into()], ablation_seeds: None,
             samples_per_class: None, tokenizer_steps: None, proposal_steps: None, evaluator, data, image_size: None, image_channels: None, finished_only: false,
+            text_encoder: TextEncoderKind::None, proposals: vec!["ar".into(), "nar".into()], tokenizers_from: None, clip: None,
         };
         let dev = Device::flex();
         let t = table(&args, &dev, "flex").unwrap();

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::Instant;
 
 /// The metrics of the table, in column order: (key in the row JSON, Markdown header, decimals).
-pub const COLUMNS: [(&str, &str, usize); 14] = [
+pub const COLUMNS: [(&str, &str, usize); 16] = [
     ("usage", "usage %", 1),
     ("code_purity", "purity %", 1),
     ("rfid", "rFID_eval", 2),
@@ -28,11 +28,14 @@ pub const COLUMNS: [(&str, &str, usize); 14] = [
     ("fid_lite2_nar", "FID_lite2 NAR", 2),
     ("is_nar", "IS_eval NAR", 2),
     ("cons_nar", "class cons. NAR %", 1),
+    ("clip_ar", "CLIPScore_tiny AR", 2),
+    ("clip_nar", "CLIPScore_tiny NAR", 2),
 ];
 
 /// The metrics of a (row, seed), in the order `row_metrics` gives them.
-pub(crate) const METRICS: [&str; 15] = [
+pub(crate) const METRICS: [&str; 19] = [
     "usage", "code_purity", "rfid", "psnr", "ppl_ar", "fid_ar", "is_ar", "cons_ar", "ppl_nar", "fid_nar", "is_nar", "cons_nar", "rfid_lite2", "fid_lite2_ar", "fid_lite2_nar",
+    "clip_ar", "clip_nar", "clip_mismatched_ar", "clip_mismatched_nar",
 ];
 
 /// The table's figures of one (row, seed) from its evaluation (`null` where undefined).
@@ -41,7 +44,7 @@ pub(crate) fn row_metrics(e: &EvalReport) -> Value {
         Metric(100.0 * m.0)
     }
     let p = |k: &str, f: fn(&ProposalReport) -> Metric| e.proposals.get(k).map(f);
-    let values: [Option<Metric>; 15] = [
+    let values: [Option<Metric>; 19] = [
         Some(pct(e.codebook_usage)),
         Some(pct(e.code_purity)),
         Some(e.rfid_eval),
@@ -58,6 +61,11 @@ pub(crate) fn row_metrics(e: &EvalReport) -> Value {
         Some(e.rfid_lite2),
         p("ar", |r| r.fid_lite2),
         p("nar", |r| r.fid_lite2),
+        // text to image: the tiny CLIP's agreement with the prompt, and with another class's caption
+        p("ar", |r| r.clip_score),
+        p("nar", |r| r.clip_score),
+        p("ar", |r| r.clip_score_mismatched),
+        p("nar", |r| r.clip_score_mismatched),
     ];
     Value::Object(METRICS.iter().zip(values).map(|(k, v)| (k.to_string(), json!(v))).collect())
 }
@@ -96,7 +104,18 @@ pub fn markdown(t: &Value) -> String {
         Some(d) => d,
         None => "Fashion-MNIST",
     };
-    s.push_str(&format!("# Table 1 in miniature ({data}, in-project evaluator)\n\n"));
+    let t2i = t["text_encoder"].as_str().is_some_and(|e| e != "none");
+    s.push_str(&format!("# {} in miniature ({data}, in-project evaluator)\n\n", if t2i { "Text to image" } else { "Table 1" }));
+    if t2i {
+        s.push_str(&format!(
+            "**Text to image**: the proposal networks are conditioned on the captions (text encoder: {}, unless the row names one) and \
+             evaluated on held-out captions (the test split's emoji, which no network saw; every phrasing, 10 samples each); class \
+             consistency = the evaluator's class equals the class of the emoji the caption describes. CLIPScore_tiny: cosine x 100 of \
+             image and prompt in the in-project tiny CLIP (trained on the training captions apart from every generator; not OpenAI's CLIP); \
+             with a caption of another class the same samples score `clip_mismatched` (in table.json).\n\n",
+            t["text_encoder"].as_str().unwrap_or("")
+        ));
+    }
     if t["complete"] == false {
         s.push_str("**In progress:** the rows below are those finished so far; `scripts/reproduce.sh` resumes the rest.\n\n");
     }
@@ -160,11 +179,12 @@ pub(crate) fn row_json(args: &TableArgs, row: &Row, group: &str, evals: &[(u64, 
     let (mean, std) = aggregate(&per_seed);
     let bundle = run_dir(&args.work, row, evals[0].0).join("bundle");
     let mut figures = json!({});
-    for p in ["ar", "nar"] {
+    for p in args.proposals.iter().map(String::as_str) {
         let path = args.out.join("samples").join(format!("{}-{p}.png", row.name));
         if !path.exists() {
-            // at most 20 classes (Fashion-MNIST: all 10; emoji: 20 of 95) x 8 samples
-            eval::generate_grid_of(&bundle, p, eval::GridClasses::Spread(20), 8, &SampleArgs::default(), &path, None, device)?;
+            // at most 20 classes (Fashion-MNIST: all 10; emoji: 20 of 95) x 8 samples; text to
+            // image: 8 of the bundle's example prompts x 8
+            eval::generate_grid(&bundle, p, None, &[], Some(20), 8, &SampleArgs::default(), &path, None, device)?;
         }
         figures[p] = json!(format!("samples/{}-{p}.png", row.name));
     }
@@ -238,6 +258,8 @@ pub(crate) fn summary(args: &TableArgs, budget: &Budget, ablation_seeds: &[u64],
     let t = json!({
         "format": "tessera-table",
         "preset": format!("{:?}", args.preset).to_lowercase(),
+        "text_encoder": format!("{:?}", args.text_encoder).to_lowercase(),
+        "proposals": args.proposals,
         "budget": budget,
         "seeds": args.seeds,
         "ablation_seeds": ablation_seeds,
