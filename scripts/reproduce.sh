@@ -10,6 +10,8 @@
 #   DATA=emoji scripts/reproduce.sh               # the same on colour emoji (runs/table-emoji ->
 #                                                 # docs/results/emoji): pretrained EfficientNet-Lite0
 #                                                 # teacher, in-domain ViT teachers as the ablation
+#   DATA=emoji-t2i scripts/reproduce.sh           # text to image on the emoji captions (after DATA=emoji:
+#                                                 # its tokenizers are reused) -> docs/results/emoji-t2i
 # Extra arguments go to `tessera-train table` (see `tessera-train table --help`).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
@@ -26,6 +28,16 @@ if [ "${DATA:-fashion-mnist}" = emoji ]; then
         --ablations vqkd-vit,cluster-vit,vqkd-mim,cluster-mim)
   mkdir -p docs/results/emoji
   LOG="${LOG:-docs/results/emoji/reproduce.log}"
+elif [ "${DATA:-fashion-mnist}" = emoji-t2i ]; then
+  # Text to image: the same tokenizers (copied from runs/table-emoji, so run DATA=emoji first), AR
+  # proposal networks conditioned on the captions through the in-project text encoder, 3 seeds,
+  # evaluated on held-out captions with CLIPScore_tiny (models/clip-emoji, from DATA=emoji
+  # scripts/train.sh); the ablation: the frozen pretrained all-MiniLM-L6-v2 text encoder on VQ-KD.
+  ARGS=(--data emoji --evaluator models/evaluator-emoji --work runs/table-emoji-t2i --out docs/results/emoji-t2i
+        --tokenizers-from runs/table-emoji --tokenizer-steps 1200 --proposal-steps 800 --samples-per-class 30
+        --text-encoder learned --proposals ar --clip models/clip-emoji --ablations vqkd-minilm)
+  mkdir -p docs/results/emoji-t2i
+  LOG="${LOG:-docs/results/emoji-t2i/reproduce.log}"
 fi
 mkdir -p docs/results
 LOG="${LOG:-docs/results/reproduce.log}"

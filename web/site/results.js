@@ -66,7 +66,7 @@ async function paperTable(dir, id) {
     if (m == null) return '–';
     return r.seeds.length > 1 ? `${m.toFixed(c.decimals)} ± ${r.std[c.key].toFixed(c.decimals)}` : m.toFixed(c.decimals);
   };
-  const groups = [['main', 'Main table'], ['teacher', 'Ablation: teacher'], ['codebook', 'Ablation: codebook size']];
+  const groups = [['main', 'Main table'], ['teacher', 'Ablation: teacher'], ['codebook', 'Ablation: codebook size'], ['text', 'Ablation: text encoder']];
   const host = document.getElementById(`${id}-tables`);
   for (const [g, title] of groups) {
     const rows = t.rows.filter((r) => r.group === g);
@@ -95,8 +95,10 @@ async function paperTable(dir, id) {
     if (r.figures.tsne) document.getElementById(`${id}-tsne`).append(img(r.figures.tsne, `${r.label} codebook t-SNE`));
     const fig = document.createElement('figure');
     const cap = document.createElement('figcaption');
-    cap.textContent = `${r.label}: AR (left), NAR (right)`;
-    fig.append(img(r.figures.ar, `${r.label} AR samples`), img(r.figures.nar, `${r.label} NAR samples`), cap);
+    // a text-to-image table may train AR only
+    const shown = ['ar', 'nar'].filter((p) => r.figures[p]);
+    cap.textContent = `${r.label}: ${shown.map((p) => p.toUpperCase()).join(' (left), ')}${shown.length > 1 ? ' (right)' : ''}`;
+    fig.append(...shown.map((p) => img(r.figures[p], `${r.label} ${p.toUpperCase()} samples`)), cap);
     document.getElementById(`${id}-samples`).append(fig);
   }
   return t.rows.length;
@@ -107,4 +109,5 @@ const failed = (id) => (e) => {
 };
 window.paperReady = await paperTable('results/', 'paper').catch(failed('paper'));
 window.paperEmojiReady = await paperTable('results/emoji/', 'paper-emoji').catch(failed('paper-emoji'));
+window.paperT2iReady = await paperTable('results/emoji-t2i/', 'paper-t2i').catch(failed('paper-t2i'));
 window.resultsReady = index.bundles.length;

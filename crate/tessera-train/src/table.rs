@@ -423,7 +423,15 @@ pub fn table(args: &TableArgs, device: &Device, device_name: &str) -> Result<Val
     std::fs::create_dir_all(&args.out)?;
     let t0 = Instant::now();
     let mut r = Runner { args, budget: budget.clone(), device, device_name, commands: Vec::new() };
-    // Shared by every row and seed: the perceptual-loss classifier and the teachers (seed 0).
+    // Shared by every row and seed: the perceptual-loss classifier and the teachers (seed 0); with
+    // --tokenizers-from, those of that table (the tokenizers were made with them).
+    if let Some(from) = &args.tokenizers_from {
+        for d in ["classifier", "teacher-vit", "teacher-vit-mim", "teacher-lite0"] {
+            if done(&from.join(d)) && !args.work.join(d).exists() {
+                copy_all(&from.join(d), &args.work.join(d))?;
+            }
+        }
+    }
     let skip = |d: &str| args.finished_only || done(&args.work.join(d));
     r.train(TrainArgs { stage: Stage::Classifier, ..r.base_args() }, skip("classifier"))?;
     let all: Vec<&Row> = rows.iter().chain(&ablations).collect();
@@ -452,7 +460,7 @@ pub fn table(args: &TableArgs, device: &Device, device_name: &str) -> Result<Val
     // Shared by every row: the evaluator, the test images and the FID floor, from the first eval JSON.
     let (mut reference, mut total_train, mut total_eval) = (Value::Null, 0.0, 0.0);
     let jobs: Vec<(&Row, &str, Vec<u64>)> = rows.iter().map(|row| (row, "main", args.seeds.clone()))
-        .chain(ablations.iter().map(|row| (row, if row.explicit_teacher { "teacher" } else { "codebook" }, ablation_seeds.clone())))
+        .chain(ablations.iter().map(|row| (row, if row.text.is_some() { "text" } else if row.explicit_teacher { "teacher" } else { "codebook" }, ablation_seeds.clone())))
         .collect();
     // Seed-major order: every row (ablations too) at its first seed, then the main rows' further
     // seeds, so a partial run already compares every tokenizer. The table is rewritten after every
@@ -469,6 +477,15 @@ pub fn table(args: &TableArgs, device: &Device, device_name: &str) -> Result<Val
         let row = jobs[j].0;
         if args.finished_only && !evaluated(j, seed) {
             eprintln!("table: {} seed {seed} not evaluated yet (--finished-only)", row.name);
+            missing += 1;
+            continue;
+        }
+        if let Some(from) = &args.tokenizers_from
+            && !done(&from.join(row.tokenizer_name()).join(format!("s{seed}")).join("tokenizer"))
+            && !done(&run_dir(&args.work, row, seed).join("tokenizer"))
+        {
+            // its tokenizer comes from the other table: not trained there yet, so not here either
+            eprintln!("table: {} seed {seed} waits for its tokenizer in {} (--tokenizers-from)", row.name, from.display());
             missing += 1;
             continue;
         }

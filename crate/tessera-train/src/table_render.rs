@@ -144,7 +144,7 @@ pub fn markdown(t: &Value) -> String {
          EfficientNet-Lite2 pretrained on ImageNet (a network that is no teacher; not Inception), where measured.\n\n",
         b["tokenizer_steps"], b["disc_start"], b["n_layer"], b["n_embd"], b["proposal_steps"], b["batch_size"], b["teacher_steps"],
     ));
-    for (group, title) in [("main", "Main table"), ("teacher", "Ablation: teacher"), ("codebook", "Ablation: codebook size")] {
+    for (group, title) in [("main", "Main table"), ("teacher", "Ablation: teacher"), ("codebook", "Ablation: codebook size"), ("text", "Ablation: text encoder")] {
         let rows: Vec<&Value> = t["rows"].as_array().into_iter().flatten().filter(|r| r["group"] == group).collect();
         if rows.is_empty() {
             continue;
@@ -188,7 +188,7 @@ pub(crate) fn row_json(args: &TableArgs, row: &Row, group: &str, evals: &[(u64, 
         }
         figures[p] = json!(format!("samples/{}-{p}.png", row.name));
     }
-    if group != "codebook" {
+    if group != "codebook" && group != "text" {
         let path = args.out.join(format!("tsne-{}.png", row.name));
         if !path.exists() {
             codebook_figure(&bundle, &evals[0].1, &row.label(), &path, device)?;
@@ -212,11 +212,15 @@ pub(crate) fn row_json(args: &TableArgs, row: &Row, group: &str, evals: &[(u64, 
 pub(crate) fn with_references(rows: Vec<Value>) -> Vec<Value> {
     let main: Vec<&Value> = rows.iter().filter(|r| r["group"] == "main").collect();
     let mut out: Vec<Value> = main.iter().map(|r| (*r).clone()).collect();
-    for group in ["teacher", "codebook"] {
+    for group in ["teacher", "codebook", "text"] {
         let mut members: Vec<Value> = rows.iter().filter(|r| r["group"] == group).cloned().collect();
         for a in rows.iter().filter(|r| r["group"] == group) {
             let same = |m: &&&Value| m["tokenizer"] == a["tokenizer"]
-                && if group == "teacher" { m["codebook_size"] == a["codebook_size"] } else { m["teacher"] == a["teacher"] };
+                && match group {
+                    "teacher" => m["codebook_size"] == a["codebook_size"],
+                    "codebook" => m["teacher"] == a["teacher"],
+                    _ => m["teacher"] == a["teacher"] && m["codebook_size"] == a["codebook_size"],
+                };
             let Some(base) = main.iter().find(same) else { continue };
             if members.iter().any(|r| r["reference"] == true && r["row"] == base["row"]) {
                 continue;
