@@ -158,8 +158,8 @@ async fn webgpu_and_cpu_agree_on_logits_and_pixels() {
     for (proposal, tokens) in [("ar", &prefix), ("nar", &grid)] {
         for class in [0usize, 7, 10] {
             let t = opts(json!([tokens]));
-            let a = js_sys::Float32Array::from(settle(gpu.proposal_logits(proposal.into(), class, t.clone())).await.unwrap()).to_vec();
-            let b = js_sys::Float32Array::from(settle(cpu.proposal_logits(proposal.into(), class, t)).await.unwrap()).to_vec();
+            let a = js_sys::Float32Array::from(settle(gpu.proposal_logits(proposal.into(), class, t.clone(), None)).await.unwrap()).to_vec();
+            let b = js_sys::Float32Array::from(settle(cpu.proposal_logits(proposal.into(), class, t, None)).await.unwrap()).to_vec();
             assert_eq!(a.len(), b.len());
             for (x, y) in a.iter().zip(&b) {
                 max_diff = max_diff.max((x - y).abs());
@@ -251,4 +251,93 @@ async fn an_efficientnet_cluster_tokenizer_encodes_alike_on_webgpu_and_cpu() {
     let t = opts(json!(tb));
     let worst = px(settle(gpu.decode(t.clone())).await.unwrap()).iter().zip(&px(settle(cpu.decode(t)).await.unwrap())).map(|(x, y)| (*x as i32 - *y as i32).abs()).max().unwrap();
     assert!(worst <= 1, "decoded pixels differ by {worst} levels");
+}
+
+/// A word-level prompt tokenizer (`[CLS] ... [SEP]`, lower case): `tokenizers`' JSON, as a
+/// text-to-image bundle ships it.
+const TEXT_TOKENIZER: &str = r#"{"version":"1.0","truncation":null,"padding":null,"added_tokens":[],"normalizer":{"type":"Lowercase"},"pre_tokenizer":{"type":"Whitespace"},"post_processor":{"type":"TemplateProcessing","single":[{"SpecialToken":{"id":"[CLS]","type_id":0}},{"Sequence":{"id":"A","type_id":0}},{"SpecialToken":{"id":"[SEP]","type_id":0}}],"pair":[{"Sequence":{"id":"A","type_id":0}},{"Sequence":{"id":"B","type_id":1}}],"special_tokens":{"[CLS]":{"id":"[CLS]","ids":[2],"tokens":["[CLS]"]},"[SEP]":{"id":"[SEP]","ids":[3],"tokens":["[SEP]"]}}},"decoder":null,"model":{"type":"WordLevel","vocab":{"[PAD]":0,"[UNK]":1,"[CLS]":2,"[SEP]":3,"red":4,"apple":5,"green":6},"unk_token":"[UNK]"}}"#;
+
+/// Text to image in wasm: a tiny text-conditioned bundle loads with its prompt tokenizer, generates
+/// from a prompt with the same tokens on WebGPU and CPU, reports what it cannot read, and refuses a
+/// class, a missing prompt tokenizer and an over-long prompt with typed errors.
+#[wasm_bindgen_test]
+async fn a_text_to_image_bundle_generates_from_a_prompt() {
+    use burn::prelude::*;
+    use std::collections::BTreeMap;
+    use tessera::bundle::weights::{module_to_tensors, to_safetensors};
+    use tessera::bundle::{DatasetInfo, FileEntry, Manifest, ProposalEntry, ProposalSpec, Provenance, TextInfo, TokenizerSpec, sha256_hex};
+    use tessera::proposal::ProposalConfig;
+    use tessera::proposal::condition::{TextConditionConfig, TextEncoderSpec};
+    use tessera::sampling::sampler::SamplingOptions;
+    use tessera::tokenizer::vqgan::VqganConfig;
+    let d = Device::flex();
+    d.seed(5);
+    let tok_cfg = VqganConfig { channels: 4, codebook_size: 16, code_dim: 4, ..Default::default() };
+    let text = TextConditionConfig { n_ctx: 6, encoder: TextEncoderSpec::Learned { vocab_size: 7, n_embd: 16, n_layer: 1, n_head: 2 } };
+    let p = ProposalConfig { vocab_size: 16, num_classes: 2, block_size: 64, n_layer: 1, n_head: 2, n_embd: 16, text: Some(text.clone()) };
+    let tok = to_safetensors(&module_to_tensors(&tok_cfg.init(&d).unwrap()));
+    let ar = to_safetensors(&module_to_tensors(&p.init_gpt(&d).unwrap()));
+    let nar = to_safetensors(&module_to_tensors(&p.init_maskgit(&d).unwrap()));
+    let entry = |path: &str, b: &[u8]| FileEntry { path: path.into(), bytes: b.len() as u64, sha256: sha256_hex(b) };
+    let manifest = Manifest {
+        format: tessera::bundle::FORMAT.into(),
+        format_version: tessera::bundle::FORMAT_VERSION_TEXT,
+        name: "tiny-t2i".into(),
+        dataset: DatasetInfo { name: "synthetic".into(), image_size: 32, channels: 1, background: 0, credits: vec![], classes: vec!["a".into(), "b".into()] },
+        grid: [8, 8],
+        tokenizer: TokenizerSpec::Vqgan(tok_cfg),
+        proposals: BTreeMap::from([
+            ("ar".to_string(), ProposalEntry { model: ProposalSpec::Ar(p.clone()), sampling: SamplingOptions::default() }),
+            ("nar".to_string(), ProposalEntry { model: ProposalSpec::Nar(p), sampling: SamplingOptions { steps: 4, ..Default::default() } }),
+        ]),
+        blank_token: 0,
+        files: BTreeMap::from([
+            ("tokenizer".to_string(), entry("tokenizer.safetensors", &tok)),
+            ("ar".to_string(), entry("ar.safetensors", &ar)),
+            ("nar".to_string(), entry("nar.safetensors", &nar)),
+            ("text_tokenizer".to_string(), entry("text_tokenizer.json", TEXT_TOKENIZER.as_bytes())),
+        ]),
+        provenance: Provenance::default(),
+        text: Some(TextInfo { n_ctx: 6, encoder: text.encoder, words: vec!["red".into(), "apple".into()], examples: vec!["red apple".into()] }),
+    };
+    let json_text = serde_json::to_string(&manifest).unwrap();
+    let with_text = |with: bool| {
+        let f = files(&tok, &[("ar", &ar), ("nar", &nar)]);
+        if with {
+            Reflect::set(&f, &"text_tokenizer".into(), &Uint8Array::from(TEXT_TOKENIZER.as_bytes())).unwrap();
+        }
+        f
+    };
+    // the prompt tokenizer is part of the bundle: without it, a BundleError
+    let missing = load_model(json_text.clone(), with_text(false), "cpu".into()).await.err().expect("loads without its prompt tokenizer");
+    assert_eq!(kind(&missing), "BundleError");
+    let (cpu, gpu) = (load_model(json_text.clone(), with_text(true), "cpu".into()).await.unwrap(), load_model(json_text, with_text(true), "webgpu".into()).await.unwrap());
+    let info = cpu.info().unwrap();
+    let t = Reflect::get(&info, &"text".into()).unwrap();
+    assert_eq!(Reflect::get(&t, &"nCtx".into()).unwrap().as_f64(), Some(6.0));
+    assert_eq!(Reflect::get(&t, &"encoder".into()).unwrap().as_string().as_deref(), Some("learned"));
+    let req = json!({"prompt": "Red apple", "count": 2, "seed": 3, "previewEvery": 0});
+    let a = settle(cpu.generate(opts(req.clone()), None)).await.unwrap();
+    let b = settle(gpu.generate(opts(req.clone()), None)).await.unwrap();
+    assert_eq!(tokens_of(&a), tokens_of(&b), "same prompt, same seed: same tokens on WebGPU and CPU");
+    assert_eq!(tokens_of(&a), tokens_of(&settle(cpu.generate(opts(req), None)).await.unwrap()));
+    let report = |r: &JsValue, k: &str| -> Vec<String> {
+        js_sys::Array::from(&Reflect::get(&Reflect::get(r, &"prompt".into()).unwrap(), &k.into()).unwrap()).iter().map(|v| v.as_string().unwrap()).collect()
+    };
+    let ids = js_sys::Uint32Array::from(Reflect::get(&Reflect::get(&a, &"prompt".into()).unwrap(), &"ids".into()).unwrap()).to_vec();
+    assert_eq!(ids, [2, 4, 5, 3]);
+    // a word outside the vocabulary and a word training never showed are both reported
+    let odd = settle(cpu.generate(opts(json!({"prompt": "green 🍎 apple", "proposal": "nar", "previewEvery": 0})), None)).await.unwrap();
+    assert_eq!((report(&odd, "unknown"), report(&odd, "unseen")), (vec!["🍎".to_string()], vec!["green".to_string()]));
+    // the empty prompt is unconditional
+    assert_eq!(tokens_of(&settle(cpu.generate(opts(json!({"prompt": "", "previewEvery": 0})), None)).await.unwrap())[0].len(), 64);
+    for bad in [json!({"class": 0}), json!({}), json!({"prompt": "x".repeat(1001)}), json!({"prompt": 7})] {
+        let e = settle(cpu.generate(opts(bad.clone()), None)).await.err().unwrap_or_else(|| panic!("{bad} was accepted"));
+        assert_eq!(kind(&e), "InvalidOption", "{bad}");
+    }
+    // the logits take the prompt too, and agree across devices
+    let la = js_sys::Float32Array::from(settle(cpu.proposal_logits("ar".into(), 0, opts(json!([[1, 2]])), Some("red apple".into()))).await.unwrap()).to_vec();
+    let lb = js_sys::Float32Array::from(settle(gpu.proposal_logits("ar".into(), 0, opts(json!([[1, 2]])), Some("red apple".into()))).await.unwrap()).to_vec();
+    assert_eq!(la.len(), 3 * 16);
+    assert!(la.iter().zip(&lb).all(|(x, y)| (x - y).abs() < 1e-3));
 }
