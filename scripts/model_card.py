@@ -185,6 +185,9 @@ def card(bundle):
         L.append(f"| code purity (test tokens whose code's majority class is their image's class) | {100 * e['code_purity']:.1f}% |")
     for p, r in e['proposals'].items():
         L.append(f"| class consistency, {p.upper()} samples (mean) | {100 * r['class_consistency_mean']:.1f}% |")
+        if r.get('clip_score') is not None:
+            L.append(f"| CLIPScore_tiny of {p.upper()} samples with their caption / with another class's caption (`models/clip-emoji`, not OpenAI's CLIP) | "
+                     f"{r['clip_score']:.1f} / {r['clip_score_mismatched']:.1f} |")
         if 'ppl' in r:
             L += [f"| PPL of {p.upper()} on test tokens | {r['ppl']:.2f} |",
                   f"| FID_eval / IS_eval of {r['samples']} {p.upper()} samples | {r['fid_eval']:.2f} / {r['is_eval']:.2f} |"]
@@ -254,6 +257,35 @@ def evaluator_card(d='models/evaluator'):
     print(f'wrote {d}/README.md')
 
 
+def clip_card(d='models/clip-emoji'):
+    """The tiny CLIP's card, from clip.json (written by `tessera-train export-clip`)."""
+    e = json.load(open(os.path.join(d, 'clip.json')))
+    t = e['provenance']['details']['training']
+    c = e['config']
+    L = [f"# {os.path.basename(d)}: the in-project text-image agreement scorer (CLIPScore_tiny)", '',
+         f"{e['name']}. It scores text-to-image samples by the cosine of image and prompt embeddings (x 100): "
+         '`clip_score` in a text-to-image bundle\'s `eval.json` and the CLIPScore_tiny columns of the T2I table. It is **not** '
+         "OpenAI's CLIP (no such weights exist offline here); figures computed with it are named for it.", '',
+         'CLIP\'s symmetric contrastive loss in miniature, trained on the training split\'s captions (every phrasing of every emoji), '
+         'apart from every generator it judges: its own weights and its own copy of the caption vocabulary.', '',
+         '| | |', '|---|---|',
+         f"| image tower | the evaluator's CNN shape (4 conv layers, width {c['image']['channels']}/{2 * c['image']['channels']}), projected to {c['embed_dim']} |",
+         f"| text tower | BPE vocabulary of {c['vocab_size']} tokens (`tokenizer.json`), {c['n_layer']}-layer transformer, width {c['n_embd']}, "
+         f"{c['n_head']} heads, {c['n_ctx']} positions, mean-pooled, projected to {c['embed_dim']} |",
+         f"| loss | symmetric InfoNCE over the batch, logit scale {c['logit_scale']:.2f} (CLIP's initial 1/0.07, fixed) |",
+         f"| training | {t['steps']} steps x batch {t['batch_size']}, seed {t['seed']}, {t['train_seconds'] / 60:.1f} min on 2 CPU cores, final loss {t['final_loss']:.3f} |",
+         f"| caption -> image R@1 (test split, pools of {e['pool']} unseen emoji; hit = any art style of the caption's emoji) | "
+         f"{100 * e['retrieval_r1']:.1f}% (chance {100 * e['retrieval_chance']:.1f}%) |",
+         f"| CLIPScore_tiny of test images with their own name / another image's name | {e['score_matched_test']:.1f} / {e['score_mismatched_test']:.1f} |",
+         f"| file | `{e['file']['path']}`, {e['file']['bytes']:,} bytes, f16, sha256 `{e['file']['sha256'][:16]}…` |", '',
+         f"Command: `{t['command']}`, then `{e['provenance']['command']}`. Reproduced by `DATA=emoji scripts/train.sh`.", '',
+         '## Limitations', '',
+         '- A small model trained on ~23,000 captions of ~5,800 images: it knows emoji names and keywords, nothing else.',
+         '- Generated images can fool it in ways a person would not notice; its scores compare generators within this project only.']
+    open(os.path.join(d, 'README.md'), 'w').write('\n'.join(L) + '\n')
+    print(f'wrote {d}/README.md')
+
+
 def index(models='models'):
     out = []
     for man in sorted(glob.glob(os.path.join(models, '*', 'manifest.json'))):
@@ -315,4 +347,7 @@ if __name__ == '__main__':
     for d in ('models/evaluator', 'models/evaluator-emoji'):
         if os.path.exists(os.path.join(d, 'evaluator.json')):
             evaluator_card(d)
+    for d in glob.glob('models/clip-*'):
+        if os.path.exists(os.path.join(d, 'clip.json')):
+            clip_card(d)
     index()

@@ -85,7 +85,8 @@ for name in $ONLY; do
     "$BIN" train --run "$run" --tokenizer "$tok" --stage "$stage" "${steps[@]}" "${common[@]}" "${text[@]}" "$@" 2>&1 | log
   done
   "$BIN" export --run "$run" --out "$out" --name "$PREFIX-$name"
-  clip=(); [ ${#text[@]} -gt 0 ] && clip=("${CLIP[@]}")
+  # text to image: scored by the tiny CLIP, 30 samples per class (10 per held-out caption)
+  clip=(); [ ${#text[@]} -gt 0 ] && clip=("${CLIP[@]}" --samples-per-class 30)
   "$BIN" eval --bundle "$out" --evaluator "$EVALUATOR" --out "$out/eval.json" --recon-png "$out/reconstructions.png" "${clip[@]}" 2>&1 | log
   for p in ar nar; do
     # class bundles: one row per class (at most 20, spread over the list); text to image: one row per example prompt
