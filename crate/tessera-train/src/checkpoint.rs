@@ -63,6 +63,16 @@ impl Checkpoint {
         let s = std::fs::read_to_string(self.dir.join("state.json"))?;
         Ok(serde_json::from_str(&s)?)
     }
+    /// The state of a finished checkpoint, else an error naming `what` and how to train it (`how`).
+    pub fn finished(&self, what: &str, how: &str) -> Result<TrainState> {
+        if self.exists() {
+            let s = self.state()?;
+            if s.done {
+                return Ok(s);
+            }
+        }
+        anyhow::bail!("no finished {what} in {} ({how})", self.dir.display())
+    }
 
     pub fn save<M: Module>(&self, model: &M, optim: Option<&ModuleOptimizer>, state: &TrainState) -> Result<()> {
         std::fs::create_dir_all(&self.dir).with_context(|| format!("creating {}", self.dir.display()))?;

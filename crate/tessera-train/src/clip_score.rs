@@ -4,7 +4,6 @@
 //! the image and prompt embeddings x 100. It is NOT OpenAI's CLIP: the figures are named for it.
 use crate::checkpoint::Checkpoint;
 use crate::data::{self, DataSpec, Dataset, Split, images_tensor};
-use crate::eval::git_commit;
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
 use serde_json::json;
@@ -116,10 +115,7 @@ impl ClipScorer {
 /// what it was trained on).
 pub fn export_clip(run: &Path, out: &Path, device: &Device) -> Result<()> {
     let ck = Checkpoint::new(run)?;
-    if !ck.exists() || !ck.state()?.done {
-        bail!("no finished tiny CLIP in {} (run `tessera-train train --stage clip`)", run.display());
-    }
-    let st = ck.state()?;
+    let st = ck.finished("tiny CLIP", "run `tessera-train train --stage clip`")?;
     let config: TinyClipConfig = serde_json::from_value(st.config.clone())?;
     let f32_bytes = std::fs::read(ck.weights_path())?;
     let bytes = to_safetensors_as(&from_safetensors("clip", &f32_bytes)?, Precision::F16);
@@ -140,7 +136,7 @@ pub fn export_clip(run: &Path, out: &Path, device: &Device) -> Result<()> {
         score_matched_test: f64::NAN,
         score_mismatched_test: f64::NAN,
         data: Some(info.clone()),
-        provenance: Provenance { command: std::env::args().collect::<Vec<_>>().join(" "), git_commit: git_commit(), created: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(), details },
+        provenance: crate::export::provenance(details),
     };
     std::fs::create_dir_all(out)?;
     std::fs::write(out.join(&card.file.path), &bytes)?;

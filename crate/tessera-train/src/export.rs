@@ -15,6 +15,11 @@ use tessera::bundle::{DatasetInfo, FileEntry, Manifest, ProposalEntry, ProposalS
 use crate::train::text::{WORDS_FILE, WordList, word_list};
 use tessera::proposal::ProposalConfig;
 
+/// Where an exported file came from: this command line, the commit, now.
+pub(crate) fn provenance(details: BTreeMap<String, serde_json::Value>) -> Provenance {
+    Provenance { command: std::env::args().collect::<Vec<_>>().join(" "), git_commit: git_commit(), created: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(), details }
+}
+
 /// Writes a run's tokenizer and its finished proposal networks (`run/ar`, `run/nar`) as a bundle in
 /// `out`, weights in f16 (half the download; `eval` measures the bundle as shipped).
 pub fn export(run: &Path, out: &Path, name: &str, device: &Device) -> Result<()> {
@@ -105,12 +110,7 @@ pub fn export(run: &Path, out: &Path, name: &str, device: &Device) -> Result<()>
         proposals,
         blank_token,
         files,
-        provenance: Provenance {
-            command: std::env::args().collect::<Vec<_>>().join(" "),
-            git_commit: git_commit(),
-            created: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-            details,
-        },
+        provenance: provenance(details),
         text,
     };
     let text = serde_json::to_string_pretty(&manifest)?;
@@ -128,10 +128,7 @@ pub fn export(run: &Path, out: &Path, name: &str, device: &Device) -> Result<()>
 /// metrics' yardstick keeps full precision), card with its measured test accuracy.
 pub fn export_evaluator(run: &Path, data: Option<&DataSpec>, out: &Path, device: &Device) -> Result<()> {
     let ck = Checkpoint::new(run)?;
-    if !ck.exists() || !ck.state()?.done {
-        bail!("no finished evaluator in {} (run `tessera-train train --stage evaluator`)", run.display());
-    }
-    let st = ck.state()?;
+    let st = ck.finished("evaluator", "run `tessera-train train --stage evaluator`")?;
     let config: ClassifierConfig = serde_json::from_value(st.config.clone())?;
     let bytes = std::fs::read(ck.weights_path())?;
     let model = load_module(config.init(device)?, from_safetensors("evaluator", &bytes)?, "evaluator", device, false)?;
@@ -153,7 +150,7 @@ pub fn export_evaluator(run: &Path, data: Option<&DataSpec>, out: &Path, device:
         file: FileEntry { path, bytes: bytes.len() as u64, sha256: sha256_hex(&bytes) },
         test_accuracy,
         data: Some(info.clone()),
-        provenance: Provenance { command: std::env::args().collect::<Vec<_>>().join(" "), git_commit: git_commit(), created: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(), details },
+        provenance: provenance(details),
     };
     std::fs::write(out.join("evaluator.json"), serde_json::to_string_pretty(&card)? + "\n")?;
     eprintln!("exported the evaluator to {} (test accuracy {:.2}%)", out.display(), 100.0 * test_accuracy);

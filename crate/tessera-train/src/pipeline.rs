@@ -155,10 +155,7 @@ pub fn run_train(a: &TrainArgs, dev: &Device, command: &str) -> Result<()> {
     }
     let load_teacher = || -> Result<(TeacherConfig, Teacher)> {
         let ck = checkpoint::Checkpoint::new(&a.teacher)?;
-        if !ck.exists() || !ck.state()?.done {
-            bail!("no finished teacher in {} (run --stage teacher first)", a.teacher.display());
-        }
-        let cfg: TeacherConfig = serde_json::from_value(ck.state()?.config).with_context(|| format!("the teacher config in {}", a.teacher.display()))?;
+        let cfg: TeacherConfig = serde_json::from_value(ck.finished("teacher", "run --stage teacher first")?.config).with_context(|| format!("the teacher config in {}", a.teacher.display()))?;
         if cfg.image_channels() != shape.channels || cfg.image_size() != shape.size || cfg.grid() != shape.size / 4 {
             bail!(
                 "the teacher in {} takes {}x{}x{} images with a {}x{} feature grid; this run needs {}x{}x{} and {}x{}",

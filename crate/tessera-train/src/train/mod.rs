@@ -184,6 +184,14 @@ mod tests {
         Dataset { info, images, labels, texts: vec![] }
     }
 
+    /// The squares with a caption naming each one's corner (`caption` of the corner's name).
+    fn captioned_squares(caption: impl Fn(&str) -> String) -> Dataset {
+        let mut data = squares();
+        let names = ["top left", "top right", "bottom left", "bottom right"];
+        data.texts = data.labels.iter().map(|&c| caption(names[c as usize])).collect();
+        data
+    }
+
     fn sched(steps: usize, resume: bool) -> Schedule {
         Schedule { steps, batch_size: 16, lr: 3e-3, warmup: 2, seed: 1, checkpoint_every: 5, resume, command: "test".into() }
     }
@@ -232,9 +240,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("tessera-train-t2i-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let d = Device::flex();
-        let mut data = squares();
-        let names = ["top left", "top right", "bottom left", "bottom right"];
-        data.texts = data.labels.iter().map(|&c| format!("a square at the {}\n{} square", names[c as usize], names[c as usize])).collect();
+        let data = captioned_squares(|n| format!("a square at the {n}\n{n} square"));
         let o = TextOptions { encoder: TextEncoderKind::Learned, vocab_size: 40, n_ctx: 8, n_layer: 1, n_embd: 32, n_head: 2 };
         let caps = Captions::prepare(&dir, &data, &o, &d).unwrap();
         let vocab = std::fs::read_to_string(dir.join("text/tokenizer.json")).unwrap();
@@ -319,9 +325,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("tessera-train-clip-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let d = Device::flex();
-        let mut data = squares();
-        let names = ["top left", "top right", "bottom left", "bottom right"];
-        data.texts = data.labels.iter().map(|&c| format!("a square at the {}", names[c as usize])).collect();
+        let data = captioned_squares(|n| format!("a square at the {n}"));
         let o = TextOptions { encoder: TextEncoderKind::Learned, vocab_size: 40, n_ctx: 8, n_layer: 1, n_embd: 16, n_head: 2 };
         let caps = Captions::prepare(&dir, &data, &o, &d).unwrap();
         let cfg = tessera::train::clip::TinyClipConfig {
