@@ -79,7 +79,7 @@ impl TextConditionConfig {
         Ok(())
     }
     pub(crate) fn init(&self, n_embd: usize, device: &Device) -> TextPrefix {
-        let normal = |n: usize, w: usize| EmbeddingConfig::new(n, w).with_initializer(Initializer::Normal { mean: 0.0, std: 0.02 }).init(device);
+        let normal = |n: usize, w: usize| normal_embedding(n, w, device);
         let encoder = match &self.encoder {
             TextEncoderSpec::Learned { vocab_size, n_embd: w, n_layer, n_head } => Some(TextTransformer::new(*vocab_size, self.n_ctx, *w, *n_layer, *n_head, device)),
             TextEncoderSpec::Pretrained { .. } => None,
@@ -91,6 +91,11 @@ impl TextConditionConfig {
             start: normal(1, n_embd),
         }
     }
+}
+
+/// An `n x w` embedding table initialised N(0, 0.02) (GPT-2's init, as the proposal networks').
+fn normal_embedding(n: usize, w: usize, device: &Device) -> Embedding {
+    EmbeddingConfig::new(n, w).with_initializer(Initializer::Normal { mean: 0.0, std: 0.02 }).init(device)
 }
 
 /// A prompt ready for the network: ids `[b, n_ctx]` (`[CLS] ... [SEP]` then padding), `pad` `[b,
@@ -160,7 +165,7 @@ pub struct TextTransformer {
 impl TextTransformer {
     /// `n_layer` bidirectional blocks of width `n_embd` over `vocab_size` tokens at `n_ctx` positions.
     pub(crate) fn new(vocab_size: usize, n_ctx: usize, n_embd: usize, n_layer: usize, n_head: usize, device: &Device) -> Self {
-        let normal = |n: usize, w: usize| EmbeddingConfig::new(n, w).with_initializer(Initializer::Normal { mean: 0.0, std: 0.02 }).init(device);
+        let normal = |n: usize, w: usize| normal_embedding(n, w, device);
         TextTransformer {
             tok: normal(vocab_size, n_embd),
             pos: normal(n_ctx, n_embd),
