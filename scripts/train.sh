@@ -21,7 +21,9 @@ tessera_train_bin
 # PyPI wheel), `-vit` and `-mim` the in-domain ViT teachers (the ablation); `t2i-<tokenizer>` is
 # text to image: AR and NAR networks conditioned on the emoji captions through the in-project text
 # encoder (a BPE vocabulary learned from the captions + a small transformer trained jointly), over
-# that tokenizer's bundle (trained first: its tokenizer is copied, not retrained).
+# that tokenizer's bundle (trained first: its tokenizer is copied, not retrained); `t2i-<tokenizer>-minilm`
+# the same through the frozen pretrained all-MiniLM-L6-v2 (MINILM_STEPS per network, default 800:
+# the shipped comparison point; the T2I table compares both encoders at one budget).
 DATA="${DATA:-fashion-mnist}"
 case "$DATA" in
   fashion-mnist)
@@ -30,7 +32,7 @@ case "$DATA" in
     TOKENIZER_STEPS="${TOKENIZER_STEPS:-600}"; PROPOSAL_STEPS="${PROPOSAL_STEPS:-500}"; CLASSIFIER_STEPS="${CLASSIFIER_STEPS:-500}" ;;
   emoji)
     PREFIX=emoji; RUNS="${RUNS:-runs/emoji}"; EVALUATOR=models/evaluator-emoji
-    ONLY="${ONLY:-vqkd cluster vqgan fsq t2i-vqkd}"
+    ONLY="${ONLY:-vqkd cluster vqgan fsq t2i-vqkd t2i-vqkd-minilm}"
     TOKENIZER_STEPS="${TOKENIZER_STEPS:-2000}"; PROPOSAL_STEPS="${PROPOSAL_STEPS:-2000}"; CLASSIFIER_STEPS="${CLASSIFIER_STEPS:-3000}" ;;
   *) echo "train.sh: DATA must be fashion-mnist or emoji" >&2; exit 2 ;;
 esac
@@ -57,6 +59,7 @@ for name in $ONLY; do
   text=()
   if [ "$tok" = t2i ]; then
     tok="${name#t2i-}"; text=(--text-encoder learned)
+    if [[ "$tok" == *-minilm ]]; then tok="${tok%-minilm}"; text=(--text-encoder minilm); fi
     [ -f "$RUNS/$tok/tokenizer/state.json" ] || { echo "train.sh: $name needs the $tok tokenizer: train '$tok' first" >&2; exit 1; }
     if [ ! -d "$RUNS/$name/tokenizer" ]; then
       mkdir -p "$RUNS/$name"; cp -r "$RUNS/$tok/tokenizer" "$RUNS/$tok/data.json" "$RUNS/$name/"
@@ -80,6 +83,7 @@ for name in $ONLY; do
   # eval.json to redo export, eval, grids and card.
   if [ -f "$out/eval.json" ]; then echo "kept (already evaluated): $out" | log; continue; fi
   steps=(--tokenizer-steps "$TOKENIZER_STEPS" --proposal-steps "$PROPOSAL_STEPS")
+  [[ "$name" == t2i-*-minilm ]] && steps=(--proposal-steps "${MINILM_STEPS:-800}")
   for stage in tokenizer ar nar; do
     [ ${#text[@]} -gt 0 ] && [ "$stage" = tokenizer ] && continue   # text to image: the tokenizer was copied
     "$BIN" train --run "$run" --tokenizer "$tok" --stage "$stage" "${steps[@]}" "${common[@]}" "${text[@]}" "$@" 2>&1 | log

@@ -388,7 +388,7 @@ $('model').addEventListener('change', load);
 function showDataset(dataset) {
   const bundles = index.bundles.filter((b) => datasetOf(b) === dataset);
   $('model').replaceChildren(...bundles.map((b) => new Option(b.text
-    ? `Text to image: ${b.label}${b.teacher ? ` (${b.teacher_label ?? b.teacher})` : ''}, ${b.text.encoder === 'learned' ? 'in-project' : 'pretrained'} text encoder`
+    ? `Text to image: ${b.label}${b.teacher ? ` (${b.teacher_label ?? b.teacher})` : ''}, ${b.text.encoder === 'learned' ? 'in-project text encoder' : `pretrained text encoder ${b.text.name ?? ''} (+${((b.download_bytes?.text_encoder ?? 0) / 1e6).toFixed(0)} MB download)`}`
     : `${b.label}${b.teacher ? ` (${b.teacher_label ?? b.teacher})` : ''} — ${b.family}`, b.path)));
   $('model').value = bundles.some((b) => b.path === index.default) ? index.default : bundles[0]?.path ?? '';
 }

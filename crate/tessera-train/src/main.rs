@@ -44,6 +44,7 @@ fn main() -> Result<()> {
         Cmd::Train(a) => pipeline::run_train(&a, &dev, &command_line),
         Cmd::Export { run, out, name } => export::export(&run, &out, &name, &dev),
         Cmd::ExportClip { run, out } => clip_score::export_clip(&run, &out, &dev),
+        Cmd::ExportTextEncoder { bundle } => export::export_text_encoder(&bundle, &dev),
         Cmd::ExportEvaluator { run, data, out } => export::export_evaluator(&run, data.as_ref(), &out, &dev),
         Cmd::Generate { bundle, proposal, class, prompt, max_classes, count, sampling, out, tokens_out } => {
             eval::generate_grid(&bundle, &proposal, class.as_deref(), &prompt, max_classes, count, &sampling, &out, tokens_out.as_deref(), &dev)

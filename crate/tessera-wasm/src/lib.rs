@@ -10,7 +10,7 @@ use js_sys::{Function, Object, Reflect, Uint8ClampedArray};
 use serde::Deserialize;
 use std::cell::RefCell;
 use std::rc::Rc;
-use tessera::bundle::{Bundle, Manifest, PromptReport, Proposal, TEXT_TOKENIZER};
+use tessera::bundle::{Bundle, Manifest, PromptReport, Proposal, TEXT_ENCODER, TEXT_TOKENIZER, TextFiles};
 use tessera::sampling::{MAX_COUNT, Request, decode, read_f32, to_rgba, tokens_tensor};
 use tessera::sampling::sampler::SamplingOptions;
 use tessera::TesseraError;
@@ -166,12 +166,17 @@ pub async fn load_model(manifest: String, files_obj: JsValue, device: String) ->
     }
     let tokenizer = files.remove("tokenizer").ok_or_else(|| option_err("files: missing 'tokenizer'"))?;
     let text_tokenizer = files.remove(TEXT_TOKENIZER);
+    let text_encoder = files.remove(TEXT_ENCODER);
     if let Some(role) = files.keys().find(|r| !manifest.proposals.contains_key(*r)) {
         return Err(option_err(format!("files: '{role}' is not a proposal network of this bundle")));
     }
     let proposals: Vec<(&str, &[u8])> = files.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
     let cpu = Device::flex();
-    let load = |d: &Device| Bundle::from_bytes(manifest.clone(), &tokenizer, &proposals, text_tokenizer.as_deref(), d).map_err(bundle_err);
+    if text_encoder.is_some() && text_tokenizer.is_none() {
+        return Err(option_err(format!("files: '{TEXT_ENCODER}' without '{TEXT_TOKENIZER}'")));
+    }
+    let text = text_tokenizer.as_deref().map(|tokenizer| TextFiles { tokenizer, encoder: text_encoder.as_deref() });
+    let load = |d: &Device| Bundle::from_bytes(manifest.clone(), &tokenizer, &proposals, text, d).map_err(bundle_err);
     let (bundle, dev, name, adapter, fallback_reason) = match device.as_str() {
         "cpu" => (load(&cpu)?, cpu, "cpu", "burn flex (wasm simd128)".to_string(), None),
         "webgpu" => {
@@ -275,15 +280,13 @@ fn rgba_array(images: &[Vec<u8>]) -> Uint8ClampedArray {
 }
 
 impl Inner {
-    /// The prompt of a text-to-image bundle (its states too, once a pretrained encoder runs here).
-    fn prompts(&self, prompt: &str) -> Result<(tessera::sampling::Prompts, PromptReport), TesseraError> {
-        if let Some(tessera::proposal::condition::TextEncoderSpec::Pretrained { name, .. }) = self.bundle.manifest.text.as_ref().map(|t| &t.encoder) {
-            return Err(TesseraError::InvalidOption(format!("this bundle's text encoder ({name}) does not run in the browser build yet; use a bundle with the in-project text encoder")));
-        }
-        self.bundle.prompts(prompt)
+    /// The prompt of a text-to-image bundle: ids, and a pretrained text encoder's states (run here,
+    /// on the bundle's device).
+    async fn prompts(&self, prompt: &str) -> Result<(tessera::sampling::Prompts, PromptReport), TesseraError> {
+        self.bundle.encode_prompt(prompt).await
     }
 
-    fn request(&self, o: GenerateOptions) -> Result<(String, Request, usize, Option<PromptReport>), TesseraError> {
+    async fn request(&self, o: GenerateOptions) -> Result<(String, Request, usize, Option<PromptReport>), TesseraError> {
         let m = &self.bundle.manifest;
         let proposal = match o.proposal {
             Some(p) => p,
@@ -294,7 +297,7 @@ impl Inner {
         let (class, prompt) = match (o.class, o.prompt, &m.text) {
             (Some(_), _, Some(_)) => return Err(TesseraError::InvalidOption("this model generates from a prompt: give `prompt`, not `class` (\"\" = unconditional)".into())),
             (None, None, Some(_)) => return Err(TesseraError::InvalidOption("this model generates from a prompt: give `prompt` (\"\" = unconditional)".into())),
-            (None, Some(p), Some(_)) => (0, Some(self.prompts(&p)?)),
+            (None, Some(p), Some(_)) => (0, Some(p)),
             (_, Some(_), None) => return Err(TesseraError::InvalidOption("this model is class-conditional: give `class`, not `prompt`".into())),
             (None, None, None) => return Err(TesseraError::InvalidOption("missing option `class` (an index or a class name)".into())),
             (Some(ClassRef::Index(i)), None, None) => (i, None),
@@ -320,7 +323,10 @@ impl Inner {
             steps: o.steps.unwrap_or(d.steps),
             confidence_noise: o.confidence_noise.unwrap_or(d.confidence_noise),
         };
-        let (prompt, report) = prompt.map_or((None, None), |(p, r)| (Some(p), Some(r)));
+        let (prompt, report) = match prompt {
+            Some(p) => self.prompts(&p).await.map(|(p, r)| (Some(p), Some(r)))?,
+            None => (None, None),
+        };
         let req = Request { class, count: o.count, options, prompt };
         req.validate(entry.model.num_classes(), entry.model.vocab_size())?;
         let every = o.preview_every.unwrap_or(if entry.model.kind() == "nar" { 1 } else { m.grid[1] });
@@ -339,7 +345,7 @@ impl Inner {
         }
         let mut o: GenerateOptions = serde_wasm_bindgen::from_value(opts).map_err(|e| TesseraError::InvalidOption(e.to_string()))?;
         let given = o.given.take();
-        let (proposal, req, preview_every, report) = self.request(o)?;
+        let (proposal, req, preview_every, report) = self.request(o).await?;
         let t0 = now();
         let m = &self.bundle.manifest;
         let (per, k) = (m.tokenizer.tokens_per_image(), m.tokenizer.codebook_size());
@@ -468,7 +474,7 @@ impl Inner {
         }
         // the condition as sampling builds it: the class (the last index is the null class), or the prompt
         let prompts = match (&prompt, &m.text) {
-            (Some(p), Some(_)) => Some(self.prompts(p)?.0),
+            (Some(p), Some(_)) => Some(self.prompts(p).await?.0),
             (None, None) => None,
             (Some(_), None) => return Err(TesseraError::InvalidOption("this model is class-conditional: it takes a class, not a prompt".into())),
             (None, Some(_)) => return Err(TesseraError::InvalidOption("this model generates from a prompt: give one".into())),
@@ -551,6 +557,8 @@ impl Tessera {
             };
             set(&text, "encoder", kind);
             set(&text, "encoderName", name.as_str());
+            // a pretrained encoder is its own download (tens of MB): its size, for the page to show
+            set(&text, "encoderBytes", m.files.get(TEXT_ENCODER).map_or(0.0, |f| f.bytes as f64));
             set(&text, "words", strings(&t.words));
             set(&text, "examples", strings(&t.examples));
             set(&o, "text", text);

@@ -253,69 +253,55 @@ async fn an_efficientnet_cluster_tokenizer_encodes_alike_on_webgpu_and_cpu() {
     assert!(worst <= 1, "decoded pixels differ by {worst} levels");
 }
 
-/// A word-level prompt tokenizer (`[CLS] ... [SEP]`, lower case): `tokenizers`' JSON, as a
-/// text-to-image bundle ships it.
-const TEXT_TOKENIZER: &str = r#"{"version":"1.0","truncation":null,"padding":null,"added_tokens":[],"normalizer":{"type":"Lowercase"},"pre_tokenizer":{"type":"Whitespace"},"post_processor":{"type":"TemplateProcessing","single":[{"SpecialToken":{"id":"[CLS]","type_id":0}},{"Sequence":{"id":"A","type_id":0}},{"SpecialToken":{"id":"[SEP]","type_id":0}}],"pair":[{"Sequence":{"id":"A","type_id":0}},{"Sequence":{"id":"B","type_id":1}}],"special_tokens":{"[CLS]":{"id":"[CLS]","ids":[2],"tokens":["[CLS]"]},"[SEP]":{"id":"[SEP]","ids":[3],"tokens":["[SEP]"]}}},"decoder":null,"model":{"type":"WordLevel","vocab":{"[PAD]":0,"[UNK]":1,"[CLS]":2,"[SEP]":3,"red":4,"apple":5,"green":6},"unk_token":"[UNK]"}}"#;
-
-/// Text to image in wasm: a tiny text-conditioned bundle loads with its prompt tokenizer, generates
-/// from a prompt with the same tokens on WebGPU and CPU, reports what it cannot read, and refuses a
-/// class, a missing prompt tokenizer and an over-long prompt with typed errors.
+/// Text to image in wasm: a tiny text-conditioned bundle (`tessera::bundle::fixture`) loads with
+/// its prompt tokenizer, generates from a prompt with the same tokens on WebGPU and CPU, reports
+/// what it cannot read, and refuses a class, a missing prompt tokenizer and an over-long prompt
+/// with typed errors.
 #[wasm_bindgen_test]
 async fn a_text_to_image_bundle_generates_from_a_prompt() {
+    text_to_image(tessera::bundle::fixture::TinyCondition::Learned).await;
+}
+
+/// The same over a pretrained text encoder (a tiny random BERT in all-MiniLM-L6-v2's code): its
+/// weights are one more file of the bundle, it runs in the browser on the bundle's device, and a
+/// bundle loaded without it is a `BundleError`.
+#[wasm_bindgen_test]
+async fn a_pretrained_text_encoder_runs_in_the_browser() {
+    text_to_image(tessera::bundle::fixture::TinyCondition::Pretrained).await;
+}
+
+async fn text_to_image(condition: tessera::bundle::fixture::TinyCondition) {
     use burn::prelude::*;
-    use std::collections::BTreeMap;
-    use tessera::bundle::weights::{module_to_tensors, to_safetensors};
-    use tessera::bundle::{DatasetInfo, FileEntry, Manifest, ProposalEntry, ProposalSpec, Provenance, TextInfo, TokenizerSpec, sha256_hex};
-    use tessera::proposal::ProposalConfig;
-    use tessera::proposal::condition::{TextConditionConfig, TextEncoderSpec};
-    use tessera::sampling::sampler::SamplingOptions;
-    use tessera::tokenizer::vqgan::VqganConfig;
-    let d = Device::flex();
-    d.seed(5);
-    let tok_cfg = VqganConfig { channels: 4, codebook_size: 16, code_dim: 4, ..Default::default() };
-    let text = TextConditionConfig { n_ctx: 6, encoder: TextEncoderSpec::Learned { vocab_size: 7, n_embd: 16, n_layer: 1, n_head: 2 } };
-    let p = ProposalConfig { vocab_size: 16, num_classes: 2, block_size: 64, n_layer: 1, n_head: 2, n_embd: 16, text: Some(text.clone()) };
-    let tok = to_safetensors(&module_to_tensors(&tok_cfg.init(&d).unwrap()));
-    let ar = to_safetensors(&module_to_tensors(&p.init_gpt(&d).unwrap()));
-    let nar = to_safetensors(&module_to_tensors(&p.init_maskgit(&d).unwrap()));
-    let entry = |path: &str, b: &[u8]| FileEntry { path: path.into(), bytes: b.len() as u64, sha256: sha256_hex(b) };
-    let manifest = Manifest {
-        format: tessera::bundle::FORMAT.into(),
-        format_version: tessera::bundle::FORMAT_VERSION_TEXT,
-        name: "tiny-t2i".into(),
-        dataset: DatasetInfo { name: "synthetic".into(), image_size: 32, channels: 1, background: 0, credits: vec![], classes: vec!["a".into(), "b".into()] },
-        grid: [8, 8],
-        tokenizer: TokenizerSpec::Vqgan(tok_cfg),
-        proposals: BTreeMap::from([
-            ("ar".to_string(), ProposalEntry { model: ProposalSpec::Ar(p.clone()), sampling: SamplingOptions::default() }),
-            ("nar".to_string(), ProposalEntry { model: ProposalSpec::Nar(p), sampling: SamplingOptions { steps: 4, ..Default::default() } }),
-        ]),
-        blank_token: 0,
-        files: BTreeMap::from([
-            ("tokenizer".to_string(), entry("tokenizer.safetensors", &tok)),
-            ("ar".to_string(), entry("ar.safetensors", &ar)),
-            ("nar".to_string(), entry("nar.safetensors", &nar)),
-            ("text_tokenizer".to_string(), entry("text_tokenizer.json", TEXT_TOKENIZER.as_bytes())),
-        ]),
-        provenance: Provenance::default(),
-        text: Some(TextInfo { n_ctx: 6, encoder: text.encoder, words: vec!["red".into(), "apple".into()], examples: vec!["red apple".into()] }),
-    };
+    use tessera::bundle::fixture::{TinyBundle, TinyCondition};
+    use tessera::bundle::{TEXT_ENCODER, TEXT_TOKENIZER};
+    let t = TinyBundle::new(condition, 16, 16, 5, &Device::flex());
+    let pretrained = condition == TinyCondition::Pretrained;
+    let (tok, ar, nar) = (&t.files["tokenizer"], &t.files["ar"], &t.files["nar"]);
+    let manifest = t.manifest.clone();
     let json_text = serde_json::to_string(&manifest).unwrap();
-    let with_text = |with: bool| {
-        let f = files(&tok, &[("ar", &ar), ("nar", &nar)]);
-        if with {
-            Reflect::set(&f, &"text_tokenizer".into(), &Uint8Array::from(TEXT_TOKENIZER.as_bytes())).unwrap();
+    // the prompt side's files: (tokenizer, encoder) present or not
+    let with_text = |tokenizer: bool, encoder: bool| {
+        let f = files(tok, &[("ar", ar), ("nar", nar)]);
+        for (role, on) in [(TEXT_TOKENIZER, tokenizer), (TEXT_ENCODER, encoder)] {
+            if let (true, Some(b)) = (on, t.files.get(role)) {
+                Reflect::set(&f, &role.into(), &Uint8Array::from(b.as_slice())).unwrap();
+            }
         }
         f
     };
-    // the prompt tokenizer is part of the bundle: without it, a BundleError
-    let missing = load_model(json_text.clone(), with_text(false), "cpu".into()).await.err().expect("loads without its prompt tokenizer");
-    assert_eq!(kind(&missing), "BundleError");
-    let (cpu, gpu) = (load_model(json_text.clone(), with_text(true), "cpu".into()).await.unwrap(), load_model(json_text, with_text(true), "webgpu".into()).await.unwrap());
+    // the prompt tokenizer (and a pretrained encoder) are part of the bundle: without them, a BundleError
+    let missing = load_model(json_text.clone(), with_text(false, true), "cpu".into()).await.err().expect("loads without its prompt tokenizer");
+    assert_eq!(kind(&missing), if pretrained { "InvalidOption" } else { "BundleError" }, "an encoder without its tokenizer is a wrong files object");
+    if pretrained {
+        let missing = load_model(json_text.clone(), with_text(true, false), "cpu".into()).await.err().expect("loads without its text encoder");
+        assert_eq!(kind(&missing), "BundleError");
+    }
+    let (cpu, gpu) = (load_model(json_text.clone(), with_text(true, true), "cpu".into()).await.unwrap(), load_model(json_text, with_text(true, true), "webgpu".into()).await.unwrap());
     let info = cpu.info().unwrap();
     let t = Reflect::get(&info, &"text".into()).unwrap();
     assert_eq!(Reflect::get(&t, &"nCtx".into()).unwrap().as_f64(), Some(6.0));
-    assert_eq!(Reflect::get(&t, &"encoder".into()).unwrap().as_string().as_deref(), Some("learned"));
+    assert_eq!(Reflect::get(&t, &"encoder".into()).unwrap().as_string().as_deref(), Some(if pretrained { "pretrained" } else { "learned" }));
+    assert_eq!(Reflect::get(&t, &"encoderBytes".into()).unwrap().as_f64().unwrap() > 0.0, pretrained);
     let req = json!({"prompt": "Red apple", "count": 2, "seed": 3, "previewEvery": 0});
     let a = settle(cpu.generate(opts(req.clone()), None)).await.unwrap();
     let b = settle(gpu.generate(opts(req.clone()), None)).await.unwrap();

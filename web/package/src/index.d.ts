@@ -75,6 +75,8 @@ export interface TextInfo {
   /** 'learned': the in-project encoder, inside the bundle; 'pretrained': a separate encoder. */
   encoder: 'learned' | 'pretrained';
   encoderName: string;
+  /** Size of a pretrained text encoder's weights file (a separate download; 0 for the in-project encoder). */
+  encoderBytes: number;
   /** Every word of the training captions, most frequent first (prompt suggestions). */
   words: string[];
   /** Example prompts (training captions spread over the classes). */

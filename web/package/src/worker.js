@@ -84,11 +84,19 @@ async function load(id, { modelUrl, device, cache, proposals }, progress) {
     const wanted = proposals ?? Object.keys(manifest.proposals ?? {});
     for (const p of wanted) if (!manifest.proposals?.[p]) throw new TesseraError('InvalidOption', `this bundle has no proposal network '${p}' (it has: ${Object.keys(manifest.proposals ?? {}).join(', ')})`);
     const files = {};
-    // a text-to-image bundle also needs its prompt tokenizer (a few KB)
-    for (const role of ['tokenizer', ...wanted, ...(manifest.text ? ['text_tokenizer'] : [])]) {
+    // a text-to-image bundle also needs its prompt tokenizer (a few KB) and, over a pretrained
+    // text encoder (all-MiniLM-L6-v2), that encoder's weights (tens of MB, cached like the rest)
+    const text = manifest.text ? ['text_tokenizer', ...(manifest.files?.text_encoder ? ['text_encoder'] : [])] : [];
+    for (const role of ['tokenizer', ...wanted, ...text]) {
       const f = manifest.files?.[role];
       if (!f) throw new TesseraError('BundleError', `missing file '${role}' in manifest`);
-      files[role] = await fetchBytes(new URL(f.path, modelUrl).href, f.sha256, cache, controller.signal, (p) => progress({ stage: 'download', file: f.path, ...p }));
+      try {
+        files[role] = await fetchBytes(new URL(f.path, modelUrl).href, f.sha256, cache, controller.signal, (p) => progress({ stage: 'download', file: f.path, ...p }));
+      } catch (e) {
+        // the pretrained encoder is not committed: the server's owner writes it once
+        if (role === 'text_encoder' && e.name === 'NetworkError') throw new TesseraError('NetworkError', `${e.message} — the pretrained text encoder (${(f.bytes / 1e6).toFixed(1)} MB) is not on this server: write it with \`tessera-train export-text-encoder --bundle <bundle folder>\``);
+        throw e;
+      }
     }
     if (cancelled.has(id)) throw new TesseraError('AbortError', 'load cancelled');
     progress({ stage: 'init', device });

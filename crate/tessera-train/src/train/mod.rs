@@ -290,10 +290,9 @@ mod tests {
         assert_eq!(r.unknown, ["\u{1F34E}"], "a character outside the vocabulary");
         assert!(b.prompts(&"x".repeat(1001)).is_err(), "over-long prompts are refused");
         // same prompt, same seed: same tokens (AR and NAR); the empty prompt samples unconditionally
-        let enc = crate::eval::PromptEncoder::for_bundle(&b, &d).unwrap();
         for name in ["ar", "nar"] {
             let req = |prompt: &str| {
-                let (p, _) = enc.encode(&b, prompt, &d).unwrap();
+                let (p, _) = crate::eval::encode_prompt(&b, prompt).unwrap();
                 tessera::sampling::Request { class: 0, count: 2, options: tessera::sampling::sampler::SamplingOptions { seed: 5, guidance: 2.0, steps: 4, ..Default::default() }, prompt: Some(p) }
             };
             let (a, px) = crate::eval::sample_request(&b, name, req("top right square"), &d).unwrap();
@@ -310,7 +309,7 @@ mod tests {
         let t = std::fs::read(out.join("tokenizer.safetensors")).unwrap();
         let a = std::fs::read(out.join("ar.safetensors")).unwrap();
         assert!(matches!(tessera::bundle::Bundle::from_bytes(parsed.clone(), &t, &[("ar", &a)], None, &d), Err(tessera::BundleError::MissingFile(_))));
-        assert!(tessera::bundle::Bundle::from_bytes(parsed, &t, &[("ar", &a)], Some(b"{}"), &d).is_err(), "a wrong text tokenizer fails its checksum");
+        assert!(tessera::bundle::Bundle::from_bytes(parsed, &t, &[("ar", &a)], Some(tessera::bundle::TextFiles { tokenizer: b"{}", encoder: None }), &d).is_err(), "a wrong text tokenizer fails its checksum");
         // a run without captions is refused with a clear error
         let e = Captions::prepare(&dir.join("x"), &squares(), &o, &d).err().unwrap();
         assert!(e.to_string().contains("needs captions"), "{e}");

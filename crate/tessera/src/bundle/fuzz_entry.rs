@@ -30,8 +30,9 @@ pub fn join(parts: &[&[u8]]) -> Vec<u8> {
     out
 }
 
-/// Input: a mode byte, then parts `[manifest, tokenizer file, proposal files..., text tokenizer]` (the
-/// last only for a text-to-image manifest). Mode bit 0 set:
+/// Input: a mode byte, then parts `[manifest, tokenizer file, proposal files..., text tokenizer, text
+/// encoder]` (the last two only for a text-to-image manifest, the encoder only for a pretrained one).
+/// Mode bit 0 set:
 /// the manifest's file entries are rewritten to the sizes and checksums of the given files, so the
 /// fuzzer reaches the safetensors parser and the name/shape checks instead of stopping at a
 /// checksum. Loads on `device` (the fuzzer uses flex). Returns whether a bundle loaded.
@@ -44,8 +45,9 @@ pub fn load_untrusted(data: &[u8], device: &Device) -> bool {
     let tokenizer = files.first().copied().unwrap_or_default();
     let names: Vec<String> = m.proposals.keys().cloned().collect();
     let proposals: Vec<(&str, &[u8])> = names.iter().zip(files.iter().skip(1)).map(|(n, b)| (n.as_str(), *b)).collect();
-    // a text-to-image bundle's prompt tokenizer: the part after the proposal files
+    // a text-to-image bundle's prompt tokenizer (and encoder): the parts after the proposal files
     let text = m.text.as_ref().and_then(|_| files.get(1 + names.len()).copied());
+    let encoder = m.text.as_ref().and_then(|_| files.get(2 + names.len()).copied());
     if mode & 1 == 1 {
         let fix = |m: &mut Manifest, role: &str, bytes: &[u8]| {
             if let Some(f) = m.files.get_mut(role) {
@@ -59,6 +61,10 @@ pub fn load_untrusted(data: &[u8], device: &Device) -> bool {
         if let Some(t) = text {
             fix(&mut m, super::TEXT_TOKENIZER, t);
         }
+        if let Some(e) = encoder {
+            fix(&mut m, super::TEXT_ENCODER, e);
+        }
     }
+    let text = text.map(|tokenizer| super::TextFiles { tokenizer, encoder });
     Bundle::from_bytes(m, tokenizer, &proposals, text, device).is_ok()
 }

@@ -6,6 +6,7 @@ use crate::error::{BundleError, TesseraError};
 use crate::proposal::ProposalSpec;
 use crate::proposal::condition::{TextConditionConfig, TextEncoderSpec};
 use crate::sampling::sampler::SamplingOptions;
+use crate::text::minilm::MiniLmConfig;
 use crate::tokenizer::TokenizerSpec;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -14,6 +15,9 @@ use std::collections::BTreeMap;
 pub const FORMAT: &str = "tessera-bundle";
 /// File role of a text-to-image bundle's prompt tokenizer (`tokenizer.json`).
 pub const TEXT_TOKENIZER: &str = "text_tokenizer";
+/// File role of a pretrained text encoder's weights (f16 safetensors), in bundles whose proposal
+/// networks read a pretrained encoder's states (all-MiniLM-L6-v2).
+pub const TEXT_ENCODER: &str = "text_encoder";
 /// Version 2: one tokenizer shared by several proposal networks (v1 had exactly one AR network).
 pub const FORMAT_VERSION: u32 = 2;
 /// Version 3: text-to-image (a `text` section and a `text_tokenizer` file). Written only for
@@ -96,6 +100,10 @@ pub struct TextInfo {
     /// Example prompts (training captions spread over the classes).
     #[serde(default)]
     pub examples: Vec<String>,
+    /// A pretrained text encoder's sizes (its weights: the `text_encoder` file); `None` for the
+    /// in-project encoder, whose weights are part of the proposal networks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoder_model: Option<MiniLmConfig>,
 }
 
 impl TextInfo {
@@ -219,8 +227,27 @@ impl Manifest {
             if let Some(e) = t.examples.iter().find(|e| e.chars().count() > crate::text::vocab::MAX_PROMPT_CHARS) {
                 return bad(format!("example prompt of {} characters", e.chars().count()));
             }
-        } else if self.files.contains_key(TEXT_TOKENIZER) {
-            return bad(format!("a '{TEXT_TOKENIZER}' file without a text section"));
+            // a pretrained encoder: its sizes and weights file, its width the one the networks read
+            match (&t.encoder, &t.encoder_model) {
+                (TextEncoderSpec::Pretrained { width, .. }, Some(m)) => {
+                    m.validate()?;
+                    if m.n_embd != *width || t.n_ctx > m.max_positions {
+                        return bad(format!("the text encoder's width {} / positions {} do not serve states of width {width} over {} positions", m.n_embd, m.max_positions, t.n_ctx));
+                    }
+                    if !self.files.contains_key(TEXT_ENCODER) {
+                        return bad(format!("a pretrained text encoder needs a '{TEXT_ENCODER}' file"));
+                    }
+                }
+                (TextEncoderSpec::Pretrained { name, .. }, None) => return bad(format!("the pretrained text encoder '{name}' has no sizes (`encoder_model`)")),
+                (TextEncoderSpec::Learned { .. }, Some(_)) => return bad("`encoder_model` is only for a pretrained text encoder".into()),
+                (TextEncoderSpec::Learned { .. }, None) => {
+                    if self.files.contains_key(TEXT_ENCODER) {
+                        return bad(format!("a '{TEXT_ENCODER}' file beside the in-project text encoder"));
+                    }
+                }
+            }
+        } else if self.files.contains_key(TEXT_TOKENIZER) || self.files.contains_key(TEXT_ENCODER) {
+            return bad(format!("a '{TEXT_TOKENIZER}' or '{TEXT_ENCODER}' file without a text section"));
         }
         for f in self.files.values() {
             f.validate()?;

@@ -1,16 +1,19 @@
 //! The model bundle: `manifest.json` (`manifest.rs`) beside safetensors weights (`weights.rs`). The
 //! same loader runs natively (files) and in the browser (fetched bytes); every failure is a
 //! [`BundleError`]: sizes, checksums, configs, names and shapes are checked before a tensor is built.
+pub mod fixture;
 pub mod fuzz_entry;
 pub mod manifest;
 pub mod weights;
 
 pub use crate::proposal::{Proposal, ProposalSpec};
 pub use crate::tokenizer::TokenizerSpec;
-pub use manifest::{DatasetInfo, FORMAT, FORMAT_VERSION, FORMAT_VERSION_TEXT, FileEntry, Manifest, ProposalEntry, Provenance, TEXT_TOKENIZER, TextInfo, sha256_hex};
+pub use manifest::{DatasetInfo, FORMAT, FORMAT_VERSION, FORMAT_VERSION_TEXT, FileEntry, Manifest, ProposalEntry, Provenance, TEXT_ENCODER, TEXT_TOKENIZER, TextInfo, sha256_hex};
 
 use crate::error::{BundleError, TesseraError};
 use crate::sampling::{Prompt, Prompts};
+use crate::proposal::condition::TextEncoderSpec;
+use crate::text::minilm::MiniLm;
 use crate::text::vocab::TextTokenizer;
 use crate::tokenizer::AnyTokenizer;
 use burn::prelude::*;
@@ -25,6 +28,16 @@ pub struct Bundle {
     pub proposals: BTreeMap<String, Proposal>,
     /// Text-to-image bundles: the prompt's tokenizer.
     pub text: Option<TextTokenizer>,
+    /// Bundles over a pretrained text encoder (all-MiniLM-L6-v2): the encoder, run on each prompt.
+    pub text_encoder: Option<MiniLm>,
+}
+
+/// The prompt side's files of a text-to-image bundle: its tokenizer (`text_tokenizer`) and, for a
+/// pretrained text encoder, that encoder's weights (`text_encoder`).
+#[derive(Debug, Clone, Copy)]
+pub struct TextFiles<'a> {
+    pub tokenizer: &'a [u8],
+    pub encoder: Option<&'a [u8]>,
 }
 
 /// What a prompt became: ids, and what the model cannot read in it.
@@ -42,24 +55,36 @@ pub struct PromptReport {
 impl Bundle {
     /// Builds the models from verified bytes of the `tokenizer` file and of the named proposal files
     /// (any subset of the manifest's proposals: the browser fetches only what it needs).
-    /// `text_tokenizer`: the bytes of the `text_tokenizer` file, required by (and only by)
-    /// text-to-image bundles.
-    pub fn from_bytes(manifest: Manifest, tokenizer: &[u8], proposals: &[(&str, &[u8])], text_tokenizer: Option<&[u8]>, device: &Device) -> Result<Self, BundleError> {
+    /// `text`: the prompt side's files, required by (and only by) text-to-image bundles.
+    pub fn from_bytes(manifest: Manifest, tokenizer: &[u8], proposals: &[(&str, &[u8])], text: Option<TextFiles>, device: &Device) -> Result<Self, BundleError> {
         manifest.validate()?;
-        let text = match (&manifest.text, text_tokenizer) {
-            (Some(info), Some(bytes)) => {
-                manifest.verify(TEXT_TOKENIZER, bytes)?;
-                let t = TextTokenizer::from_json(&manifest.file(TEXT_TOKENIZER)?.path, bytes, info.n_ctx)?;
-                if let crate::proposal::condition::TextEncoderSpec::Learned { vocab_size, .. } = info.encoder
-                    && t.vocab_size() != vocab_size
-                {
-                    return Err(BundleError::Invalid(format!("the text tokenizer has {} tokens, the text encoder {vocab_size}", t.vocab_size())));
+        let (text, text_encoder) = match (&manifest.text, text) {
+            (Some(info), Some(files)) => {
+                manifest.verify(TEXT_TOKENIZER, files.tokenizer)?;
+                let t = TextTokenizer::from_json(&manifest.file(TEXT_TOKENIZER)?.path, files.tokenizer, info.n_ctx)?;
+                let vocab = match (&info.encoder, &info.encoder_model) {
+                    (TextEncoderSpec::Learned { vocab_size, .. }, _) => *vocab_size,
+                    (TextEncoderSpec::Pretrained { .. }, Some(m)) => m.vocab_size,
+                    (TextEncoderSpec::Pretrained { .. }, None) => return Err(BundleError::Invalid("a pretrained text encoder without its sizes".into())),
+                };
+                if t.vocab_size() != vocab {
+                    return Err(BundleError::Invalid(format!("the text tokenizer has {} tokens, the text encoder {vocab}", t.vocab_size())));
                 }
-                Some(t)
+                let encoder = match (&info.encoder_model, files.encoder) {
+                    (Some(cfg), Some(bytes)) => {
+                        manifest.verify(TEXT_ENCODER, bytes)?;
+                        let file = &manifest.file(TEXT_ENCODER)?.path;
+                        Some(load_module(cfg.init(device)?, from_safetensors(file, bytes)?, file, device, false)?)
+                    }
+                    (Some(_), None) => return Err(BundleError::MissingFile(format!("'{TEXT_ENCODER}' (the pretrained text encoder's weights)"))),
+                    (None, Some(_)) => return Err(BundleError::Invalid(format!("a '{TEXT_ENCODER}' file was given but this bundle's text encoder is in-project"))),
+                    (None, None) => None,
+                };
+                (Some(t), encoder)
             }
             (Some(_), None) => return Err(BundleError::MissingFile(format!("'{TEXT_TOKENIZER}' (a text-to-image bundle needs its prompt tokenizer)"))),
             (None, Some(_)) => return Err(BundleError::Invalid(format!("a '{TEXT_TOKENIZER}' file was given but the bundle is not text-to-image"))),
-            (None, None) => None,
+            (None, None) => (None, None),
         };
         manifest.verify("tokenizer", tokenizer)?;
         let t_file = &manifest.file("tokenizer")?.path;
@@ -76,12 +101,29 @@ impl Bundle {
             };
             loaded.insert(name.to_string(), p);
         }
-        Ok(Bundle { manifest, tokenizer: tok, proposals: loaded, text })
+        Ok(Bundle { manifest, tokenizer: tok, proposals: loaded, text, text_encoder })
     }
 
     /// Encodes `prompt` (and the empty prompt, guidance's unconditional rows) for a text-to-image
-    /// bundle, with what the model cannot read in it. A pretrained text encoder's states are not
-    /// computed here (`Prompt::states` is `None`): the caller that runs that encoder fills them.
+    /// bundle, with what the model cannot read in it, and runs a pretrained text encoder on both
+    /// (its states). The one path from a prompt to the proposal networks' input, natively and in
+    /// the browser (async: WebGPU reads back asynchronously; natively `pollster::block_on`).
+    pub async fn encode_prompt(&self, prompt: &str) -> Result<(Prompts, PromptReport), TesseraError> {
+        let (mut p, report) = self.prompts(prompt)?;
+        if let Some(m) = &self.text_encoder {
+            let device = m.devices().into_iter().next().ok_or_else(|| TesseraError::Device("the text encoder has no device".into()))?;
+            for q in [&mut p.prompt, &mut p.empty] {
+                let ids = Tensor::<2, Int>::from_data(TensorData::new(q.ids.iter().map(|&v| v as i64).collect::<Vec<_>>(), [1, q.ids.len()]), &device);
+                let data = m.forward(ids, None)?.into_data_async().await.map_err(|e| TesseraError::Device(format!("{e:?}")))?;
+                q.states = Some(data.convert::<f32>().try_into_vec::<f32>().map_err(|e| TesseraError::Device(format!("{e:?}")))?);
+            }
+        } else if matches!(self.manifest.text.as_ref().map(|t| &t.encoder), Some(TextEncoderSpec::Pretrained { .. })) {
+            return Err(TesseraError::InvalidOption("this bundle's pretrained text encoder was not loaded".into()));
+        }
+        Ok((p, report))
+    }
+
+    /// The ids half of `encode_prompt` (a pretrained text encoder's states are left `None`).
     pub fn prompts(&self, prompt: &str) -> Result<(Prompts, PromptReport), TesseraError> {
         let (Some(tok), Some(info)) = (&self.text, &self.manifest.text) else {
             return Err(TesseraError::InvalidOption("this model is class-conditional: it takes a class, not a prompt".into()));
@@ -116,6 +158,15 @@ impl Bundle {
             Some(_) => Some(read(&dir.join(&manifest.file(TEXT_TOKENIZER)?.path))?),
             None => None,
         };
-        Self::from_bytes(manifest, &t, &refs, text.as_deref(), device)
+        // a pretrained text encoder's weights are not committed (tens of MB): `tessera-train
+        // export-text-encoder` writes them from the pretrained model
+        let encoder = match manifest.files.get(TEXT_ENCODER) {
+            Some(f) => Some(std::fs::read(dir.join(&f.path)).map_err(|_| {
+                BundleError::MissingFile(format!("{} (write it with `tessera-train export-text-encoder --bundle {}`)", dir.join(&f.path).display(), dir.display()))
+            })?),
+            None => None,
+        };
+        let files = text.as_deref().map(|tokenizer| TextFiles { tokenizer, encoder: encoder.as_deref() });
+        Self::from_bytes(manifest, &t, &refs, files, device)
     }
 }
