@@ -12,8 +12,9 @@ t0=$SECONDS
 stamp() { echo "   ($(( SECONDS - t0 )) s so far)"; }
 
 echo "== cargo tests (native, release profile: shares the compiled burn with the CLI)"
-cargo test --release -p tessera -p tessera-train
 cargo build --release -p tessera-train   # the browser tests compare against the native CLI
+bash scripts/text-encoders.sh            # shipped bundles' pretrained text encoder (not committed)
+cargo test --release -p tessera -p tessera-train
 stamp
 
 echo "== wasm build"

@@ -272,9 +272,12 @@ test('the default model (index.json) loads and generates; colour data gives colo
 
 // Text to image: the prompt box, the words the model cannot read, the same prompt + seed giving the
 // same tokens on WebGPU, CPU and natively, and inpainting with a prompt.
-const T2I = JSON.parse(fs.readFileSync(path.join(ROOT, 'models/index.json'), 'utf8')).bundles.find((b) => b.text);
-const PROMPT = { proposal: 'ar', prompt: 'red apple', count: 4, seed: 7 };
-function nativePrompt(bundle) {
+const T2I = JSON.parse(fs.readFileSync(path.join(ROOT, 'models/index.json'), 'utf8')).bundles.find((b) => b.text?.encoder === 'learned');
+// the text-to-image bundle over the pretrained all-MiniLM-L6-v2 (its encoder file written by scripts/text-encoders.sh)
+const T2I_MINILM = JSON.parse(fs.readFileSync(path.join(ROOT, 'models/index.json'), 'utf8')).bundles.find((b) => b.text?.encoder === 'pretrained');
+const PROMPT_DEFAULT = { proposal: 'ar', prompt: 'red apple', count: 4, seed: 7 };
+const PROMPT = PROMPT_DEFAULT;
+function nativePrompt(bundle, PROMPT = PROMPT_DEFAULT) {
   const bin = process.env.TESSERA_TRAIN_BIN ?? path.join(process.env.CARGO_TARGET_DIR ?? path.join(os.homedir(), '.cache/tessera-target'), 'release/tessera-train');
   const out = path.join(OUT, 'native-prompt-tokens.json');
   const args = ['generate', '--bundle', `models/${bundle}`, '--proposal', PROMPT.proposal, '--prompt', PROMPT.prompt, '--count', String(PROMPT.count), '--seed', String(PROMPT.seed),
@@ -346,6 +349,35 @@ test('text to image: a prompt generates on CPU and WebGPU, the same tokens as na
   console.log(`text to image: native vs browser CPU ${results.t2i.native_vs_cpu}/4 images identical, WebGPU vs CPU ${results.t2i.webgpu_vs_cpu}/1`);
   assert.ok(results.t2i.native_vs_cpu >= 3, `same prompt + seed: ${results.t2i.native_vs_cpu}/4 images identical natively and in the browser`);
   assert.equal(results.t2i.webgpu_vs_cpu, 1, 'WebGPU and CPU: the same tokens for the same prompt and seed');
+});
+
+test('a pretrained text encoder (all-MiniLM-L6-v2) runs in the browser: same tokens as natively, WebGPU = CPU', { timeout: TIMEOUT }, async () => {
+  assert.ok(T2I_MINILM, 'models/index.json lists no text-to-image bundle over the pretrained encoder');
+  const req = { proposal: 'ar', prompt: 'smiling cat face', count: 2, seed: 4 };
+  const page = await openSite('cpu', T2I_MINILM.path);
+  const r = await page.evaluate(async ({ path, req }) => {
+    const { loadGenerator } = await import('./tessera/src/index.js');
+    const out = { downloads: [] };
+    for (const device of ['cpu', 'webgpu']) {
+      const g = await loadGenerator({ modelUrl: 'models/' + path, device, onProgress: (p) => { if (p.stage === 'download' && device === 'cpu') out.downloads.push(p.file); } });
+      const t0 = performance.now();
+      const res = await g.generate({ ...req, count: device === 'cpu' ? req.count : 1, previewEvery: 0 });
+      out[device] = { tokens: res.tokens.map((t) => Array.from(t)), prompt: res.prompt, ms: performance.now() - t0, encoder: g.info.text.encoder, encoderBytes: g.info.text.encoderBytes };
+      g.dispose();
+    }
+    return out;
+  }, { path: T2I_MINILM.path, req });
+  await page.close();
+  assert.equal(r.cpu.encoder, 'pretrained');
+  assert.ok(r.cpu.encoderBytes > 10e6, `the encoder is a separate download of ${r.cpu.encoderBytes} bytes`);
+  assert.ok(r.downloads.some((f) => f.includes('text_encoder')), `the encoder file was fetched: ${r.downloads}`);
+  assert.deepEqual(r.cpu.prompt.unknown, []);
+  const native = nativePrompt(T2I_MINILM.path, req);
+  const exact = (a, b) => a.filter((row, i) => row.join() === b[i]?.join()).length;
+  results.t2i_minilm = { native_vs_cpu: exact(native.tokens, r.cpu.tokens), webgpu_vs_cpu: exact(r.webgpu.tokens, r.cpu.tokens), ms_cpu: r.cpu.ms, ms_webgpu: r.webgpu.ms };
+  console.log(`all-MiniLM-L6-v2 bundle: native vs browser CPU ${results.t2i_minilm.native_vs_cpu}/2 identical, WebGPU vs CPU ${results.t2i_minilm.webgpu_vs_cpu}/1; ${r.cpu.ms.toFixed(0)} ms for 2 images on CPU`);
+  assert.ok(results.t2i_minilm.native_vs_cpu >= 1, 'same prompt + seed: the same tokens natively and in the browser');
+  assert.equal(results.t2i_minilm.webgpu_vs_cpu, 1, 'WebGPU and CPU: the same tokens for the same prompt and seed');
 });
 
 test('switching the model while generating leaves the page usable', { timeout: TIMEOUT }, async () => {
