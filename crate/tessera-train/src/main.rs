@@ -18,6 +18,7 @@ mod eval;
 mod export;
 mod fid_lite;
 mod metrics;
+mod phrasings;
 mod pipeline;
 mod plots;
 mod table;
@@ -44,6 +45,9 @@ fn main() -> Result<()> {
         Cmd::Train(a) => pipeline::run_train(&a, &dev, &command_line),
         Cmd::Export { run, out, name } => export::export(&run, &out, &name, &dev),
         Cmd::ExportClip { run, out } => clip_score::export_clip(&run, &out, &dev),
+        Cmd::EvalPhrasings { bundles, prompts, clip, evaluator, proposal, samples_per_prompt, sampling, out } => {
+            phrasings::evaluate(&bundles, &prompts, &clip, &evaluator, &proposal, samples_per_prompt, &sampling, &out, &dev)
+        }
         Cmd::ExportTextEncoder { bundle } => export::export_text_encoder(&bundle, &dev),
         Cmd::ExportEvaluator { run, data, out } => export::export_evaluator(&run, data.as_ref(), &out, &dev),
         Cmd::Generate { bundle, proposal, class, prompt, max_classes, count, sampling, out, tokens_out } => {
