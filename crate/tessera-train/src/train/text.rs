@@ -107,7 +107,12 @@ impl Captions {
             TextEncoderKind::None => bail!("no text encoder chosen"),
             TextEncoderKind::Minilm => {
                 let p = minilm_dir().join("tokenizer.json");
-                std::fs::read_to_string(&p).with_context(|| format!("reading {} (scripts/setup.sh unpacks all-MiniLM-L6-v2)", p.display()))?
+                let json = std::fs::read_to_string(&p).with_context(|| format!("reading {} (scripts/setup.sh unpacks all-MiniLM-L6-v2)", p.display()))?;
+                // the run keeps its own copy: `export` ships the run's tokenizer.json whatever the encoder
+                let tmp = path.with_extension("json.tmp");
+                std::fs::write(&tmp, &json)?;
+                std::fs::rename(&tmp, &path)?;
+                json
             }
             TextEncoderKind::Learned if path.exists() => std::fs::read_to_string(&path)?,
             TextEncoderKind::Learned => {
@@ -172,6 +177,14 @@ impl Captions {
             })
             .collect();
         self.input(&chosen, device)
+    }
+
+    /// The pretrained encoder's states of caption `text` as training reads them (stored in f16), if
+    /// it is a training caption.
+    pub fn trained_states(&self, text: &str) -> Option<Vec<f32>> {
+        let ids = self.tokenizer.encode(text).ok()?.ids;
+        let i = self.ids.iter().position(|r| *r == ids)?;
+        self.states.as_ref().map(|(_, s)| s[i].iter().map(|x| x.to_f32()).collect())
     }
 
     /// Prompts by caption index, padded to `n_ctx`.
