@@ -239,6 +239,14 @@ pub fn run_train(a: &TrainArgs, dev: &Device, command: &str) -> Result<()> {
         }
         eprintln!("tokenizer: done in {:.0}s", t0.elapsed().as_secs_f64());
     }
+    // a resumed run whose proposal networks are finished at this budget: nothing to tokenize or
+    // encode (a pretrained text encoder's pass over every caption takes minutes)
+    let finished = |name: &str| checkpoint::Checkpoint::new(&a.run.join(name)).ok().filter(|c| c.exists()).and_then(|c| c.state().ok()).is_some_and(|s| s.done && s.steps == a.proposal_steps);
+    let wanted: Vec<&str> = [(Stage::Ar, "ar"), (Stage::Nar, "nar")].into_iter().filter(|(s, _)| stage(*s)).map(|(_, n)| n).collect();
+    if a.resume && !wanted.is_empty() && wanted.iter().all(|n| finished(n)) {
+        eprintln!("{}: already finished ({} steps) in {}", wanted.join(" and "), a.proposal_steps, a.run.display());
+        return Ok(());
+    }
     if stage(Stage::Ar) || stage(Stage::Nar) {
         let ck = checkpoint::Checkpoint::new(&a.run.join("tokenizer"))?;
         if !ck.exists() || !ck.state()?.done {

@@ -41,7 +41,7 @@ async fn pixels(b: &Bundle, tokens: &[Vec<u32>], d: &Device) -> Vec<String> {
 async fn record(name: &str, d: &Device) -> Value {
     let b = Bundle::load_dir(&root().join("models").join(name), d).unwrap();
     // text-to-image bundles: a prompt instead of the class
-    let prompt = |p: &str| b.manifest.text.as_ref().map(|_| b.prompts(p).unwrap().0);
+    let prompt = |p: &str| b.manifest.text.as_ref().map(|_| pollster::block_on(b.encode_prompt(p)).unwrap().0);
     let mut out = serde_json::Map::new();
     for proposal in ["ar", "nar"] {
         let options = tessera::sampling::sampler::SamplingOptions { seed: 11, ..b.defaults(proposal).unwrap() };

@@ -181,6 +181,7 @@ impl Captions {
 
     /// The pretrained encoder's states of caption `text` as training reads them (stored in f16), if
     /// it is a training caption.
+    #[cfg(test)]
     pub fn trained_states(&self, text: &str) -> Option<Vec<f32>> {
         let ids = self.tokenizer.encode(text).ok()?.ids;
         let i = self.ids.iter().position(|r| *r == ids)?;
