@@ -50,6 +50,8 @@ pub struct PhrasingsReport {
     /// bundle name -> set -> figures
     pub bundles: BTreeMap<String, BTreeMap<String, SetScore>>,
     pub text_encoders: BTreeMap<String, String>,
+    /// Training steps of each bundle's proposal network (a comparison is fair at equal budgets).
+    pub steps: BTreeMap<String, u64>,
 }
 
 pub fn read_prompts(path: &Path) -> Result<Vec<Phrasing>> {
@@ -80,6 +82,7 @@ pub fn evaluate(bundles: &[PathBuf], prompts_file: &Path, clip: &Path, evaluator
         evaluator: ev.card.name.clone(),
         bundles: BTreeMap::new(),
         text_encoders: BTreeMap::new(),
+        steps: BTreeMap::new(),
     };
     for dir in bundles {
         let b = Bundle::load_dir(dir, device).with_context(|| format!("loading {}", dir.display()))?;
@@ -119,6 +122,7 @@ pub fn evaluate(bundles: &[PathBuf], prompts_file: &Path, clip: &Path, evaluator
             tessera::proposal::condition::TextEncoderSpec::Pretrained { name, .. } => format!("{name} (pretrained, frozen)"),
         };
         report.text_encoders.insert(b.manifest.name.clone(), enc);
+        report.steps.insert(b.manifest.name.clone(), b.manifest.provenance.details.get(proposal).and_then(|d| d["steps"].as_u64()).unwrap_or(0));
         report.bundles.insert(b.manifest.name.clone(), scores);
     }
     std::fs::write(out, serde_json::to_string_pretty(&report)? + "\n")?;
@@ -134,14 +138,15 @@ pub fn markdown(r: &PhrasingsReport) -> String {
         "# Held-out phrasings: in-project vs pretrained text encoder\n\nWritten by `tessera-train eval-phrasings` from `{}` ({} proposal network, {} samples per prompt, \
          the same seeds for every bundle). CLIPScore_tiny: {} (x 100 cosine; \"other\" = the samples scored against another prompt of the \
          same set, of another class). Class consistency: the in-project evaluator ({}) gives the prompt's class.\n\n\
-         | bundle | text encoder | phrasing | prompts | CLIPScore_tiny own / other | class consistency | prompts with unseen words |\n|---|---|---|---|---|---|---|\n",
+         | bundle | text encoder | steps | phrasing | prompts | CLIPScore_tiny own / other | class consistency | prompts with unseen words |\n|---|---|---|---|---|---|---|---|\n",
         r.prompts_file, r.proposal.to_uppercase(), r.samples_per_prompt, r.clip_scorer, r.evaluator
     );
     for (b, sets) in &r.bundles {
         for (set, v) in sets {
             s += &format!(
-                "| {b} | {} | {set} | {} | {:.1} / {:.1} | {:.1}% | {} |\n",
+                "| {b} | {} | {} | {set} | {} | {:.1} / {:.1} | {:.1}% | {} |\n",
                 r.text_encoders.get(b).map_or("", String::as_str),
+                r.steps.get(b).copied().unwrap_or(0),
                 v.prompts,
                 v.clip_score,
                 v.clip_score_mismatched,
