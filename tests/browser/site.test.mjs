@@ -474,8 +474,14 @@ test('the results page is built from models/index.json', { timeout: TIMEOUT }, a
     status: document.getElementById('paper-status').textContent,
     rows: [...document.querySelectorAll('#paper table.paper tbody tr')].map((tr) => [...tr.cells].map((c) => c.textContent)),
     emoji: { ready: window.paperEmojiReady, status: document.getElementById('paper-emoji-status').textContent, rows: document.querySelectorAll('#paper-emoji table.paper tbody tr').length },
+    phrasings: { ready: window.phrasingsReady, rows: document.querySelectorAll('#phrasings tbody tr').length },
     images: [...document.querySelectorAll('#paper img')].map((i) => i.complete && i.naturalWidth > 0),
   }));
+  // The held-out phrasings comparison (docs/results/emoji-t2i/phrasings.json): one row per bundle and phrasing set.
+  const ph = JSON.parse(fs.readFileSync(path.join(ROOT, 'docs/results/emoji-t2i/phrasings.json'), 'utf8'));
+  const phRows = Object.values(ph.bundles).reduce((n, sets) => n + Object.keys(sets).length, 0);
+  assert.ok(phRows > 0);
+  assert.deepEqual(paper.phrasings, { ready: phRows, rows: phRows });
   // The emoji table (docs/results/emoji/table.json) beside it, or the note that it is not produced yet.
   const emojiPath = path.join(ROOT, 'docs/results/emoji/table.json');
   if (!fs.existsSync(emojiPath)) {

@@ -110,4 +110,24 @@ const failed = (id) => (e) => {
 window.paperReady = await paperTable('results/', 'paper').catch(failed('paper'));
 window.paperEmojiReady = await paperTable('results/emoji/', 'paper-emoji').catch(failed('paper-emoji'));
 window.paperT2iReady = await paperTable('results/emoji-t2i/', 'paper-t2i').catch(failed('paper-t2i'));
+// `tessera-train eval-phrasings`: paraphrases, keyword-only prompts, colour + object compositions
+async function phrasings() {
+  const r = await (await fetch('results/emoji-t2i/phrasings.json', { cache: 'no-cache' })).json();
+  document.getElementById('phrasings-status').textContent = `${r.proposal.toUpperCase()} network, ${r.samples_per_prompt} samples per prompt, the same seeds for every bundle; `
+    + `CLIPScore_tiny (${r.clip_scorer}) with the prompt / with another prompt of the set; class consistency by ${r.evaluator}. Compare bundles at equal training steps.`;
+  const head = ['bundle', 'text encoder', 'steps', 'phrasing', 'prompts', 'CLIPScore_tiny own / other', 'class consistency', 'prompts with unseen words'];
+  const tr = document.createElement('tr');
+  tr.append(...head.map((h) => Object.assign(document.createElement('th'), { textContent: h })));
+  document.querySelector('#phrasings thead').append(tr);
+  let n = 0;
+  for (const [bundle, sets] of Object.entries(r.bundles)) for (const [set, v] of Object.entries(sets)) {
+    const row = document.createElement('tr');
+    row.append(...[bundle, r.text_encoders[bundle], r.steps?.[bundle] ?? '', set, v.prompts, `${v.clip_score.toFixed(1)} / ${v.clip_score_mismatched.toFixed(1)}`,
+      `${(100 * v.class_consistency).toFixed(1)}%`, v.prompts_with_unseen_words].map((x) => Object.assign(document.createElement('td'), { textContent: String(x) })));
+    document.querySelector('#phrasings tbody').append(row);
+    n++;
+  }
+  return n;
+}
+window.phrasingsReady = await phrasings().catch((e) => { document.getElementById('phrasings-status').textContent = `Could not read the phrasings: ${e.message}`; return -1; });
 window.resultsReady = index.bundles.length;
