@@ -86,8 +86,8 @@ async function load(id, { modelUrl, device, cache, proposals }, progress) {
     const files = {};
     // a text-to-image bundle also needs its prompt tokenizer (a few KB) and, over a pretrained
     // text encoder (all-MiniLM-L6-v2), that encoder's weights (tens of MB, cached like the rest)
-    const text = manifest.text ? ['text_tokenizer', ...(manifest.files?.text_encoder ? ['text_encoder'] : [])] : [];
-    for (const role of ['tokenizer', ...wanted, ...text]) {
+    const textRoles = manifest.text ? ['text_tokenizer', ...(manifest.files?.text_encoder ? ['text_encoder'] : [])] : [];
+    for (const role of ['tokenizer', ...wanted, ...textRoles]) {
       const f = manifest.files?.[role];
       if (!f) throw new TesseraError('BundleError', `missing file '${role}' in manifest`);
       try {
