@@ -4,7 +4,8 @@
 # prompts.md (each row's prompt and what the model could not read in it). Prompts: names seen in
 # training, keyword-only and paraphrased phrasings, compositions of a colour and an object, a word
 # training never showed, an emoji character, and the empty prompt (unconditional).
-#   BUNDLE=models/emoji-t2i-vqkd scripts/t2i_prompts.sh
+#   BUNDLE=models/emoji-t2i-vqkd scripts/t2i_prompts.sh          # -> prompts{.md,-ar.png,-nar.png}
+#   BUNDLE=models/emoji-t2i-vqkd-minilm scripts/t2i_prompts.sh   # -> prompts-minilm{.md,-ar.png,-nar.png}
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
@@ -12,6 +13,8 @@ tessera_train_bin
 BUNDLE="${BUNDLE:-models/emoji-t2i-vqkd}"
 OUT=docs/results/emoji-t2i
 mkdir -p "$OUT"
+NAME=prompts
+[ "$(basename "$BUNDLE")" = emoji-t2i-vqkd ] || NAME="prompts-${BUNDLE##*-t2i-vqkd-}"
 PROMPTS=(
   "red apple" "cat with heart eyes" "grinning face" "rocket" "pizza" "dog face"
   "fruit" "happy" "an emoji of a smiling cat" "a picture of a green tree"
@@ -23,25 +26,25 @@ for p in "${PROMPTS[@]}"; do args+=(--prompt "$p"); done
   echo "# Prompt -> samples: $(basename "$BUNDLE")"
   echo
   echo "Written by \`scripts/t2i_prompts.sh\` (\`tessera-train generate --prompt ... --count 8 --seed 0\`): one row per prompt, top to"
-  echo "bottom, in [prompts-ar.png](prompts-ar.png) (AR) and [prompts-nar.png](prompts-nar.png) (NAR). Successes and failures alike;"
+  echo "bottom, in [$NAME-ar.png]($NAME-ar.png) (AR) and [$NAME-nar.png]($NAME-nar.png) (NAR). Successes and failures alike;"
   echo "the warnings are what the model reported about each prompt."
   echo
   echo "| row | prompt | kind |"
   echo "|---|---|---|"
-} > "$OUT/prompts.md"
+} > "$OUT/$NAME.md"
 kinds=(seen seen seen seen seen seen keyword keyword paraphrase paraphrase composition composition composition composition composition composition "unseen word" "emoji character" "empty (unconditional)")
-for i in "${!PROMPTS[@]}"; do echo "| $((i + 1)) | \"${PROMPTS[$i]}\" | ${kinds[$i]} |" >> "$OUT/prompts.md"; done
-echo >> "$OUT/prompts.md"
+for i in "${!PROMPTS[@]}"; do echo "| $((i + 1)) | \"${PROMPTS[$i]}\" | ${kinds[$i]} |" >> "$OUT/$NAME.md"; done
+echo >> "$OUT/$NAME.md"
 for p in ar nar; do
   [ -f "$BUNDLE/$p.safetensors" ] || continue
-  "$BIN" generate --bundle "$BUNDLE" --proposal "$p" "${args[@]}" --count 8 --seed 0 --out "$OUT/prompts-$p.png" --tokens-out "$OUT/prompts-$p.json" 2> "$OUT/prompts-$p.log"
+  "$BIN" generate --bundle "$BUNDLE" --proposal "$p" "${args[@]}" --count 8 --seed 0 --out "$OUT/$NAME-$p.png" --tokens-out "$OUT/$NAME-$p.json" 2> "$OUT/$NAME-$p.log"
 done
 {
   echo "Warnings (AR run):"
   echo
   echo '```'
-  grep -v "^[0-9]* images" "$OUT/prompts-ar.log" || true
+  grep -v "^[0-9]* images" "$OUT/$NAME-ar.log" || true
   echo '```'
-} >> "$OUT/prompts.md"
-rm -f "$OUT"/prompts-*.log
-echo "wrote $OUT/prompts-ar.png, prompts-nar.png, prompts.md"
+} >> "$OUT/$NAME.md"
+rm -f "$OUT/$NAME"-*.log
+echo "wrote $OUT/$NAME-ar.png, $NAME-nar.png, $NAME.md"
