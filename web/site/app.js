@@ -408,6 +408,7 @@ const first = index.bundles.find((b) => b.path === (params.get('model') ?? index
 if (first) { $('dataset').value = datasetOf(first); showDataset(datasetOf(first)); $('model').value = first.path; }
 // every shipped data set's sources and licences (CC-BY and CC-BY-SA art must be credited)
 $('credits').textContent = [...new Set(index.bundles.flatMap((b) => b.credits ?? []))].join('; ') || 'see the model cards';
+$('weights-credits').textContent = [...new Set(index.bundles.flatMap((b) => b.weights_credits ?? []))].join('; ') || 'none (every network trained here)';
 if (params.get('proposal')) $('proposal').add(new Option(params.get('proposal'), params.get('proposal')));
 $('proposal').value = params.get('proposal') ?? 'ar';
 await load();
