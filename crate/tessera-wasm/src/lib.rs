@@ -280,12 +280,6 @@ fn rgba_array(images: &[Vec<u8>]) -> Uint8ClampedArray {
 }
 
 impl Inner {
-    /// The prompt of a text-to-image bundle: ids, and a pretrained text encoder's states (run here,
-    /// on the bundle's device).
-    async fn prompts(&self, prompt: &str) -> Result<(tessera::sampling::Prompts, PromptReport), TesseraError> {
-        self.bundle.encode_prompt(prompt).await
-    }
-
     async fn request(&self, o: GenerateOptions) -> Result<(String, Request, usize, Option<PromptReport>), TesseraError> {
         let m = &self.bundle.manifest;
         let proposal = match o.proposal {
@@ -324,7 +318,7 @@ impl Inner {
             confidence_noise: o.confidence_noise.unwrap_or(d.confidence_noise),
         };
         let (prompt, report) = match prompt {
-            Some(p) => self.prompts(&p).await.map(|(p, r)| (Some(p), Some(r)))?,
+            Some(p) => self.bundle.encode_prompt(&p).await.map(|(p, r)| (Some(p), Some(r)))?,
             None => (None, None),
         };
         let req = Request { class, count: o.count, options, prompt };
@@ -474,7 +468,7 @@ impl Inner {
         }
         // the condition as sampling builds it: the class (the last index is the null class), or the prompt
         let prompts = match (&prompt, &m.text) {
-            (Some(p), Some(_)) => Some(self.prompts(p).await?.0),
+            (Some(p), Some(_)) => Some(self.bundle.encode_prompt(p).await?.0),
             (None, None) => None,
             (Some(_), None) => return Err(TesseraError::InvalidOption("this model is class-conditional: it takes a class, not a prompt".into())),
             (None, Some(_)) => return Err(TesseraError::InvalidOption("this model generates from a prompt: give one".into())),

@@ -192,6 +192,22 @@ mod tests {
         data
     }
 
+    /// Code sequences for the text tests: a pattern set by the class, so only the caption tells
+    /// the first tokens.
+    fn corner_tokens(data: &Dataset) -> Vec<u16> {
+        (0..data.len()).flat_map(|i| (0..64).map(move |j| ((i % 4) * 5 + j) as u16 % 16)).collect()
+    }
+
+    /// Trains a tiny tokenizer in the text run `dir` and exports the run as bundle `dir/bundle`.
+    fn export_with_tokenizer(dir: &std::path::Path, data: &Dataset, steps: usize, name: &str, d: &Device) -> std::path::PathBuf {
+        let vq = VqganConfig { channels: 8, codebook_size: 16, code_dim: 4, ..Default::default() };
+        train_tokenizer(&dir.join("tokenizer"), &vq, data, &sched(steps, false), d).unwrap();
+        crate::data::record(dir, &data.info).unwrap();
+        let out = dir.join("bundle");
+        crate::export::export(dir, &out, name, d).unwrap();
+        out
+    }
+
     fn sched(steps: usize, resume: bool) -> Schedule {
         Schedule { steps, batch_size: 16, lr: 3e-3, warmup: 2, seed: 1, checkpoint_every: 5, resume, command: "test".into() }
     }
@@ -244,14 +260,10 @@ mod tests {
         let data = captioned_squares(|n| format!("a square at the {n}"));
         let o = TextOptions { encoder: TextEncoderKind::Minilm, vocab_size: 0, n_ctx: 12, n_layer: 0, n_embd: 0, n_head: 1 };
         let caps = Captions::prepare(&dir, &data, &o, &d).unwrap();
-        let tokens: Vec<u16> = (0..data.len()).flat_map(|i| (0..64).map(move |j| ((i % 4) * 5 + j) as u16 % 16)).collect();
+        let tokens = corner_tokens(&data);
         let cfg = ProposalConfig { vocab_size: 16, num_classes: 4, block_size: 64, n_layer: 1, n_head: 2, n_embd: 16, text: Some(caps.config.clone()) };
         train_proposal(&dir.join("ar"), &cfg, &tokens, &proposal::Conditioning::Text(&caps), 0.1, &sched(3, false), &d).unwrap();
-        let vq = VqganConfig { channels: 8, codebook_size: 16, code_dim: 4, ..Default::default() };
-        train_tokenizer(&dir.join("tokenizer"), &vq, &data, &sched(2, false), &d).unwrap();
-        crate::data::record(&dir, &data.info).unwrap();
-        let out = dir.join("bundle");
-        crate::export::export(&dir, &out, "t2i-minilm", &d).unwrap();
+        let out = export_with_tokenizer(&dir, &data, 2, "t2i-minilm", &d);
         let file = out.join(crate::export::TEXT_ENCODER_PATH);
         let bytes = std::fs::read(&file).unwrap();
         assert!(bytes.len() > 40_000_000, "all-MiniLM-L6-v2 in f16: {} bytes", bytes.len());
@@ -296,7 +308,7 @@ mod tests {
         let row = ids(caps.batch(&[5], &mut rng, 0.0, &d));
         let own: Vec<Vec<i64>> = data.captions(5).map(|c| caps.tokenizer.encode(c).unwrap().ids.iter().map(|&v| v as i64).collect()).collect();
         assert!(own.iter().any(|c| row.starts_with(c) && row[c.len()..].iter().all(|&v| v == 0)), "{row:?} is not one of {own:?}");
-        let tokens: Vec<u16> = (0..data.len()).flat_map(|i| (0..64).map(move |j| ((i % 4) * 5 + j) as u16 % 16)).collect();
+        let tokens = corner_tokens(&data);
         let cfg = ProposalConfig { vocab_size: 16, num_classes: 4, block_size: 64, n_layer: 1, n_head: 2, n_embd: 32, text: Some(caps.config.clone()) };
         let cond = proposal::Conditioning::Text(&caps);
         let s = train_proposal(&dir.join("ar"), &cfg, &tokens, &cond, 0.1, &sched(40, false), &d).unwrap();
@@ -312,11 +324,7 @@ mod tests {
         let words: text::WordList = serde_json::from_slice(&std::fs::read(dir.join("text").join(text::WORDS_FILE)).unwrap()).unwrap();
         assert_eq!(words.words[..2], ["square".to_string(), "a".into()], "most frequent first");
         assert_eq!(words.examples.len(), 4, "one example per class");
-        let vq = VqganConfig { channels: 8, codebook_size: 16, code_dim: 4, ..Default::default() };
-        train_tokenizer(&dir.join("tokenizer"), &vq, &data, &sched(3, false), &d).unwrap();
-        crate::data::record(&dir, &data.info).unwrap();
-        let out = dir.join("bundle");
-        crate::export::export(&dir, &out, "t2i", &d).unwrap();
+        let out = export_with_tokenizer(&dir, &data, 3, "t2i", &d);
         let b = tessera::bundle::Bundle::load_dir(&out, &d).unwrap();
         let info = b.manifest.text.as_ref().expect("a text section");
         assert_eq!((b.manifest.format_version, info.n_ctx, info.words.len()), (tessera::bundle::FORMAT_VERSION_TEXT, 8, 8));
