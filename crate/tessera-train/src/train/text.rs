@@ -108,10 +108,12 @@ impl Captions {
             TextEncoderKind::Minilm => {
                 let p = minilm_dir().join("tokenizer.json");
                 let json = std::fs::read_to_string(&p).with_context(|| format!("reading {} (scripts/setup.sh unpacks all-MiniLM-L6-v2)", p.display()))?;
-                // the run keeps its own copy: `export` ships the run's tokenizer.json whatever the encoder
-                let tmp = path.with_extension("json.tmp");
-                std::fs::write(&tmp, &json)?;
-                std::fs::rename(&tmp, &path)?;
+                // the run keeps its own copy (once): `export` ships the run's tokenizer.json whatever the encoder
+                if !path.exists() {
+                    let tmp = path.with_extension("json.tmp");
+                    std::fs::write(&tmp, &json)?;
+                    std::fs::rename(&tmp, &path)?;
+                }
                 json
             }
             TextEncoderKind::Learned if path.exists() => std::fs::read_to_string(&path)?,
