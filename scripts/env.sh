@@ -15,3 +15,5 @@ tessera_train_bin() {
   fi
   export BIN
 }
+# Python environment of the ONNX export and its ONNX Runtime peer (scripts/onnx/setup.sh).
+export TESSERA_ONNX_VENV="${TESSERA_ONNX_VENV:-$HOME/.cache/tessera-onnx-venv}"

@@ -1,5 +1,7 @@
-//! `bench`: native generation speed of a bundle on this device (first run, median of the rest).
-use crate::eval::sample;
+//! `bench`: native generation speed of a bundle on this device. One JSON line: bundle load, the
+//! first generation after it, the median of `runs` further generations, and within those the
+//! median of one sampling step (an AR token for the whole batch, or one NAR pass) and of decoding
+//! the batch's tokens alone — the figures `scripts/bench.sh` sets beside ONNX Runtime's.
 use anyhow::Result;
 use burn::prelude::*;
 use serde_json::json;
@@ -7,21 +9,61 @@ use std::path::Path;
 use std::time::Instant;
 use tessera::bundle::Bundle;
 use tessera::sampling::sampler::SamplingOptions;
+use tessera::sampling::{Request, decode, tokens_tensor};
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    v[v.len() / 2]
+}
+
+/// Times of one generation: (total, every step, decode), in seconds; steps read their logits back,
+/// so a step's time includes its device work.
+fn timed(b: &Bundle, proposal: &str, class: usize, count: usize, options: SamplingOptions, device: &Device) -> Result<(f64, Vec<f64>, f64)> {
+    let per = b.manifest.tokenizer.tokens_per_image();
+    let t0 = Instant::now();
+    let mut s = b.sampler(proposal, Request { class, count, options, prompt: None }, None, device)?;
+    let mut steps = Vec::new();
+    while !s.done() {
+        let t = Instant::now();
+        pollster::block_on(s.step())?;
+        steps.push(t.elapsed().as_secs_f64());
+    }
+    let tokens = s.filled(0, per);
+    let t = Instant::now();
+    let grid = tokens_tensor(&tokens, per, b.manifest.tokenizer.codebook_size(), device)?;
+    pollster::block_on(decode(&b.tokenizer, grid))?;
+    let dec = t.elapsed().as_secs_f64();
+    Ok((t0.elapsed().as_secs_f64(), steps, dec))
+}
 
 pub fn bench(dir: &Path, proposal: &str, count: usize, runs: usize, device: &Device, device_name: &str) -> Result<()> {
-    let b = Bundle::load_dir(dir, device)?;
-    let opts = b.defaults(proposal)?;
     let t0 = Instant::now();
-    sample(&b, proposal, 0, count, &opts, device)?; // warm-up (kernel compilation on GPU backends)
-    let first = t0.elapsed().as_secs_f64();
-    let mut times = Vec::new();
-    for r in 0..runs {
-        let t = Instant::now();
-        sample(&b, proposal, r % 10, count, &SamplingOptions { seed: r as u64 + 1, ..opts.clone() }, device)?;
-        times.push(t.elapsed().as_secs_f64());
+    let b = Bundle::load_dir(dir, device)?;
+    let load = t0.elapsed().as_secs_f64();
+    if b.manifest.text.is_some() {
+        anyhow::bail!("bench times class-conditional bundles; {} takes prompts", dir.display());
     }
-    times.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-    let med = times[times.len() / 2];
-    println!("{}", json!({"device": device_name, "proposal": proposal, "count": count, "first_s": first, "median_s": med, "images_per_s": count as f64 / med, "ms_per_image": 1000.0 * med / count as f64}));
+    let opts = b.defaults(proposal)?;
+    // the first generation after load (kernel compilation on GPU backends)
+    let (first, _, _) = timed(&b, proposal, 0, count, opts.clone(), device)?;
+    let (mut totals, mut steps, mut decodes) = (Vec::new(), Vec::new(), Vec::new());
+    let classes = b.manifest.dataset.classes.len();
+    for r in 0..runs {
+        let (total, s, d) = timed(&b, proposal, r % classes, count, SamplingOptions { seed: r as u64 + 1, ..opts.clone() }, device)?;
+        totals.push(total);
+        steps.extend(s);
+        decodes.push(d);
+    }
+    let med = median(totals);
+    let threads = std::env::var("RAYON_NUM_THREADS").ok().and_then(|v| v.parse::<usize>().ok());
+    println!(
+        "{}",
+        json!({
+            "device": device_name, "proposal": proposal, "count": count, "runs": runs, "threads": threads,
+            "load_s": load, "first_s": first, "median_s": med, "images_per_s": count as f64 / med, "ms_per_image": 1000.0 * med / count as f64,
+            "steps_per_image": steps.len() / runs, "step_ms": 1000.0 * median(steps), "decode_ms": 1000.0 * median(decodes),
+            "guidance": opts.guidance,
+        })
+    );
     Ok(())
 }

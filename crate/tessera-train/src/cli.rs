@@ -271,6 +271,10 @@ pub enum Cmd {
         /// Also write the sampled tokens as JSON.
         #[arg(long)]
         tokens_out: Option<PathBuf>,
+        /// Also write the decoded images as raw little-endian f32 `[n, channels, size, size]` in
+        /// [-1, 1], before 8-bit rounding (for comparing engines, e.g. ONNX Runtime).
+        #[arg(long)]
+        pixels_out: Option<PathBuf>,
     },
     /// Test-set reconstruction error, codebook usage and class consistency of samples.
     Eval {

@@ -5,7 +5,7 @@ use crate::SampleArgs;
 use crate::metrics;
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
-use serde_json::json;
+use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
@@ -140,9 +140,28 @@ pub enum GridClasses<'a> {
     Spread(usize),
 }
 
+/// What `generate` writes beside its grid PNG: the tokens as JSON, the pixels as raw f32.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Outputs<'a> {
+    pub tokens: Option<&'a Path>,
+    pub pixels: Option<&'a Path>,
+}
+
+impl Outputs<'_> {
+    fn write(&self, proposal: &str, opts: &SamplingOptions, samples: Vec<Value>, pixels: &[f32]) -> Result<()> {
+        if let Some(p) = self.tokens {
+            std::fs::write(p, serde_json::to_string(&json!({"proposal": proposal, "options": opts, "samples": samples}))?).with_context(|| format!("writing {}", p.display()))?;
+        }
+        if let Some(p) = self.pixels {
+            let bytes: Vec<u8> = pixels.iter().flat_map(|v| v.to_le_bytes()).collect();
+            std::fs::write(p, bytes).with_context(|| format!("writing {}", p.display()))?;
+        }
+        Ok(())
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
-#[allow(clippy::too_many_arguments)]
-pub fn generate_grid(dir: &Path, proposal: &str, class: Option<&str>, prompts: &[String], max_classes: Option<usize>, count: usize, a: &SampleArgs, out: &Path, tokens_out: Option<&Path>, device: &Device) -> Result<()> {
+pub fn generate_grid(dir: &Path, proposal: &str, class: Option<&str>, prompts: &[String], max_classes: Option<usize>, count: usize, a: &SampleArgs, out: &Path, outputs: Outputs, device: &Device) -> Result<()> {
     let b = Bundle::load_dir(dir, device)?;
     match (&b.manifest.text, class) {
         (Some(_), Some(_)) => bail!("{} is a text-to-image bundle: give --prompt, not --class", dir.display()),
@@ -150,7 +169,7 @@ pub fn generate_grid(dir: &Path, proposal: &str, class: Option<&str>, prompts: &
         (Some(t), None) => {
             // no prompt given: the bundle's example prompts, at most 8 spread over them
             let chosen: Vec<String> = if prompts.is_empty() { spread(t.examples.len(), 8.min(t.examples.len())).into_iter().filter_map(|i| t.examples.get(i).cloned()).collect() } else { prompts.to_vec() };
-            generate_prompt_grid(&b, proposal, &chosen, count, a, out, tokens_out, device)
+            generate_prompt_grid(&b, proposal, &chosen, count, a, out, outputs, device)
         }
         (None, _) => {
             let which = match (class, max_classes) {
@@ -158,14 +177,14 @@ pub fn generate_grid(dir: &Path, proposal: &str, class: Option<&str>, prompts: &
                 (None, Some(n)) => GridClasses::Spread(n),
                 (None, None) => GridClasses::All,
             };
-            generate_grid_of(dir, proposal, which, count, a, out, tokens_out, device)
+            generate_grid_of(dir, proposal, which, count, a, out, outputs, device)
         }
     }
 }
 
 /// One row per prompt: `count` images each (text-to-image bundles).
 #[allow(clippy::too_many_arguments)]
-pub fn generate_prompt_grid(b: &Bundle, proposal: &str, prompts: &[String], count: usize, a: &SampleArgs, out: &Path, tokens_out: Option<&Path>, device: &Device) -> Result<()> {
+pub fn generate_prompt_grid(b: &Bundle, proposal: &str, prompts: &[String], count: usize, a: &SampleArgs, out: &Path, outputs: Outputs, device: &Device) -> Result<()> {
     if prompts.is_empty() {
         bail!("no prompt to generate from (the bundle lists no example prompts: give --prompt)");
     }
@@ -184,14 +203,11 @@ pub fn generate_prompt_grid(b: &Bundle, proposal: &str, prompts: &[String], coun
     let n = prompts.len() * count;
     write_grid(&all_pixels, manifest_shape(&b.manifest), n, count, out)?;
     eprintln!("{n} images for {} prompt(s) in {:.2}s -> {}", prompts.len(), t0.elapsed().as_secs_f64(), out.display());
-    if let Some(p) = tokens_out {
-        std::fs::write(p, serde_json::to_string(&json!({"proposal": proposal, "options": opts, "samples": all_tokens}))?)?;
-    }
-    Ok(())
+    outputs.write(proposal, &opts, all_tokens, &all_pixels)
 }
 
 #[allow(clippy::too_many_arguments)]
-pub fn generate_grid_of(dir: &Path, proposal: &str, which: GridClasses, count: usize, a: &SampleArgs, out: &Path, tokens_out: Option<&Path>, device: &Device) -> Result<()> {
+pub fn generate_grid_of(dir: &Path, proposal: &str, which: GridClasses, count: usize, a: &SampleArgs, out: &Path, outputs: Outputs, device: &Device) -> Result<()> {
     let b = Bundle::load_dir(dir, device)?;
     let opts = sampling(&b.defaults(proposal)?, a);
     let total = b.manifest.dataset.classes.len();
@@ -211,10 +227,7 @@ pub fn generate_grid_of(dir: &Path, proposal: &str, which: GridClasses, count: u
     let n = classes.len() * count;
     write_grid(&all_pixels, manifest_shape(&b.manifest), n, count, out)?;
     eprintln!("{} images in {:.2}s -> {}", n, t0.elapsed().as_secs_f64(), out.display());
-    if let Some(p) = tokens_out {
-        std::fs::write(p, serde_json::to_string(&json!({"proposal": proposal, "options": opts, "samples": all_tokens}))?)?;
-    }
-    Ok(())
+    outputs.write(proposal, &opts, all_tokens, &all_pixels)
 }
 
 /// `n` of `total` indices spread evenly, first and last included (for n >= 2).

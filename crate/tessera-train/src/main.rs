@@ -50,8 +50,8 @@ fn main() -> Result<()> {
         }
         Cmd::ExportTextEncoder { bundle } => export::export_text_encoder(&bundle, &dev),
         Cmd::ExportEvaluator { run, data, out } => export::export_evaluator(&run, data.as_ref(), &out, &dev),
-        Cmd::Generate { bundle, proposal, class, prompt, max_classes, count, sampling, out, tokens_out } => {
-            eval::generate_grid(&bundle, &proposal, class.as_deref(), &prompt, max_classes, count, &sampling, &out, tokens_out.as_deref(), &dev)
+        Cmd::Generate { bundle, proposal, class, prompt, max_classes, count, sampling, out, tokens_out, pixels_out } => {
+            eval::generate_grid(&bundle, &proposal, class.as_deref(), &prompt, max_classes, count, &sampling, &out, eval::Outputs { tokens: tokens_out.as_deref(), pixels: pixels_out.as_deref() }, &dev)
         }
         Cmd::Eval { bundle, evaluator, data, samples_per_class, sampling, out, recon_png, clip } => {
             eval::evaluate(&bundle, &evaluator, data.as_ref(), samples_per_class, &sampling, out.as_deref(), recon_png.as_deref(), clip.as_deref(), &dev)

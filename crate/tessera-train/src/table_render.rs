@@ -184,7 +184,7 @@ pub(crate) fn row_json(args: &TableArgs, row: &Row, group: &str, evals: &[(u64, 
         if !path.exists() {
             // at most 20 classes (Fashion-MNIST: all 10; emoji: 20 of 95) x 8 samples; text to
             // image: 8 of the bundle's example prompts x 8
-            eval::generate_grid(&bundle, p, None, &[], Some(20), 8, &SampleArgs::default(), &path, None, device)?;
+            eval::generate_grid(&bundle, p, None, &[], Some(20), 8, &SampleArgs::default(), &path, Default::default(), device)?;
         }
         figures[p] = json!(format!("samples/{}-{p}.png", row.name));
     }

@@ -352,13 +352,14 @@ impl Inner {
                 let (pos, total) = s.progress();
                 set(&ev, "position", pos as u32);
                 set(&ev, "total", total as u32);
-                // tokens set by this step, per image: [position, token, position, token, ...]
-                let set_now = js_sys::Array::new();
-                for row in s.last_step() {
-                    let flat: Vec<u32> = row.iter().flat_map(|&(p, t)| [p as u32, t]).collect();
-                    set_now.push(&js_sys::Uint32Array::from(flat.as_slice()));
-                }
-                set(&ev, "revealed", set_now);
+                // tokens set by this step, every image in one flat array ([position, token, ...]
+                // image after image) and how many each image has: two typed arrays per event
+                // whatever the batch, so a step costs the same few JS <-> wasm crossings
+                let rows = s.last_step();
+                let counts: Vec<u32> = rows.iter().map(|r| r.len() as u32).collect();
+                let flat: Vec<u32> = rows.iter().flatten().flat_map(|&(p, t)| [p as u32, t]).collect();
+                set(&ev, "revealed", js_sys::Uint32Array::from(flat.as_slice()));
+                set(&ev, "revealedCounts", js_sys::Uint32Array::from(counts.as_slice()));
                 if preview_every > 0 && pos % preview_every == 0 && !s.done() {
                     let filled = s.filled(m.blank_token, per);
                     let (px, shape) = decode(&self.bundle.tokenizer, tokens_tensor(&filled, per, k, &self.device)?).await?;
@@ -444,8 +445,14 @@ impl Inner {
     }
 
     async fn decode(self: Rc<Self>, tokens: JsValue) -> Result<JsValue, TesseraError> {
-        let tokens = self.parse_tokens(tokens)?;
         let m = &self.bundle.manifest;
+        let per = m.tokenizer.tokens_per_image();
+        // one flat Uint32Array of whole grids (one copy into wasm), or an array of grids
+        let tokens = match tokens.dyn_into::<js_sys::Uint32Array>() {
+            Ok(flat) if flat.length() as usize % per == 0 => flat.to_vec().chunks(per).map(<[u32]>::to_vec).collect(),
+            Ok(flat) => return Err(TesseraError::InvalidTokens(format!("a flat token array needs whole grids of {per} tokens, got {}", flat.length()))),
+            Err(v) => self.parse_tokens(v)?,
+        };
         let t = tokens_tensor(&tokens, m.tokenizer.tokens_per_image(), m.tokenizer.codebook_size(), &self.device)?;
         let (px, shape) = decode(&self.bundle.tokenizer, t).await?;
         Ok(self.images_object(&px, shape).into())
@@ -573,7 +580,8 @@ impl Tessera {
         promise(self.inner.clone().reconstruct(rgba, count))
     }
 
-    /// Decodes token grids (`number[][]`, raster order) to RGBA images.
+    /// Decodes token grids to RGBA images: `number[][]` (one raster-order grid per image) or one
+    /// flat `Uint32Array` of whole grids.
     pub fn decode(&self, tokens: JsValue) -> js_sys::Promise {
         promise(self.inner.clone().decode(tokens))
     }

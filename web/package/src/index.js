@@ -139,13 +139,18 @@ export class Generator {
     const r = await this._client.call(REQUEST.generate, { options: opts }, {
       signal,
       onProgress: (ev) => {
-        const revealed = ev.revealed.map((flat) => {
-          const pairs = [];
-          for (let i = 0; i < flat.length; i += 2) pairs.push([flat[i], flat[i + 1]]);
-          return pairs;
-        });
-        onStep?.({ position: ev.position, total: ev.total, revealed });
-        onToken?.({ position: ev.position, total: ev.total, tokens: revealed.map((r) => r.at(-1)?.[1]) });
+        if (onStep || onToken) {
+          // the worker's event is flat ([position, token, ...] of every image, and a count per image)
+          const revealed = [];
+          let at = 0;
+          for (const n of ev.revealedCounts) {
+            const pairs = [];
+            for (let j = 0; j < n; j++, at += 2) pairs.push([ev.revealed[at], ev.revealed[at + 1]]);
+            revealed.push(pairs);
+          }
+          onStep?.({ position: ev.position, total: ev.total, revealed });
+          onToken?.({ position: ev.position, total: ev.total, tokens: revealed.map((r) => r.at(-1)?.[1]) });
+        }
         if (ev.preview) onPreview?.({ position: ev.position, total: ev.total, images: splitImages(ev.preview, size) });
       },
     });
@@ -190,7 +195,20 @@ export class Generator {
   /** Decodes token grids (raster order, one array per image) to images. */
   async decode(tokens) {
     if (!Array.isArray(tokens)) throw new TesseraError('InvalidTokens', 'decode: tokens must be an array of token grids');
-    const r = await this._client.call(REQUEST.decode, { tokens: tokens.map((t) => Array.from(t ?? [])) });
+    const n = this.tokensPerImage;
+    // one flat Uint32Array crosses into wasm in one copy; values are checked here, where a
+    // typed array would wrap them silently (the codebook's range is checked in wasm)
+    const flat = new Uint32Array(tokens.length * n);
+    for (let i = 0; i < tokens.length; i++) {
+      const row = tokens[i];
+      if (row == null || row.length !== n) throw new TesseraError('InvalidTokens', `decode: grid ${i} has ${row?.length ?? 0} tokens, expected ${n}`);
+      for (let j = 0; j < n; j++) {
+        const v = row[j];
+        if (!Number.isInteger(v) || v < 0 || v >= 2 ** 32) throw new TesseraError('InvalidTokens', `decode: token ${j} of grid ${i} is not a non-negative integer: ${v}`);
+        flat[i * n + j] = v;
+      }
+    }
+    const r = await this._client.call(REQUEST.decode, { tokens: flat }, {});
     return { images: toImages(r), pixels: r.pixels, device: r.device, width: r.width, height: r.height };
   }
 

@@ -351,8 +351,8 @@ mod tests {
             assert_eq!((a.len(), a[0].len(), px.len()), (2, 64, 2 * 32 * 32));
             crate::eval::sample_request(&b, name, req(""), &d).unwrap();
         }
-        crate::eval::generate_grid(&out, "ar", None, &[], None, 2, &crate::SampleArgs::default(), &dir.join("grid.png"), None, &d).unwrap();
-        assert!(crate::eval::generate_grid(&out, "ar", Some("0"), &[], None, 2, &crate::SampleArgs::default(), &dir.join("g.png"), None, &d).is_err(), "a class for a text bundle");
+        crate::eval::generate_grid(&out, "ar", None, &[], None, 2, &crate::SampleArgs::default(), &dir.join("grid.png"), Default::default(), &d).unwrap();
+        assert!(crate::eval::generate_grid(&out, "ar", Some("0"), &[], None, 2, &crate::SampleArgs::default(), &dir.join("g.png"), Default::default(), &d).is_err(), "a class for a text bundle");
         // the manifest's text section is checked: a version-2 reader's format, a missing tokenizer file
         let m = std::fs::read_to_string(out.join("manifest.json")).unwrap();
         assert!(tessera::bundle::Manifest::parse(&m.replace("\"format_version\": 3", "\"format_version\": 2")).is_err());
