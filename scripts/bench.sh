@@ -18,6 +18,17 @@ flex_nar=$("$BIN" --device flex bench --bundle $B --proposal nar --count "$COUNT
 wgpu=$("$BIN" --device wgpu bench --bundle $B --count "$COUNT" --runs 3 2>/dev/null || echo '{"error":"wgpu bench failed"}')
 browser=$(cd tests/browser && BENCH_COUNT="$COUNT" node bench.mjs)
 wasm=web/package/dist/tessera_wasm_bg.wasm
+# ONNX Runtime on the same weights, natively and in the browser: docs/onnx/*.json -> docs/bench-onnx.md
+bash scripts/onnx/setup.sh --web
+PY="$TESSERA_ONNX_VENV/bin/python"
+onnx_out=$(mktemp -d)
+mkdir -p docs/onnx
+"$PY" scripts/onnx/export.py "$B" "$onnx_out/$(basename $B)"
+"$PY" scripts/onnx/peer.py check "$B" "$onnx_out/$(basename $B)" "$BIN" docs/onnx/check.json
+"$PY" scripts/onnx/peer.py bench "$B" "$onnx_out/$(basename $B)" "$BIN" docs/onnx/native.json --threads 1 --rounds "${BENCH_ROUNDS:-3}"
+node scripts/onnx/web/peer.mjs "$(basename $B)" "$onnx_out" docs/onnx/browser.json "${BENCH_ROUNDS:-3}"
+"$PY" scripts/onnx/report.py docs >/dev/null
+rm -rf "$onnx_out"
 python3 - "$flex" "$wgpu" "$browser" "$wasm" "$B" "$flex_nar" <<'PY'
 import gzip, json, os, sys, platform, datetime
 flex, wgpu, browser = (json.loads(a) for a in sys.argv[1:4])
@@ -74,6 +85,7 @@ lines = [
   '', f"`models/` in total (bundles, cards, sample grids, the evaluator): {mb(models_total)}.",
   '', '## Ratios (same run)', '',
   *(f"- {k}: {v:.2f}" for k, v in r['ratios'].items() if v is not None),
+  '', 'Against ONNX Runtime (native and Web) on the same weights, same tokens: `docs/bench-onnx.md`; where the time goes: `docs/perf.md`.',
   '', 'WebGPU here is Chromium\'s SwiftShader (a CPU emulation of a GPU): it proves the WebGPU path correct, not GPU speed.',
 ]
 open('docs/bench.md', 'w').write('\n'.join(lines) + '\n')

@@ -17,6 +17,10 @@ bash scripts/text-encoders.sh            # shipped bundles' pretrained text enco
 cargo test --release -p tessera -p tessera-train
 stamp
 
+echo "== ONNX export (ONNX Runtime gives Tessera's tokens and pixels)"
+bash scripts/onnx/test.sh
+stamp
+
 echo "== wasm build"
 bash scripts/build-web.sh
 stamp
