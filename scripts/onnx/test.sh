@@ -12,7 +12,7 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 for b in fmnist-vqkd fmnist-fsq fmnist-vqgan emoji-cluster; do
   "$PY" scripts/onnx/export.py "models/$b" "$out/$b" >/dev/null
-  "$PY" scripts/onnx/peer.py check "models/$b" "$out/$b" "$BIN" "$out/$b.json" | tail -n 0
+  "$PY" scripts/onnx/peer.py check "models/$b" "$out/$b" "$BIN" "$out/$b.json" >/dev/null
   "$PY" - "$out/$b.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
