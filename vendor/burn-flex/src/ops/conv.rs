@@ -348,6 +348,60 @@ fn conv3d_impl<
         }
     }
 
+    // Small batches of small images (a pixel decoder's 8x8..32x32 maps): one im2col matrix for the
+    // whole batch and one GEMM, instead of one small GEMM per (image, tile) and a strided scatter of
+    // each result. The GEMM's [c_out, batch * spatial] rows land in NCHW as contiguous runs.
+    if groups == 1 && batch_size * spatial_out * col_len <= BATCHED_COL_BUDGET {
+        let n = batch_size * spatial_out;
+        let per_image = spatial_out * col_len;
+        let mut col = vec![zero; n * col_len];
+        for b in 0..batch_size {
+            im2col_3d_tile(
+                &mut col[b * per_image..(b + 1) * per_image],
+                &x_nhwc,
+                0,
+                spatial_out,
+                out_h,
+                out_w,
+                kernel_d,
+                kernel_h,
+                kernel_w,
+                stride_d,
+                stride_h,
+                stride_w,
+                dilation_d,
+                dilation_h,
+                dilation_w,
+                pad_d,
+                pad_h,
+                pad_w,
+                in_d,
+                in_h,
+                in_w,
+                channels_per_group,
+                col_len,
+                b,
+                0,
+                nhwc_stride,
+            );
+        }
+        let result = gemm_fn(&w_flat, &col, channels_out, col_len, n);
+        let mut output = vec![zero; batch_size * channels_out * spatial_out];
+        for b in 0..batch_size {
+            for c in 0..channels_out {
+                let dst = (b * channels_out + c) * spatial_out;
+                let src = c * n + b * spatial_out;
+                output[dst..dst + spatial_out].copy_from_slice(&result[src..src + spatial_out]);
+            }
+        }
+        if let Some(bias) = bias {
+            let bias = bias.to_contiguous();
+            add_bias(&mut output, bias.storage(), batch_size, channels_out, spatial_out);
+        }
+        let out_shape = Shape::from(vec![batch_size, channels_out, out_d, out_h, out_w]);
+        return FlexTensor::new(Bytes::from_elems(output), Layout::contiguous(out_shape), dtype);
+    }
+
     // Use tiled parallel execution
     let output = {
         #[cfg(feature = "rayon")]
@@ -533,6 +587,9 @@ fn conv3d_impl<
         dtype,
     )
 }
+
+/// Largest im2col matrix (elements) built for a whole batch at once (32 MB of f32).
+const BATCHED_COL_BUDGET: usize = 8 * 1024 * 1024;
 
 /// Build im2col tile for a range of output positions.
 ///

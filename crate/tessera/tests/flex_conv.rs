@@ -1,0 +1,97 @@
+//! The vendored burn-flex (`vendor/burn-flex`) runs a convolution over a small batch of small maps
+//! (a pixel decoder's) as one im2col matrix and one GEMM for the whole batch; larger inputs keep
+//! burn's tiled path. Both must give the convolution: checked here against a direct f64 sum, on
+//! shapes that take each path (stride, padding, bias, groups), with f32 tolerance.
+use burn::prelude::*;
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::ConvOptions;
+
+/// Deterministic values in [-1, 1) (no RNG crate needed for a fixture).
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+struct Case {
+    batch: usize,
+    c_in: usize,
+    c_out: usize,
+    h: usize,
+    w: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+    groups: usize,
+    bias: bool,
+    /// output positions checked against the direct sum (None: every one)
+    sample: Option<usize>,
+}
+
+fn check(c: Case) {
+    let d = Device::flex();
+    let cg = c.c_in / c.groups;
+    let x = values(c.batch * c.c_in * c.h * c.w, 1);
+    let wt = values(c.c_out * cg * c.k * c.k, 2);
+    let b = values(c.c_out, 3);
+    let out = conv2d(
+        Tensor::<1>::from_floats(x.as_slice(), &d).reshape([c.batch, c.c_in, c.h, c.w]),
+        Tensor::<1>::from_floats(wt.as_slice(), &d).reshape([c.c_out, cg, c.k, c.k]),
+        c.bias.then(|| Tensor::<1>::from_floats(b.as_slice(), &d)),
+        ConvOptions::new([c.stride; 2], [c.pad; 2], [1, 1], c.groups),
+    );
+    let [ob, oc, oh, ow] = out.dims();
+    let (eh, ew) = ((c.h + 2 * c.pad - c.k) / c.stride + 1, (c.w + 2 * c.pad - c.k) / c.stride + 1);
+    assert_eq!([ob, oc, oh, ow], [c.batch, c.c_out, eh, ew]);
+    let got = out.into_data().try_into_vec::<f32>().unwrap();
+    let total = got.len();
+    let picks: Vec<usize> = match c.sample {
+        None => (0..total).collect(),
+        Some(n) => (0..n).map(|i| (i * 7919 + 13) % total).collect(),
+    };
+    let mut worst = 0.0f64;
+    for i in picks {
+        let (bi, rest) = (i / (oc * oh * ow), i % (oc * oh * ow));
+        let (o, rest) = (rest / (oh * ow), rest % (oh * ow));
+        let (y, xo) = (rest / ow, rest % ow);
+        let g = o / (c.c_out / c.groups);
+        let mut want = if c.bias { b[o] as f64 } else { 0.0 };
+        for ci in 0..cg {
+            let cin = g * cg + ci;
+            for ky in 0..c.k {
+                for kx in 0..c.k {
+                    let (iy, ix) = ((y * c.stride + ky) as isize - c.pad as isize, (xo * c.stride + kx) as isize - c.pad as isize);
+                    if iy < 0 || ix < 0 || iy >= c.h as isize || ix >= c.w as isize {
+                        continue;
+                    }
+                    let xv = x[((bi * c.c_in + cin) * c.h + iy as usize) * c.w + ix as usize] as f64;
+                    want += wt[((o * cg + ci) * c.k + ky) * c.k + kx] as f64 * xv;
+                }
+            }
+        }
+        worst = worst.max((got[i] as f64 - want).abs());
+    }
+    // sums of up to 576 products of values in [-1, 1): f32 rounding stays far below this
+    assert!(worst < 1e-4, "conv differs from the direct sum by {worst:e}");
+}
+
+#[test]
+fn batched_path_small_maps() {
+    // 3 x 5 x 9 x 11, 3x3, padding 1, bias: one GEMM for the batch
+    check(Case { batch: 3, c_in: 5, c_out: 7, h: 9, w: 11, k: 3, stride: 1, pad: 1, groups: 1, bias: true, sample: None });
+    // strided, unpadded, no bias (a downsampling conv)
+    check(Case { batch: 2, c_in: 4, c_out: 6, h: 16, w: 12, k: 4, stride: 2, pad: 0, groups: 1, bias: false, sample: None });
+    // 1x1 (a pixel decoder's projection)
+    check(Case { batch: 8, c_in: 16, c_out: 3, h: 32, w: 32, k: 1, stride: 1, pad: 0, groups: 1, bias: true, sample: None });
+}
+
+#[test]
+fn grouped_and_large_inputs_keep_the_tiled_path() {
+    check(Case { batch: 2, c_in: 6, c_out: 4, h: 10, w: 10, k: 3, stride: 1, pad: 1, groups: 2, bias: true, sample: None });
+    // 5 x 4096 positions x 576 columns = 11.8M elements, over the batched path's budget (8M)
+    check(Case { batch: 5, c_in: 64, c_out: 8, h: 64, w: 64, k: 3, stride: 1, pad: 1, groups: 1, bias: true, sample: Some(400) });
+}
