@@ -100,7 +100,7 @@ impl<'a> NarSampling<'a> {
             }
             let keep_masked = self.schedules[i][self.step];
             let reveal = scored.len().saturating_sub(keep_masked);
-            scored.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap_or(std::cmp::Ordering::Equal).then(a.1.cmp(&b.1)));
+            scored.sort_unstable_by(|a, b| super::sampler::descending(a.0, b.0).then(a.1.cmp(&b.1)));
             self.revealed[i] = scored[..reveal].iter().map(|s| s.1).collect();
             for &(_, p, tok) in &scored[..reveal] {
                 self.tokens[i][p] = Some(tok);

@@ -58,6 +58,18 @@ impl SamplingOptions {
     }
 }
 
+/// Larger first; NaN after every number (a broken model's NaN logits must not make the ordering
+/// inconsistent: Rust's sorts may panic on a comparator that is not a total order); -0 equals +0.
+pub(crate) fn descending(x: f64, y: f64) -> std::cmp::Ordering {
+    use std::cmp::Ordering::*;
+    match (x.is_nan(), y.is_nan()) {
+        (false, false) => y.partial_cmp(&x).unwrap_or(Equal),
+        (true, true) => Equal,
+        (true, false) => Greater,
+        (false, true) => Less,
+    }
+}
+
 /// Combines conditional and unconditional logits by classifier-free guidance.
 pub fn guide(cond: &[f32], uncond: &[f32], scale: f32) -> Vec<f64> {
     cond.iter().zip(uncond).map(|(&c, &u)| u as f64 + scale as f64 * (c as f64 - u as f64)).collect()
@@ -68,7 +80,9 @@ pub fn guide(cond: &[f32], uncond: &[f32], scale: f32) -> Vec<f64> {
 pub fn filtered_probs(logits: &[f64], opts: &SamplingOptions) -> Vec<(usize, f64)> {
     let t = opts.temperature as f64;
     let mut order: Vec<usize> = (0..logits.len()).collect();
-    order.sort_by(|&a, &b| logits[b].partial_cmp(&logits[a]).unwrap_or(std::cmp::Ordering::Equal).then(a.cmp(&b)));
+    // a total order (ties by index), so the unstable sort gives the stable sort's order without its
+    // allocation and merging (the sort was ~8% of an NAR step)
+    order.sort_unstable_by(|&a, &b| descending(logits[a], logits[b]).then(a.cmp(&b)));
     if opts.top_k > 0 {
         order.truncate(opts.top_k);
     }
@@ -127,6 +141,16 @@ mod tests {
 
     fn opts() -> SamplingOptions {
         SamplingOptions::default()
+    }
+
+    #[test]
+    fn nan_logits_sort_last_and_never_panic() {
+        let l = [f64::NAN, 1.0, f64::NAN, 3.0, -0.0, 0.0, f64::NAN, 2.0];
+        let p = filtered_probs(&l, &SamplingOptions { top_k: 4, ..opts() });
+        assert_eq!(p.iter().map(|x| x.0).collect::<Vec<_>>(), vec![3, 7, 1, 4]);
+        let many: Vec<f64> = (0..256).map(|i| if i % 3 == 0 { f64::NAN } else { (i as f64 * 0.37).sin() }).collect();
+        let order: Vec<usize> = filtered_probs(&many, &SamplingOptions { top_k: 100, ..opts() }).iter().map(|x| x.0).collect();
+        assert!(order.iter().all(|&i| i % 3 != 0));
     }
 
     #[test]
