@@ -70,6 +70,17 @@ pub(crate) fn descending(x: f64, y: f64) -> std::cmp::Ordering {
     }
 }
 
+/// A u64 whose ascending order is [`descending`]'s order of the f64s: -0 as +0, NaN last.
+pub(crate) fn descending_key(x: f64) -> u64 {
+    if x.is_nan() {
+        return u64::MAX;
+    }
+    let b = (x + 0.0).to_bits(); // -0 + 0 = +0
+    // IEEE bits ordered as integers: negatives flipped, positives above them
+    let ascending = if b >> 63 == 1 { !b } else { b | 1 << 63 };
+    !ascending
+}
+
 /// Combines conditional and unconditional logits by classifier-free guidance.
 pub fn guide(cond: &[f32], uncond: &[f32], scale: f32) -> Vec<f64> {
     cond.iter().zip(uncond).map(|(&c, &u)| u as f64 + scale as f64 * (c as f64 - u as f64)).collect()
@@ -79,10 +90,12 @@ pub fn guide(cond: &[f32], uncond: &[f32], scale: f32) -> Vec<f64> {
 /// renormalised, after temperature, top-k and top-p.
 pub fn filtered_probs(logits: &[f64], opts: &SamplingOptions) -> Vec<(usize, f64)> {
     let t = opts.temperature as f64;
-    let mut order: Vec<usize> = (0..logits.len()).collect();
-    // a total order (ties by index), so the unstable sort gives the stable sort's order without its
-    // allocation and merging (the sort was ~8% of an NAR step)
-    order.sort_unstable_by(|&a, &b| descending(logits[a], logits[b]).then(a.cmp(&b)));
+    // `descending` then index, as integer pairs: a total order, so the unstable sort gives the stable
+    // sort's order, and comparing two u64 costs less than two float loads and branches (the sort of
+    // 256 logits per token was ~10% of an NAR step)
+    let mut keyed: Vec<(u64, usize)> = logits.iter().enumerate().map(|(i, &x)| (descending_key(x), i)).collect();
+    keyed.sort_unstable();
+    let mut order: Vec<usize> = keyed.into_iter().map(|k| k.1).collect();
     if opts.top_k > 0 {
         order.truncate(opts.top_k);
     }
@@ -151,6 +164,26 @@ mod tests {
         let many: Vec<f64> = (0..256).map(|i| if i % 3 == 0 { f64::NAN } else { (i as f64 * 0.37).sin() }).collect();
         let order: Vec<usize> = filtered_probs(&many, &SamplingOptions { top_k: 100, ..opts() }).iter().map(|x| x.0).collect();
         assert!(order.iter().all(|&i| i % 3 != 0));
+    }
+
+    #[test]
+    fn the_keyed_sort_gives_the_comparator_order() {
+        let mut rng = Rng::new(5, 0);
+        let specials = [0.0, -0.0, f64::INFINITY, f64::NEG_INFINITY, f64::NAN, f64::MIN_POSITIVE, -f64::MIN_POSITIVE, 5e-324, -5e-324, f64::MAX, f64::MIN];
+        for round in 0..200 {
+            let n = 1 + round % 300;
+            let l: Vec<f64> = (0..n)
+                .map(|_| {
+                    let u = rng.uniform();
+                    if u < 0.1 { specials[(rng.uniform() * specials.len() as f64) as usize % specials.len()] } else if u < 0.3 { ((u * 40.0) as i32 - 6) as f64 } else { (u - 0.6) * 1e3 }
+                })
+                .collect();
+            let mut want: Vec<usize> = (0..n).collect();
+            want.sort_by(|&a, &b| descending(l[a], l[b]).then(a.cmp(&b)));
+            let mut keyed: Vec<(u64, usize)> = l.iter().enumerate().map(|(i, &x)| (descending_key(x), i)).collect();
+            keyed.sort_unstable();
+            assert_eq!(keyed.iter().map(|k| k.1).collect::<Vec<_>>(), want, "logits {l:?}");
+        }
     }
 
     #[test]
