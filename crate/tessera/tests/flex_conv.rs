@@ -85,6 +85,8 @@ fn batched_path_small_maps() {
     check(Case { batch: 3, c_in: 5, c_out: 7, h: 9, w: 11, k: 3, stride: 1, pad: 1, groups: 1, bias: true, sample: None });
     // strided, unpadded, no bias (a downsampling conv)
     check(Case { batch: 2, c_in: 4, c_out: 6, h: 16, w: 12, k: 4, stride: 2, pad: 0, groups: 1, bias: false, sample: None });
+    // one image: the GEMM's [c_out, spatial] is the output as it is
+    check(Case { batch: 1, c_in: 8, c_out: 5, h: 8, w: 8, k: 3, stride: 1, pad: 1, groups: 1, bias: true, sample: None });
     // 1x1 (a pixel decoder's projection)
     check(Case { batch: 8, c_in: 16, c_out: 3, h: 32, w: 32, k: 1, stride: 1, pad: 0, groups: 1, bias: true, sample: None });
 }

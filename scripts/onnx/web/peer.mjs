@@ -79,8 +79,6 @@ try {
     const options = meta.proposals[proposal].sampling;
     for (const count of [1, 8]) {
       const args = { proposal, cls: 0, count, seed: 0, options };
-      await page.evaluate((a) => window.peer.tessera(a), args); // warm-up of both
-      await page.evaluate((a) => window.peer.ort(a), args);
       const T = [];
       const O = [];
       let identical = 0;

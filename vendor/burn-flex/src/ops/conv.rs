@@ -386,14 +386,20 @@ fn conv3d_impl<
             );
         }
         let result = gemm_fn(&w_flat, &col, channels_out, col_len, n);
-        let mut output = vec![zero; batch_size * channels_out * spatial_out];
-        for b in 0..batch_size {
-            for c in 0..channels_out {
-                let dst = (b * channels_out + c) * spatial_out;
-                let src = c * n + b * spatial_out;
-                output[dst..dst + spatial_out].copy_from_slice(&result[src..src + spatial_out]);
+        // one image: [c_out, spatial] is already NCHW
+        let mut output = if batch_size == 1 {
+            result
+        } else {
+            let mut nchw = vec![zero; batch_size * channels_out * spatial_out];
+            for b in 0..batch_size {
+                for c in 0..channels_out {
+                    let dst = (b * channels_out + c) * spatial_out;
+                    let src = c * n + b * spatial_out;
+                    nchw[dst..dst + spatial_out].copy_from_slice(&result[src..src + spatial_out]);
+                }
             }
-        }
+            nchw
+        };
         if let Some(bias) = bias {
             let bias = bias.to_contiguous();
             add_bias(&mut output, bias.storage(), batch_size, channels_out, spatial_out);
