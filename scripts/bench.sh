@@ -18,6 +18,7 @@ flex_nar=$("$BIN" --device flex bench --bundle $B --proposal nar --count "$COUNT
 wgpu=$("$BIN" --device wgpu bench --bundle $B --count "$COUNT" --runs 3 2>/dev/null || echo '{"error":"wgpu bench failed"}')
 browser=$(cd tests/browser && BENCH_COUNT="$COUNT" node bench.mjs)
 wasm=web/package/dist/tessera_wasm_bg.wasm
+wasm_cpu=web/package/dist/tessera_wasm_cpu_bg.wasm
 # ONNX Runtime on the same weights, natively and in the browser: docs/onnx/*.json -> docs/bench-onnx.md
 bash scripts/onnx/setup.sh --web
 PY="$TESSERA_ONNX_VENV/bin/python"
@@ -29,12 +30,13 @@ mkdir -p docs/onnx
 node scripts/onnx/web/peer.mjs "$(basename $B)" "$onnx_out" docs/onnx/browser.json "${BENCH_ROUNDS:-3}"
 "$PY" scripts/onnx/report.py docs >/dev/null
 rm -rf "$onnx_out"
-python3 - "$flex" "$wgpu" "$browser" "$wasm" "$B" "$flex_nar" <<'PY'
+python3 - "$flex" "$wgpu" "$browser" "$wasm" "$B" "$flex_nar" "$wasm_cpu" <<'PY'
 import gzip, json, os, sys, platform, datetime
 flex, wgpu, browser = (json.loads(a) for a in sys.argv[1:4])
 wasm, bundle = sys.argv[4], sys.argv[5]
 flex_nar = json.loads(sys.argv[6])
 raw = open(wasm, 'rb').read()
+raw_cpu = open(sys.argv[7], 'rb').read()
 model_files = {f: os.path.getsize(os.path.join(bundle, f)) for f in sorted(os.listdir(bundle)) if f.endswith('.safetensors')}
 shipped = sum(model_files.values())
 # Every shipped bundle's files, and models/ as a whole (what a clone carries).
@@ -49,6 +51,7 @@ r = {
   'date': datetime.datetime.utcnow().strftime('%Y-%m-%dT%H:%M:%SZ'), 'machine': f'{os.cpu_count()} cores, {platform.machine()}, no GPU',
   'native_flex': flex, 'native_flex_nar': flex_nar, 'native_wgpu': wgpu, 'browser': browser,
   'wasm_bytes': len(raw), 'wasm_gzip_bytes': len(gzip.compress(raw, 9)),
+  'wasm_cpu_bytes': len(raw_cpu), 'wasm_cpu_gzip_bytes': len(gzip.compress(raw_cpu, 9)),
   'model_files_bytes': model_files, 'browser_download_bytes': shipped,
   'bundles_bytes': bundles, 'models_dir_bytes': models_total,
 }
@@ -70,7 +73,8 @@ lines = [
   f"| browser WebGPU ({browser['webgpu']['adapter']}) | {browser['webgpu']['images_per_s']:.2f} images/s ({browser['webgpu']['ms_per_image_warm_median']:.1f} ms/image) |",
   f"| page load to first image, CPU | {browser['cpu']['first_image_ms_after_load'] / 1000:.2f} s (a grid of {browser['cpu']['first_grid_images']}) |",
   f"| page load to first image, WebGPU | {browser['webgpu']['first_image_ms_after_load'] / 1000:.2f} s (a grid of {browser['webgpu']['first_grid_images']}) |",
-  f"| wasm module | {mb(r['wasm_bytes'])} raw, {mb(r['wasm_gzip_bytes'])} gzip -9 |",
+  f"| wasm module, full engine (WebGPU + CPU) | {mb(r['wasm_bytes'])} raw, {mb(r['wasm_gzip_bytes'])} gzip -9 |",
+  f"| wasm module, CPU-only engine (`device: 'cpu'`, or no WebGPU adapter) | {mb(r['wasm_cpu_bytes'])} raw, {mb(r['wasm_cpu_gzip_bytes'])} gzip -9 |",
   f"| model download (tokenizer + proposal) | {mb(shipped)} |",
   '', '## Browser ms per image: every shipped tokenizer x proposal network (warm, same run)', '',
   '| bundle/proposal | CPU | WebGPU |', '|---|---|---|',
@@ -80,6 +84,14 @@ lines = [
     for z in [{d: browser[d]['ms_per_image_by_tokenizer_and_proposal'] for d in ('cpu', 'webgpu')}]
     for n in sorted({k.rsplit('/', 1)[0] for k in z['cpu']}) if n + '/nar' in z['cpu'] and n + '/ar' in z['cpu']),
   '', f"WebGPU rows time a batch of 2, CPU rows a batch of {browser['count']} (SwiftShader costs seconds per step).", '',
+  '## WebGPU calls per sampling step', '',
+  'Counted by the worker (`Generator.gpuCounters()`: it wraps the WebGPU methods the engine calls), one image, no previews, '
+  'after a warm-up call (pipelines compiled); the decoder\'s calls, measured alone, are taken off. AR: per token; NAR: per MaskGIT step '
+  '(both with classifier-free guidance, conditional and unconditional rows in one batch).', '',
+  '| bundle | proposal | steps | dispatches / step | submits / step | read-backs / step | buffer writes / step | decode: dispatches, read-backs |', '|---|---|---|---|---|---|---|---|',
+  *(f"| {b} | {p} | {c['steps']} | {c['per_step']['dispatches']:.1f} | {c['per_step']['submits']:.1f} | {c['per_step']['readbacks']:.2f} | {c['per_step']['bufferWrites']:.1f} | {c['decode']['dispatches']}, {c['decode']['readbacks']} |"
+    for b, row in (browser['webgpu'].get('gpu_calls') or {}).items() for p, c in row.items() if isinstance(c, dict)),
+  '',
   '## Sizes', '', '| bundle | tokenizer | ar | nar | browser download (tokenizer + ar + nar) |', '|---|---|---|---|---|',
   *(f"| {k} | {mb(v.get('tokenizer', 0))} | {mb(v.get('ar', 0))} | {mb(v.get('nar', 0))} | {mb(sum(v.values()))} |" for k, v in bundles.items()),
   '', f"`models/` in total (bundles, cards, sample grids, the evaluator): {mb(models_total)}.",

@@ -53,7 +53,9 @@ if browser:
     e = browser.get('engine_download')
     if e:
         mb = lambda b: f'{b / 1e6:.2f} MB'
-        L += ['', f"Engine download besides the model: Tessera (wasm + JS) {mb(e['tessera']['raw'])} raw, {mb(e['tessera']['gzip'])} gzip -9; "
+        full = e.get('tessera_full')
+        L += ['', f"Engine download besides the model: Tessera's CPU engine (what these rows ran: `tessera_wasm_cpu` wasm + JS) {mb(e['tessera']['raw'])} raw, {mb(e['tessera']['gzip'])} gzip -9; "
+              + (f"its full engine (WebGPU + CPU, fetched only by WebGPU pages) {mb(full['raw'])} raw, {mb(full['gzip'])} gzip -9; " if full else '') +
               f"ORT-web (wasm build: `ort.wasm.min.mjs` + its wasm) {mb(e['ort']['raw'])} raw, {mb(e['ort']['gzip'])} gzip -9 (ratio {e['ratio_gzip']:.2f}; "
               f"target Tessera <= 1.5 MB gzip: {'met' if e['tessera']['gzip'] <= 1.5e6 else 'not met'})."]
     L.append('')

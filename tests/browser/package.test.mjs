@@ -45,6 +45,7 @@ test('npm pack -> install -> generate in the browser', { timeout: 10 * 60 * 1000
   const { tmp, app, tarball } = packAndInstall('tessera-pkg-', 'app');
   const files = execFileSync('tar', ['tzf', tarball]).toString();
   assert.match(files, /package\/dist\/tessera_wasm_bg\.wasm/);
+  assert.match(files, /package\/dist\/tessera_wasm_cpu_bg\.wasm/, 'the CPU-only engine ships too');
   assert.match(files, /package\/src\/index\.d\.ts/);
   fs.symlinkSync(path.join(ROOT, 'models'), path.join(app, 'models'));
   // Resolve 'tessera-web' as Node and bundlers do (the package's `exports` map), into an import map.
@@ -72,7 +73,7 @@ let wasmKind = null;
 try { await gen.generate({ class: 'Nope' }); } catch (e) { wasmKind = [e.name, e.code]; }
 window.done = { n: images.length, w: images[0].width, tokens: tokens[0].length, progress, max: Math.max(...images[0].data),
   narTokens: nar.tokens[0].length, recTokens: rec.tokens[0].length,
-  keptAfterEdit: edited.tokens[0].slice(16).every((t, i) => t === rec.tokens[0][16 + i]), badInput, badKind, wasmKind };
+  keptAfterEdit: edited.tokens[0].slice(16).every((t, i) => t === rec.tokens[0][16 + i]), badInput, badKind, wasmKind, engine: gen.info.engine };
 </script>`);
   const done = await pageResult(app, path.join(OUT, 'package.png')).finally(() => fs.rmSync(tmp, { recursive: true, force: true }));
   assert.equal(done.n, 2);
@@ -87,6 +88,7 @@ window.done = { n: images.length, w: images[0].width, tokens: tokens[0].length, 
   assert.match(done.badInput, /colour/, 'unknown options are rejected with a message');
   assert.equal(done.badKind, 'InvalidOption');
   assert.deepEqual(done.wasmKind, ['InvalidOption', 'InvalidOption'], 'errors from wasm carry their kind');
+  assert.equal(done.engine, 'cpu', "device 'cpu' runs the CPU-only engine");
 });
 
 /** A page on a served folder holding the package and the shipped models (plus `extra` files). */
@@ -168,6 +170,9 @@ test('every promise settles: dispose, AbortSignal, bad arguments, checks before 
     // The rejected loads downloaded no weights: the only safetensors fetched are the real load's.
     const weights = requests.filter((u) => u.endsWith('.safetensors'));
     assert.ok(weights.length <= 3 + 3, `weights fetched: ${weights.join(', ')}`);
+    // Every generator here asked for the CPU: only the CPU-only engine was downloaded.
+    const engines = requests.filter((u) => u.endsWith('.wasm')).map((u) => path.basename(new URL(u).pathname));
+    assert.ok(engines.length > 0 && engines.every((f) => f === 'tessera_wasm_cpu_bg.wasm'), `wasm fetched: ${engines.join(', ')}`);
   } finally {
     await browser.close();
     server.close();

@@ -138,13 +138,22 @@ test('WebGPU and CPU agree: logits within tolerance, tokens for the same seed', 
         for (let i = 0; i < a.length; i++) { maxDiff = Math.max(maxDiff, Math.abs(a[i] - b[i])); maxAbs = Math.max(maxAbs, Math.abs(b[i])); }
       }
     }
+    // the workers count their WebGPU calls: a decode on WebGPU dispatches kernels and reads back
+    const [g0, c0] = [await gpu.gpuCounters(), await cpu.gpuCounters()];
     const dg = await gpu.decode([prefix.concat(prefix).slice(0, 64)]);
     const dc = await cpu.decode([prefix.concat(prefix).slice(0, 64)]);
+    const [g1, c1] = [await gpu.gpuCounters(), await cpu.gpuCounters()];
+    const calls = { gpu: { dispatches: g1.dispatches - g0.dispatches, readbacks: g1.readbacks - g0.readbacks, installed: g1.installed }, cpu: { dispatches: c1.dispatches, readbacks: c1.readbacks } };
     let pixDiff = 0;
     for (let i = 0; i < dg.pixels.length; i++) pixDiff = Math.max(pixDiff, Math.abs(dg.pixels[i] - dc.pixels[i]));
+    const engines = { gpu: gpu.info.engine, cpu: cpu.info.engine, cpuFallback: cpu.info.fallbackReason ?? null };
     gpu.dispose(); cpu.dispose();
-    return { maxDiff, maxAbs, pixDiff };
+    return { maxDiff, maxAbs, pixDiff, calls, engines };
   });
+  // two builds of one engine: WebGPU runs the full module, the CPU the CPU-only one (a smaller download)
+  assert.deepEqual(r.engines, { gpu: 'full', cpu: 'cpu', cpuFallback: null });
+  assert.ok(r.calls.gpu.installed && r.calls.gpu.dispatches > 0 && r.calls.gpu.readbacks >= 1, `WebGPU calls of one decode: ${JSON.stringify(r.calls.gpu)}`);
+  assert.deepEqual(r.calls.cpu, { dispatches: 0, readbacks: 0 }, 'the CPU engine makes no WebGPU calls');
   results.logits = r;
   console.log(`WebGPU vs CPU (AR and NAR): max |logit diff| ${r.maxDiff.toExponential(2)} (max |logit| ${r.maxAbs.toFixed(2)}), max pixel diff ${r.pixDiff}`);
   assert.ok(r.maxDiff < 1e-3, `logits differ by ${r.maxDiff}`);

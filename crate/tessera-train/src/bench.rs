@@ -67,3 +67,27 @@ pub fn bench(dir: &Path, proposal: &str, count: usize, runs: usize, device: &Dev
     );
     Ok(())
 }
+
+/// GFLOP/s of `runs` square `size` x `size` f32 matrix products on `device` (after one warm-up),
+/// median and best: the ceiling the training stages' achieved GFLOP/s are read against.
+pub fn bench_gemm(size: usize, runs: usize, device: &Device) -> Result<()> {
+    let a: Tensor<2> = Tensor::random([size, size], burn::tensor::Distribution::Uniform(-1.0, 1.0), device);
+    let b: Tensor<2> = Tensor::random([size, size], burn::tensor::Distribution::Uniform(-1.0, 1.0), device);
+    let flops = 2.0 * (size as f64).powi(3);
+    let run = || -> Result<f64> {
+        let t = Instant::now();
+        // reading one value back waits for the device (a GPU backend runs asynchronously)
+        let c = a.clone().matmul(b.clone());
+        let _ = c.slice([0..1, 0..1]).into_data();
+        Ok(t.elapsed().as_secs_f64())
+    };
+    run()?;
+    let times: Vec<f64> = (0..runs).map(|_| run()).collect::<Result<_>>()?;
+    let best = times.iter().cloned().fold(f64::INFINITY, f64::min);
+    let threads = std::env::var("RAYON_NUM_THREADS").ok().and_then(|v| v.parse::<usize>().ok());
+    println!(
+        "{}",
+        json!({ "size": size, "runs": runs, "gflop_per_s_median": flops / median(times) / 1e9, "gflop_per_s_best": flops / best / 1e9, "rayon_threads": threads })
+    );
+    Ok(())
+}

@@ -370,6 +370,15 @@ pub enum Cmd {
         #[arg(long)]
         out: PathBuf,
     },
+    /// The backend's matrix-product ceiling: GFLOP/s of square f32 products (one JSON line), the
+    /// reference for the training stages' achieved GFLOP/s (`scripts/bench-train.sh`).
+    BenchGemm {
+        /// Side of the square matrices.
+        #[arg(long, default_value_t = 1024)]
+        size: usize,
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
     /// Native generation speed (images/s) on this device.
     Bench {
         #[arg(long, default_value = "models/fmnist-vqgan")]
@@ -585,6 +594,12 @@ impl Cmd {
             Cmd::Eval { samples_per_class, .. } => {
                 if *samples_per_class == 0 {
                     bail!("--samples-per-class must be at least 1");
+                }
+                Ok(())
+            }
+            Cmd::BenchGemm { size, runs } => {
+                if *size == 0 || *size > 8192 || *runs == 0 {
+                    bail!("--size must be in 1..=8192 and --runs at least 1");
                 }
                 Ok(())
             }

@@ -5,9 +5,11 @@
 //! validates its input before burn sees it and returns a rejected Promise on error; a failed call
 //! leaves the model usable.
 use burn::prelude::*;
+#[cfg(feature = "webgpu")]
 use burn::tensor::wgpu::WgpuBackend;
 use js_sys::{Function, Object, Reflect, Uint8ClampedArray};
 use serde::Deserialize;
+#[cfg(feature = "webgpu")]
 use std::cell::RefCell;
 use std::rc::Rc;
 use tessera::bundle::{Bundle, Manifest, PromptReport, Proposal, TEXT_ENCODER, TEXT_TOKENIZER, TextFiles};
@@ -17,6 +19,7 @@ use tessera::TesseraError;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
+#[cfg(feature = "webgpu")]
 thread_local! {
     /// burn's WebGPU device may be initialised only once per module.
     static WEBGPU: RefCell<Option<Result<(Device, String), String>>> = const { RefCell::new(None) };
@@ -103,6 +106,7 @@ fn now() -> f64 {
     js_sys::Date::now()
 }
 
+#[cfg(feature = "webgpu")]
 async fn webgpu_device() -> Result<(Device, String), String> {
     if let Some(r) = WEBGPU.with(|w| w.borrow().clone()) {
         return r;
@@ -118,6 +122,15 @@ async fn webgpu_device() -> Result<(Device, String), String> {
     WEBGPU.with(|w| *w.borrow_mut() = Some(r.clone()));
     r
 }
+
+/// The CPU-only engine has no WebGPU backend: "webgpu" is refused, "auto" runs on the CPU.
+#[cfg(not(feature = "webgpu"))]
+async fn webgpu_device() -> Result<(Device, String), String> {
+    Err(format!("WebGPU is not available: this is the CPU-only engine ({ENGINE}); load the full engine for WebGPU"))
+}
+
+/// Which build of the module this is: "full" (WebGPU + CPU) or "cpu" (CPU only, smaller).
+const ENGINE: &str = if cfg!(feature = "webgpu") { "full" } else { "cpu" };
 
 /// A loaded model on one device.
 #[wasm_bindgen]
@@ -531,6 +544,7 @@ impl Tessera {
         set(&o, "device", i.device_name);
         set(&o, "adapter", i.adapter.as_str());
         set(&o, "loadMs", i.load_ms);
+        set(&o, "engine", ENGINE);
         if let Some(r) = &i.fallback_reason {
             set(&o, "fallbackReason", r.as_str());
         }

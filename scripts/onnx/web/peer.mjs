@@ -130,8 +130,12 @@ try {
   const pkg = path.join(ROOT, 'web/package');
   const js = (d) => fs.readdirSync(d).filter((f) => f.endsWith('.js')).map((f) => path.join(d, f));
   const ortDist = path.join(HERE, 'node_modules/onnxruntime-web/dist');
+  // Tessera's CPU path (what these rows ran) fetches the CPU-only engine; WebGPU pages the full one.
+  const src = js(path.join(pkg, 'src'));
+  const engine = (name) => [path.join(pkg, `dist/${name}_bg.wasm`), path.join(pkg, `dist/${name}.js`), ...src];
   out.engine_download = {
-    tessera: size([path.join(pkg, 'dist/tessera_wasm_bg.wasm'), ...js(path.join(pkg, 'dist')), ...js(path.join(pkg, 'src'))]),
+    tessera: size(engine('tessera_wasm_cpu')),
+    tessera_full: size(engine('tessera_wasm')),
     ort: size(['ort.wasm.min.mjs', 'ort-wasm-simd-threaded.mjs', 'ort-wasm-simd-threaded.wasm'].map((f) => path.join(ortDist, f))),
   };
   out.engine_download.ratio_gzip = out.engine_download.tessera.gzip / out.engine_download.ort.gzip;

@@ -39,6 +39,9 @@ mod zip;
 #[doc(hidden)]
 pub mod ops;
 
+/// GEMM floating-point operations counted (Tessera's addition: training throughput in GFLOP/s).
+pub mod flops;
+
 #[doc(hidden)]
 pub mod simd;
 

@@ -41,6 +41,25 @@ export interface SamplingDefaults {
   confidenceNoise: number;
 }
 
+/** Counts of WebGPU calls made by a generator's worker (see `Generator.gpuCounters`). */
+export interface GpuCounters {
+  /** Compute dispatches (`dispatchWorkgroups` and its indirect form). */
+  dispatches: number;
+  computePasses: number;
+  bufferCopies: number;
+  /** Queue submissions. */
+  submits: number;
+  /** `queue.writeBuffer` calls (uploads). */
+  bufferWrites: number;
+  /** `buffer.mapAsync` calls: read-backs to the CPU, each a GPU -> CPU round trip. */
+  readbacks: number;
+  buffersCreated: number;
+  pipelinesCreated: number;
+  bindGroupsCreated: number;
+  /** False where the worker has no WebGPU at all. */
+  installed: boolean;
+}
+
 export interface ModelInfo {
   name: string;
   classes: string[];
@@ -61,6 +80,11 @@ export interface ModelInfo {
   device: 'webgpu' | 'cpu';
   adapter: string;
   loadMs: number;
+  /**
+   * Which wasm build runs the model: 'full' (WebGPU + CPU) or 'cpu' (the CPU-only engine, a smaller
+   * download: used for `device: 'cpu'`, and for 'auto' when the browser has no WebGPU adapter).
+   */
+  engine: 'full' | 'cpu';
   /** Why `auto` fell back to the CPU, if it did. */
   fallbackReason?: string;
   /** Loaded proposal networks by name ('ar', 'nar') with their default sampling options. */
@@ -181,6 +205,11 @@ export declare class Generator {
   /** `prompt`: text-to-image bundles (then `classIndex` is ignored). */
   proposalLogits(proposal: string, classIndex: number, tokens: ArrayLike<number | null>, prompt?: string): Promise<Float32Array>;
   /** Stops the worker: pending and later calls reject with a 'Disposed' TesseraError. */
+  /**
+   * WebGPU calls of the model's worker since it started: take two snapshots around a call and
+   * subtract (e.g. dispatches per sampling step). All zero on the CPU.
+   */
+  gpuCounters(): Promise<GpuCounters>;
   dispose(): void;
 }
 

@@ -222,6 +222,15 @@ export class Generator {
     return this._client.call(REQUEST.logits, { proposal, classIndex, tokens: Array.from(tokens), prompt });
   }
 
+  /**
+   * WebGPU calls the model's worker has made since it started (compute dispatches, queue submits,
+   * buffer writes, read-backs, pipelines/buffers/bind groups created): a diagnostic; take two
+   * snapshots around a call and subtract. All zero on the CPU.
+   */
+  gpuCounters() {
+    return this._client.call(REQUEST.gpuCounters, {});
+  }
+
   /** Stops the worker: pending calls reject with a 'Disposed' error, and so does every later call. */
   dispose() {
     this._client.kill(new TesseraError('Disposed', 'the generator was disposed'));

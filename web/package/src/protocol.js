@@ -2,7 +2,7 @@
 // (`worker.js`): message types, option names, devices and error kinds. Both sides import it.
 
 /** Requests the page sends; the worker answers each with 'progress'* then 'result' or 'error'. */
-export const REQUEST = Object.freeze({ load: 'load', generate: 'generate', reconstruct: 'reconstruct', decode: 'decode', logits: 'logits' });
+export const REQUEST = Object.freeze({ load: 'load', generate: 'generate', reconstruct: 'reconstruct', decode: 'decode', logits: 'logits', gpuCounters: 'gpuCounters' });
 /** Sent by the page to stop request `target` (a download, or a generation between two steps). */
 export const CANCEL = 'cancel';
 /** Replies of the worker. */

@@ -1,10 +1,41 @@
 // The Tessera model worker: owns the wasm module and the loaded model, and answers the requests of
 // `protocol.js` ({ id, type, ... }) with 'progress' events and one 'result' or 'error'. A 'cancel'
 // message stops a download, or a generation between two of its steps.
-import init, { loadModel } from '../dist/tessera_wasm.js';
 import { CANCEL, DEVICES, REPLY, REQUEST, TesseraError, cacheKey, errorToMessage } from './protocol.js';
+import { countGpuCalls, gpuCounters } from './gpu-counters.js';
 
-const ready = init();
+countGpuCalls(globalThis);
+
+/**
+ * Two builds of the same Rust code: the full engine (WebGPU + CPU) and the CPU-only engine (no wgpu,
+ * cubecl or WGSL compiler inside: a fraction of the download). The CPU engine serves `device: 'cpu'`,
+ * and `'auto'` on a browser without a WebGPU adapter; both compute the same CPU tokens. The literal
+ * `new URL(..., import.meta.url)` / `import(...)` forms are what bundlers follow.
+ */
+const ENGINES = {
+  full: () => import('../dist/tessera_wasm.js'),
+  cpu: () => import('../dist/tessera_wasm_cpu.js'),
+};
+let engine = null;
+/** Loads (once per worker) the engine for `device`: { name, loadModel }. */
+async function engineFor(device) {
+  let name = 'full';
+  if (device === 'cpu') name = 'cpu';
+  else if (device === 'auto') {
+    const adapter = await globalThis.navigator?.gpu?.requestAdapter?.().catch(() => null);
+    if (!adapter) name = 'cpu';
+  }
+  if (engine && engine.name === name) return engine;
+  let mod;
+  try {
+    mod = await ENGINES[name]();
+    await mod.default();
+  } catch (e) {
+    throw new TesseraError('NetworkError', `loading the ${name} wasm engine: ${e.message}`);
+  }
+  engine = { name, loadModel: mod.loadModel };
+  return engine;
+}
 let model = null;
 /** Ids of requests cancelled by the page, and the AbortControllers of running downloads. */
 const cancelled = new Set();
@@ -64,7 +95,9 @@ async function fetchBytes(url, sha256, useCache, signal, report) {
 
 async function load(id, { modelUrl, device, cache, proposals }, progress) {
   if (!DEVICES.includes(device)) throw new TesseraError('InvalidOption', `unknown device '${device}': use ${DEVICES.map((d) => `"${d}"`).join(', ')}`);
-  await ready;
+  // started at once, downloaded while the manifest and weights are
+  const ready = engineFor(device);
+  ready.catch(() => {});
   const controller = new AbortController();
   downloads.set(id, controller);
   try {
@@ -100,6 +133,7 @@ async function load(id, { modelUrl, device, cache, proposals }, progress) {
     }
     if (cancelled.has(id)) throw new TesseraError('AbortError', 'load cancelled');
     progress({ stage: 'init', device });
+    const { loadModel } = await ready;
     try {
       const next = await loadModel(text, Object.fromEntries(Object.entries(files).map(([k, v]) => [k, v.bytes])), device);
       model?.free();
@@ -144,6 +178,8 @@ async function handle(id, data, progress) {
       const value = await need().decode(data.tokens);
       return [value, [value.pixels.buffer]];
     }
+    case REQUEST.gpuCounters:
+      return [gpuCounters(), []];
     case REQUEST.logits:
       return [await need().proposalLogits(data.proposal, data.classIndex, [data.tokens], data.prompt ?? undefined), []];
     default:

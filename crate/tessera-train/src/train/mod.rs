@@ -109,6 +109,7 @@ fn run_stage<M: Module>(
     let pb = bar(stage, sched, state.step);
     let t0 = Instant::now();
     let elapsed0 = state.elapsed_s;
+    let (step0, flops0) = (state.step, burn_flex::flops::flops());
     while state.step < sched.steps {
         let lr = sched.lr_at(state.step);
         let (m, loss) = step_fn(model, &mut optim, state.step, lr, &mut state)?;
@@ -132,9 +133,28 @@ fn run_stage<M: Module>(
     }
     pb.finish();
     state.elapsed_s = elapsed0 + t0.elapsed().as_secs_f64();
+    record_throughput(&mut state, step0, flops0, t0.elapsed().as_secs_f64());
     state.done = true;
     ckpt.save(&model, Some(&optim), &state)?;
     Ok((model, state))
+}
+
+/// Throughput of the steps this process ran (from `step0`): steps/s and, on the CPU (flex), the GEMM
+/// FLOPs per step and the achieved GFLOP/s, counted by vendor/burn-flex (2·m·n·k per matrix product,
+/// convolutions' im2col products and backward passes included; element-wise work not counted).
+/// Kept in the run's state (`extra.throughput`); `scripts/bench-train.sh` collects them.
+fn record_throughput(state: &mut TrainState, step0: usize, flops0: u64, seconds: f64) {
+    let steps = state.step.saturating_sub(step0);
+    if steps == 0 || seconds <= 0.0 {
+        return;
+    }
+    let flops = burn_flex::flops::flops().saturating_sub(flops0) as f64;
+    let mut t = serde_json::json!({ "steps": steps, "seconds": seconds, "steps_per_s": steps as f64 / seconds, "batch_size": state.batch_size });
+    if flops > 0.0 {
+        t["gemm_gflop_per_step"] = (flops / steps as f64 / 1e9).into();
+        t["gemm_gflop_per_s"] = (flops / seconds / 1e9).into();
+    }
+    state.extra.insert("throughput".into(), t);
 }
 
 /// One optimizer step on `loss`; returns the model and, every 10 steps, the loss value (a

@@ -448,7 +448,7 @@ macro_rules! impl_flash_gemm {
         impl FlashGemm for $ty {
             unsafe fn block_gemm(a: BlockGemmArgs<Self>) {
                 unsafe {
-                    gemm::gemm(
+                    crate::flops::gemm(
                         a.m,
                         a.n,
                         a.k,

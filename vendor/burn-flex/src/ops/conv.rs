@@ -762,7 +762,7 @@ fn conv3d_1x1_impl<
                         b * channels_out * spatial + g * out_channels_per_group * spatial;
 
                     unsafe {
-                        gemm::gemm(
+                        crate::flops::gemm(
                             m,
                             n,
                             k,
@@ -797,7 +797,7 @@ fn conv3d_1x1_impl<
                         b * channels_out * spatial + g * out_channels_per_group * spatial;
 
                     unsafe {
-                        gemm::gemm(
+                        crate::flops::gemm(
                             m,
                             n,
                             k,
@@ -1289,6 +1289,8 @@ where
     let in_spatial = in_h * in_w;
     let out_spatial = out_h * out_w;
     let k_spatial = kernel_h * kernel_w;
+    // no GEMM here: its multiply-adds are counted directly (vendor/README.md, `flops`)
+    crate::flops::add(2 * total as u64 * k_spatial as u64);
 
     // Valid oh/ow ranges are identical for every (b, c), so precompute once.
     let oh_ranges: Vec<(usize, usize)> = (0..kernel_h)
@@ -1515,6 +1517,8 @@ where
     let in_spatial = in_h * in_w;
     let out_spatial = out_h * out_w;
     let k_spatial = kernel_h * kernel_w;
+    // no GEMM here: its multiply-adds are counted directly (vendor/README.md, `flops`)
+    crate::flops::add(2 * total as u64 * (channels_in * k_spatial) as u64);
     let w_co_stride = channels_in * k_spatial;
     let x_batch_stride = channels_in * in_spatial;
 
@@ -1748,7 +1752,7 @@ fn conv3d_direct_impl<
                 for k in 0..kernel_w {
                     unsafe {
                         let x_base = x_data.as_ptr().add(b * batch_x_len);
-                        gemm::gemm(
+                        crate::flops::gemm(
                             m,
                             n,
                             gemm_k,
@@ -1781,7 +1785,7 @@ fn conv3d_direct_impl<
                 for k in 0..kernel_w {
                     unsafe {
                         let x_base = x_data.as_ptr().add(b * batch_x_len);
-                        gemm::gemm(
+                        crate::flops::gemm(
                             m,
                             n,
                             gemm_k,
@@ -1844,7 +1848,7 @@ macro_rules! gemm_typed {
             #[cfg(not(feature = "rayon"))]
             let parallelism = gemm::Parallelism::None;
             unsafe {
-                gemm::gemm(
+                crate::flops::gemm(
                     m,
                     n,
                     k,

@@ -567,7 +567,7 @@ macro_rules! conv_transpose_gemm_typed {
             #[cfg(not(feature = "rayon"))]
             let parallelism = gemm::Parallelism::None;
             unsafe {
-                gemm::gemm(
+                crate::flops::gemm(
                     m,
                     n,
                     k,

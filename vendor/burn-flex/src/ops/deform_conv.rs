@@ -363,7 +363,7 @@ pub fn deform_conv2d_f32(
 fn gemm_f32(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
     let mut c = vec![0.0f32; m * n];
     unsafe {
-        gemm::gemm(
+        crate::flops::gemm(
             m,
             n,
             k,
@@ -943,7 +943,7 @@ pub fn deform_conv2d_f64(
 fn gemm_f64(a: &[f64], b: &[f64], m: usize, k: usize, n: usize) -> Vec<f64> {
     let mut c = vec![0.0f64; m * n];
     unsafe {
-        gemm::gemm(
+        crate::flops::gemm(
             m,
             n,
             k,

@@ -306,7 +306,7 @@ unsafe fn gemm_call<T: GemmScalar>(
     parallelism: gemm::Parallelism,
 ) {
     unsafe {
-        gemm::gemm(
+        crate::flops::gemm(
             m,
             n,
             k,
