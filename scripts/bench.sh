@@ -17,6 +17,7 @@ flex=$("$BIN" --device flex bench --bundle $B --count "$COUNT" --runs 3)
 flex_nar=$("$BIN" --device flex bench --bundle $B --proposal nar --count "$COUNT" --runs 3)
 wgpu=$("$BIN" --device wgpu bench --bundle $B --count "$COUNT" --runs 3 2>/dev/null || echo '{"error":"wgpu bench failed"}')
 browser=$(cd tests/browser && BENCH_COUNT="$COUNT" node bench.mjs)
+gpu_calls=$(cd tests/browser && node gpu-calls.mjs)
 wasm=web/package/dist/tessera_wasm_bg.wasm
 wasm_cpu=web/package/dist/tessera_wasm_cpu_bg.wasm
 # ONNX Runtime on the same weights, natively and in the browser: docs/onnx/*.json -> docs/bench-onnx.md
@@ -30,13 +31,14 @@ mkdir -p docs/onnx
 node scripts/onnx/web/peer.mjs "$(basename $B)" "$onnx_out" docs/onnx/browser.json "${BENCH_ROUNDS:-3}"
 "$PY" scripts/onnx/report.py docs >/dev/null
 rm -rf "$onnx_out"
-python3 - "$flex" "$wgpu" "$browser" "$wasm" "$B" "$flex_nar" "$wasm_cpu" <<'PY'
+python3 - "$flex" "$wgpu" "$browser" "$wasm" "$B" "$flex_nar" "$wasm_cpu" "$gpu_calls" <<'PY'
 import gzip, json, os, sys, platform, datetime
 flex, wgpu, browser = (json.loads(a) for a in sys.argv[1:4])
 wasm, bundle = sys.argv[4], sys.argv[5]
 flex_nar = json.loads(sys.argv[6])
 raw = open(wasm, 'rb').read()
 raw_cpu = open(sys.argv[7], 'rb').read()
+gpu_calls = json.loads(sys.argv[8])
 model_files = {f: os.path.getsize(os.path.join(bundle, f)) for f in sorted(os.listdir(bundle)) if f.endswith('.safetensors')}
 shipped = sum(model_files.values())
 # Every shipped bundle's files, and models/ as a whole (what a clone carries).
@@ -49,7 +51,7 @@ for d in sorted(os.listdir('models')):
 models_total = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk('models') for f in fs)
 r = {
   'date': datetime.datetime.utcnow().strftime('%Y-%m-%dT%H:%M:%SZ'), 'machine': f'{os.cpu_count()} cores, {platform.machine()}, no GPU',
-  'native_flex': flex, 'native_flex_nar': flex_nar, 'native_wgpu': wgpu, 'browser': browser,
+  'native_flex': flex, 'native_flex_nar': flex_nar, 'webgpu_calls': gpu_calls, 'native_wgpu': wgpu, 'browser': browser,
   'wasm_bytes': len(raw), 'wasm_gzip_bytes': len(gzip.compress(raw, 9)),
   'wasm_cpu_bytes': len(raw_cpu), 'wasm_cpu_gzip_bytes': len(gzip.compress(raw_cpu, 9)),
   'model_files_bytes': model_files, 'browser_download_bytes': shipped,
@@ -90,7 +92,7 @@ lines = [
   '(both with classifier-free guidance, conditional and unconditional rows in one batch).', '',
   '| bundle | proposal | steps | dispatches / step | submits / step | read-backs / step | buffer writes / step | decode: dispatches, read-backs |', '|---|---|---|---|---|---|---|---|',
   *(f"| {b} | {p} | {c['steps']} | {c['per_step']['dispatches']:.1f} | {c['per_step']['submits']:.1f} | {c['per_step']['readbacks']:.2f} | {c['per_step']['bufferWrites']:.1f} | {c['decode']['dispatches']}, {c['decode']['readbacks']} |"
-    for b, row in (browser['webgpu'].get('gpu_calls') or {}).items() for p, c in row.items() if isinstance(c, dict)),
+    for b, row in gpu_calls.items() for p, c in row.items() if isinstance(c, dict)),
   '',
   '## Sizes', '', '| bundle | tokenizer | ar | nar | browser download (tokenizer + ar + nar) |', '|---|---|---|---|---|',
   *(f"| {k} | {mb(v.get('tokenizer', 0))} | {mb(v.get('ar', 0))} | {mb(v.get('nar', 0))} | {mb(sum(v.values()))} |" for k, v in bundles.items()),

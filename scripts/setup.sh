@@ -7,7 +7,7 @@ source "$(dirname "$0")/env.sh"
 cd "$ROOT"
 
 need_apt=()
-for p in chromium chromium-driver dataset-fashion-mnist fonts-dejavu-core binaryen; do
+for p in chromium chromium-driver dataset-fashion-mnist fonts-dejavu-core; do
   dpkg -s "$p" >/dev/null 2>&1 || need_apt+=("$p")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -43,31 +43,7 @@ try {
       }
       return out;
     }, { count: device === 'cpu' ? count : 2, device });
-    // WebGPU calls per sampling step (the worker counts every dispatch, submit and read-back): one
-    // image, no previews; the decoder's share is measured alone and taken off.
-    const calls = device !== 'webgpu' ? null : await page.evaluate(async () => {
-      const { loadGenerator } = await import('./tessera/src/index.js');
-      const out = {};
-      for (const b of window.tessera.index.bundles.filter((b) => ['emoji-vqkd', 'fmnist-vqkd'].includes(b.name))) {
-        const g = await loadGenerator({ modelUrl: 'models/' + b.path, device: 'webgpu' });
-        const diff = (a, z) => Object.fromEntries(Object.entries(z).filter(([, v]) => typeof v === 'number').map(([k, v]) => [k, v - a[k]]));
-        const measure = async (f) => { const a = await g.gpuCounters(); const r = await f(); return [diff(a, await g.gpuCounters()), r]; };
-        const row = { engine: g.info.engine };
-        for (const proposal of Object.keys(g.info.proposals)) {
-          const steps = proposal === 'ar' ? g.tokensPerImage : g.info.proposals[proposal].steps;
-          await g.generate({ proposal, class: 0, count: 1, seed: 1, previewEvery: 0 }); // pipelines compiled
-          const [gen, r] = await measure(() => g.generate({ proposal, class: 0, count: 1, seed: 1, previewEvery: 0 }));
-          const [dec] = await measure(() => g.decode(r.tokens));
-          const perStep = Object.fromEntries(Object.entries(gen).map(([k, v]) => [k, (v - (dec[k] ?? 0)) / steps]));
-          row[proposal] = { steps, generate: gen, decode: dec, per_step: perStep };
-        }
-        out[b.name] = row;
-        g.dispose();
-      }
-      return out;
-    });
     out[device] = {
-      gpu_calls: calls,
       adapter: first.info.adapter,
       first_image_ms_after_load: first.firstImageMs,
       first_grid_images: first.r.tokens.length,

@@ -237,6 +237,15 @@ export class Generator {
   }
 }
 
+/** Whether this browser offers a WebGPU adapter (asked once per page). */
+let adapterProbe = null;
+function hasWebGpuAdapter() {
+  adapterProbe ??= Promise.resolve()
+    .then(() => globalThis.navigator?.gpu?.requestAdapter?.())
+    .then((a) => !!a, () => false);
+  return adapterProbe;
+}
+
 /**
  * Loads a model bundle (a folder with manifest.json and safetensors files) in a Web Worker.
  * `proposals`: the proposal networks to download (default: all of the bundle's; `[]` for
@@ -250,9 +259,16 @@ export async function loadGenerator({ modelUrl, device = 'auto', proposals, onPr
     throw new TesseraError('InvalidOption', 'loadGenerator: proposals must be an array of names (e.g. ["ar", "nar"])');
   }
   if (signal?.aborted) throw aborted(signal, 'load');
+  // Two engines: the CPU-only one (a fraction of the download) for 'cpu', and for 'auto' when the
+  // browser has no WebGPU adapter; the full one (WebGPU + CPU, with its checked fallback) otherwise.
   // The literal `new Worker(new URL('./worker.js', import.meta.url), ...)` is the pattern bundlers
-  // (Vite, webpack 5) recognise to bundle the worker with its wasm.
-  const worker = workerUrl ? new Worker(workerUrl, { type: 'module' }) : new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+  // (Vite, webpack 5) recognise to bundle each worker with its wasm.
+  const cpuOnly = device === 'cpu' || (device === 'auto' && !(await hasWebGpuAdapter()));
+  const worker = workerUrl
+    ? new Worker(workerUrl, { type: 'module' })
+    : cpuOnly
+      ? new Worker(new URL('./worker-cpu.js', import.meta.url), { type: 'module' })
+      : new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
   const client = new WorkerClient(worker);
   const base = new URL(modelUrl.endsWith('/') ? modelUrl : modelUrl + '/', globalThis.location?.href);
   try {
