@@ -10,13 +10,16 @@ source "$(dirname "$0")/env.sh"
 cd "$ROOT"
 out=web/package/dist
 mkdir -p "$out"
-build() { # $1 = output name, $2... = cargo feature flags
-  local name=$1; shift
-  cargo build --profile wasm-release --target wasm32-unknown-unknown -p tessera-wasm "$@"
+build() { # $1 = output name, $2 = cargo profile, $3... = cargo feature flags
+  local name=$1 profile=$2; shift 2
+  cargo build --profile "$profile" --target wasm32-unknown-unknown -p tessera-wasm "$@"
   wasm-bindgen --target web --out-dir "$out" --out-name "$name" \
     --remove-name-section --remove-producers-section \
-    "$CARGO_TARGET_DIR/wasm32-unknown-unknown/wasm-release/tessera_wasm.wasm"
+    "$CARGO_TARGET_DIR/wasm32-unknown-unknown/$profile/tessera_wasm.wasm"
 }
-build tessera_wasm
-build tessera_wasm_cpu --no-default-features
+build tessera_wasm wasm-release
+# The CPU engine is optimised for speed, not size (Cargo.toml: profile wasm-release-cpu): at
+# opt-level "z" it ran AR 1.4-1.6x and decode 1.7x slower than the same code inside the full engine
+# (LLVM's size-first inlining decisions differ with the module's contents; docs/perf.md).
+build tessera_wasm_cpu wasm-release-cpu --no-default-features
 ls -l "$out"/*.wasm
