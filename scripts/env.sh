@@ -17,3 +17,9 @@ tessera_train_bin() {
 }
 # Python environment of the ONNX export and its ONNX Runtime peer (scripts/onnx/setup.sh).
 export TESSERA_ONNX_VENV="${TESSERA_ONNX_VENV:-$HOME/.cache/tessera-onnx-venv}"
+# The emoji table's work folder and budgets (scripts/reproduce.sh DATA=emoji; scripts/train.sh ships its
+# seed-0 VQGAN and FSQ runs). Budgets from the shipped VQ-KD's curves (docs/results/emoji/curves-vqkd.png,
+# 2,000-step cosine schedules): distillation and pixel-decoder losses flatten from ~1,200-1,400 steps.
+# 30 samples per class x 95 classes per FID.
+EMOJI_TABLE=(--data emoji --evaluator models/evaluator-emoji --work runs/table-emoji
+             --tokenizer-steps 1200 --proposal-steps 800 --samples-per-class 30)

@@ -20,12 +20,9 @@ bash scripts/setup.sh
 tessera_train_bin
 ARGS=()
 if [ "${DATA:-fashion-mnist}" = emoji ]; then
-  # Budgets from the shipped VQ-KD's curves (docs/results/emoji/curves-vqkd.png, 2,000-step cosine
-  # schedules): distillation and pixel-decoder losses flatten from ~1,200-1,400 steps; 1,200 per trained
-  # stage keeps a 3-seed table near 8 h on 2 cores. 30 samples per class x 95 classes per FID.
-  ARGS=(--data emoji --evaluator models/evaluator-emoji --work runs/table-emoji --out docs/results/emoji
-        --tokenizer-steps 1200 --proposal-steps 800 --samples-per-class 30
-        --ablations vqkd-vit,cluster-vit,vqkd-mim,cluster-mim)
+  # EMOJI_TABLE (env.sh): work folder and budgets. Each (row, seed)'s eval.json is also written to
+  # docs/results/emoji/runs/ (commit it): a table continued on another machine restores those runs.
+  ARGS=("${EMOJI_TABLE[@]}" --out docs/results/emoji --ablations vqkd-vit,cluster-vit,vqkd-mim,cluster-mim)
   mkdir -p docs/results/emoji
   LOG="${LOG:-docs/results/emoji/reproduce.log}"
 elif [ "${DATA:-fashion-mnist}" = emoji-t2i ]; then

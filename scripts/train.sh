@@ -40,15 +40,21 @@ mkdir -p "$RUNS"
 LOG="${LOG:-$RUNS/train.log}"
 log() { tee -a "$LOG"; }
 base=(--data "$DATA" --classifier "$RUNS/classifier" --classifier-steps "$CLASSIFIER_STEPS" --resume)
-"$BIN" train --stage classifier "${base[@]}" "$@" 2>&1 | log
-# The evaluator: a separate classifier that scores every bundle (never seen by a tokenizer).
-"$BIN" train --stage evaluator --evaluator "$RUNS/evaluator" "${base[@]}" "$@" 2>&1 | log
-[ -f "$EVALUATOR/evaluator.json" ] || "$BIN" export-evaluator --run "$RUNS/evaluator" --out "$EVALUATOR" 2>&1 | log
-# Text to image is scored by a tiny CLIP trained on the captions apart from every generator.
+# The perceptual-loss classifier: trained when the first bundle that needs it comes up.
+classifier() { "$BIN" train --stage classifier "${base[@]}" "$@" 2>&1 | log; }
+# The evaluator: a separate classifier that scores every bundle (never seen by a tokenizer); the
+# shipped one is kept (delete it to retrain it: every committed figure was measured with it).
+if [ ! -f "$EVALUATOR/evaluator.json" ]; then
+  "$BIN" train --stage evaluator --evaluator "$RUNS/evaluator" "${base[@]}" "$@" 2>&1 | log
+  "$BIN" export-evaluator --run "$RUNS/evaluator" --out "$EVALUATOR" 2>&1 | log
+fi
+# Text to image is scored by a tiny CLIP trained on the captions apart from every generator (kept likewise).
 CLIP=()
 if [ "$DATA" = emoji ]; then
-  "$BIN" train --stage clip --clip "$RUNS/clip" --clip-steps "${CLIP_STEPS:-4000}" "${base[@]}" "$@" 2>&1 | log
-  [ -f models/clip-emoji/clip.json ] || "$BIN" export-clip --run "$RUNS/clip" --out models/clip-emoji 2>&1 | log
+  if [ ! -f models/clip-emoji/clip.json ]; then
+    "$BIN" train --stage clip --clip "$RUNS/clip" --clip-steps "${CLIP_STEPS:-4000}" "${base[@]}" "$@" 2>&1 | log
+    "$BIN" export-clip --run "$RUNS/clip" --out models/clip-emoji 2>&1 | log
+  fi
   CLIP=(--clip models/clip-emoji)
 fi
 if [ "$DATA" = emoji ] && [ ! -f "$RUNS/teacher-lite0/state.json" ]; then
@@ -56,6 +62,26 @@ if [ "$DATA" = emoji ] && [ ! -f "$RUNS/teacher-lite0/state.json" ]; then
 fi
 for name in $ONLY; do
   tok="${name%%-*}"                       # vqgan, vq (vq-mse), fsq, vqkd, cluster
+  out="models/$PREFIX-$name"
+  # A bundle already exported and evaluated is kept (re-evaluating costs ~30 min): delete its
+  # eval.json to redo export, eval, grids and card.
+  if [ -f "$out/eval.json" ]; then echo "kept (already evaluated): $out" | log; continue; fi
+  if [ "$DATA" = emoji ] && { [ "$name" = vqgan ] || [ "$name" = fsq ]; }; then
+    # The pixel tokenizers on emoji ship as the emoji table's seed-0 run (its budget: 1,200 tokenizer
+    # steps, AR/NAR networks of 3 x 96 trained 800 steps), the very run `DATA=emoji scripts/reproduce.sh`
+    # trains first (shared work folder), exported under the bundle's name with the table's evaluation.
+    "$BIN" table "${EMOJI_TABLE[@]}" --rows "$name" --seeds 0 --ablations none --out "$RUNS/table-$name" 2>&1 | log
+    run="runs/table-emoji/$name/s0"
+    "$BIN" export --run "$run" --out "$out" --name "$PREFIX-$name"
+    cp "$run/eval.json" "$run/reconstructions.png" "$out/"
+    for p in ar nar; do
+      "$BIN" generate --bundle "$out" --proposal "$p" --max-classes 20 --count 8 --seed 0 --out "$out/samples-$p.png"
+    done
+    python3 scripts/model_card.py "$out"
+    echo "trained (emoji table, seed 0), exported and evaluated: $out" | log
+    continue
+  fi
+  [ -n "${CLASSIFIER_DONE:-}" ] || { classifier "$@"; CLASSIFIER_DONE=1; }
   text=()
   if [ "$tok" = t2i ]; then
     tok="${name#t2i-}"; text=(--text-encoder learned)
@@ -78,10 +104,6 @@ for name in $ONLY; do
     "$BIN" train --stage teacher --teacher-kind "$kind" "${common[@]}" "$@" 2>&1 | log
   fi
   run="$RUNS/$name"
-  out="models/$PREFIX-$name"
-  # A bundle already exported and evaluated is kept (re-evaluating costs ~30 min): delete its
-  # eval.json to redo export, eval, grids and card.
-  if [ -f "$out/eval.json" ]; then echo "kept (already evaluated): $out" | log; continue; fi
   steps=(--tokenizer-steps "$TOKENIZER_STEPS" --proposal-steps "$PROPOSAL_STEPS")
   [[ "$name" == t2i-*-minilm ]] && steps=(--proposal-steps "${MINILM_STEPS:-800}")
   for stage in tokenizer ar nar; do

@@ -134,6 +134,10 @@ pub struct TableArgs {
     /// Text to image: the tiny CLIP (`export-clip`) for CLIPScore_tiny.
     #[arg(long)]
     pub clip: Option<PathBuf>,
+    /// Train at most this many (row, seed) runs not evaluated yet, then write the table (marked
+    /// incomplete): a table spread over several sittings, each committing what it finished.
+    #[arg(long)]
+    pub max_runs: Option<usize>,
 }
 
 impl TableArgs {
@@ -293,6 +297,24 @@ pub(crate) fn run_dir(work: &Path, row: &Row, seed: u64) -> PathBuf {
     work.join(&row.name).join(format!("s{seed}"))
 }
 
+/// Where the table's results folder keeps a copy of one (row, seed)'s `eval.json` and `timing.json`:
+/// committed with the table, so that a table continued on another machine (the work folder's
+/// checkpoints stay behind) keeps its finished runs instead of training them again.
+pub(crate) fn archive_dir(out: &Path, row: &Row, seed: u64) -> PathBuf {
+    out.join("runs").join(&row.name).join(format!("s{seed}"))
+}
+
+/// Copies `eval.json` and `timing.json` (where present) from one run folder to another.
+fn copy_evaluation(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to)?;
+    for f in ["timing.json", "eval.json"] {
+        if from.join(f).exists() {
+            std::fs::copy(from.join(f), to.join(f)).with_context(|| format!("copying {}", from.join(f).display()))?;
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn done(dir: &Path) -> bool {
     Checkpoint::new(dir).ok().filter(|c| c.exists()).and_then(|c| c.state().ok()).is_some_and(|s| s.done)
 }
@@ -395,11 +417,12 @@ impl Runner<'_> {
         crate::export::export(&run, &bundle, &format!("table-{}-s{seed}", row.name), self.device)?;
         let sampling = SampleArgs::default();
         let samples = self.args.samples_per_class.unwrap_or(self.budget.samples_per_class);
-        let mut e = eval::evaluate_bundle(&bundle, &self.args.evaluator, Some(&self.args.data), samples, self.budget.test_limit, &sampling, None, self.args.clip.as_deref(), self.device)?;
+        let mut e = eval::evaluate_bundle(&bundle, &self.args.evaluator, Some(&self.args.data), samples, self.budget.test_limit, &sampling, Some(&run.join("reconstructions.png")), self.args.clip.as_deref(), self.device)?;
         timing["eval_s"] = json!(timing["eval_s"].as_f64().unwrap_or(0.0) + t1.elapsed().as_secs_f64());
         e.timing = Some(timing.clone());
         std::fs::write(&timing_path, serde_json::to_string_pretty(&timing)?)?;
         std::fs::write(&eval_path, serde_json::to_string_pretty(&e)? + "\n")?;
+        copy_evaluation(&run, &archive_dir(&self.args.out, row, seed))?;
         Ok(e)
     }
 }
@@ -469,14 +492,27 @@ pub fn table(args: &TableArgs, device: &Device, device_name: &str) -> Result<Val
     let rounds = jobs.iter().map(|j| j.2.len()).max().unwrap_or(0);
     let mut order: Vec<(usize, u64)> =
         (0..rounds).flat_map(|i| jobs.iter().enumerate().filter_map(move |(j, job)| job.2.get(i).map(|&s| (j, s)))).collect();
+    // Runs evaluated on another machine: their eval.json comes back from the results folder.
+    for &(j, s) in &order {
+        let (run, archived) = (run_dir(&args.work, jobs[j].0, s), archive_dir(&args.out, jobs[j].0, s));
+        if !run.join("eval.json").exists() && archived.join("eval.json").exists() {
+            eprintln!("table: {} seed {s} evaluated before, restored from {}", jobs[j].0.name, archived.display());
+            copy_evaluation(&archived, &run)?;
+        }
+    }
     // Runs finished earlier first (instant: their eval.json is cached), so the table shows them all.
     let evaluated = |j: usize, s: u64| run_dir(&args.work, jobs[j].0, s).join("eval.json").exists();
     order.sort_by_key(|&(j, s)| !evaluated(j, s));
-    let mut missing = 0;
+    let (mut missing, mut started) = (0, 0);
     for (j, seed) in order {
         let row = jobs[j].0;
         if args.finished_only && !evaluated(j, seed) {
             eprintln!("table: {} seed {seed} not evaluated yet (--finished-only)", row.name);
+            missing += 1;
+            continue;
+        }
+        if !evaluated(j, seed) && args.max_runs.is_some_and(|m| started >= m) {
+            eprintln!("table: {} seed {seed} left for later (--max-runs)", row.name);
             missing += 1;
             continue;
         }
@@ -490,6 +526,7 @@ pub fn table(args: &TableArgs, device: &Device, device_name: &str) -> Result<Val
             continue;
         }
         eprintln!("table: {} seed {seed}", row.name);
+        started += usize::from(!evaluated(j, seed));
         let e = r.run(row, seed).with_context(|| format!("row {} seed {seed}", row.name))?;
         let timing = e.timing.clone().unwrap_or_default();
         total_train += timing["train_s"].as_f64().unwrap_or(0.0);
@@ -541,7 +578,7 @@ mod tests {
             work: "w".into(), out: "o".into(), preset: Preset::Tiny, seeds: vec![0], rows: rows.iter().map(|r| r.to_string()).collect(),
             ablations: vec!["none".into()], ablation_seeds: None, samples_per_class: None, tokenizer_steps: None, proposal_steps: None,
             evaluator: "e".into(), data: DataSpec::Emoji(PathBuf::from("/x")), image_size: None, image_channels: None, finished_only: false,
-            text_encoder: text, proposals: proposals.iter().map(|p| p.to_string()).collect(), tokenizers_from: None, clip: clip.map(PathBuf::from),
+            text_encoder: text, proposals: proposals.iter().map(|p| p.to_string()).collect(), tokenizers_from: None, clip: clip.map(PathBuf::from), max_runs: None,
         };
         assert!(args(&["vqkd", "vqkd-minilm"], TextEncoderKind::Learned, &["ar"], Some("c")).validate().is_ok());
         assert!(args(&["vqkd-minilm"], TextEncoderKind::None, &["ar"], None).validate().is_err(), "a text encoder row in a class table");
@@ -572,7 +609,7 @@ mod tests {
             work: dir.join("work"), out: dir.join("out"), preset: Preset::Tiny, seeds: vec![0, 1],
             rows: vec!["vqgan".into(), "cluster".into()], ablations: vec!["cluster-k64".into()], ablation_seeds: None,
             samples_per_class: None, tokenizer_steps: None, proposal_steps: None, evaluator, data, image_size: None, image_channels: None, finished_only: false,
-            text_encoder: TextEncoderKind::None, proposals: vec!["ar".into(), "nar".into()], tokenizers_from: None, clip: None,
+            text_encoder: TextEncoderKind::None, proposals: vec!["ar".into(), "nar".into()], tokenizers_from: None, clip: None, max_runs: None,
         };
         let dev = Device::flex();
         let t = table(&args, &dev, "flex").unwrap();
@@ -619,6 +656,17 @@ mod tests {
         assert!(same(&partial["rows"], &t["rows"]), "--finished-only must show exactly the evaluated runs");
         assert_eq!(partial["complete"], false);
         assert!(!more.work.join("vqgan/s2").exists(), "--finished-only must not start a run");
+        // On another machine (no work folder, only the committed results folder) the finished runs
+        // come back from out/runs: nothing is trained again and the table is the same.
+        assert!(dir.join("out/runs/vqgan/s1/eval.json").exists() && dir.join("out/runs/cluster-k64/s0/timing.json").exists());
+        std::fs::remove_dir_all(&more.work).unwrap();
+        let moved = table(&TableArgs { finished_only: false, seeds: vec![0, 1], ..more.clone() }, &dev, "flex").unwrap();
+        assert!(same(&moved["rows"], &t["rows"]), "restored runs must give the same table");
+        assert!(!more.work.join("vqgan/s0/tokenizer").exists(), "a restored run must not be trained again");
+        // --max-runs 1 with a new seed: exactly one new (row, seed) is trained, the table stays incomplete.
+        let one = table(&TableArgs { finished_only: false, max_runs: Some(1), ..more.clone() }, &dev, "flex").unwrap();
+        let new_runs = ["vqgan", "cluster"].iter().filter(|r| more.work.join(r).join("s2/eval.json").exists()).count();
+        assert_eq!((new_runs, &one["complete"]), (1, &json!(false)));
         std::fs::remove_dir_all(&dir).ok();
     }
 }

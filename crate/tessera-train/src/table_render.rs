@@ -181,19 +181,26 @@ pub(crate) fn row_json(args: &TableArgs, row: &Row, group: &str, evals: &[(u64, 
     let mut figures = json!({});
     for p in args.proposals.iter().map(String::as_str) {
         let path = args.out.join("samples").join(format!("{}-{p}.png", row.name));
-        if !path.exists() {
+        if !path.exists() && !bundle.exists() {
+            // evaluated on another machine (restored from the results folder) and its figure was not kept
+            eprintln!("table: no {} for {} (its bundle is on the machine that trained it)", path.display(), row.name);
+        } else if !path.exists() {
             // at most 20 classes (Fashion-MNIST: all 10; emoji: 20 of 95) x 8 samples; text to
             // image: 8 of the bundle's example prompts x 8
             eval::generate_grid(&bundle, p, None, &[], Some(20), 8, &SampleArgs::default(), &path, Default::default(), device)?;
         }
-        figures[p] = json!(format!("samples/{}-{p}.png", row.name));
+        if path.exists() {
+            figures[p] = json!(format!("samples/{}-{p}.png", row.name));
+        }
     }
     if group != "codebook" && group != "text" {
         let path = args.out.join(format!("tsne-{}.png", row.name));
-        if !path.exists() {
+        if !path.exists() && bundle.exists() {
             codebook_figure(&bundle, &evals[0].1, &row.label(), &path, device)?;
         }
-        figures["tsne"] = json!(format!("tsne-{}.png", row.name));
+        if path.exists() {
+            figures["tsne"] = json!(format!("tsne-{}.png", row.name));
+        }
     }
     Ok(json!({
         "row": row.name, "label": row.label(), "group": group, "tokenizer": row.tokenizer,
