@@ -18,8 +18,10 @@ flex_nar=$("$BIN" --device flex bench --bundle $B --proposal nar --count "$COUNT
 wgpu=$("$BIN" --device wgpu bench --bundle $B --count "$COUNT" --runs 3 2>/dev/null || echo '{"error":"wgpu bench failed"}')
 browser=$(cd tests/browser && BENCH_COUNT="$COUNT" node bench.mjs)
 gpu_calls=$(cd tests/browser && node gpu-calls.mjs)
+threads=$(cd tests/browser && node threads.mjs)
 wasm=web/package/dist/tessera_wasm_bg.wasm
 wasm_cpu=web/package/dist/tessera_wasm_cpu_bg.wasm
+wasm_mt=web/package/dist/tessera_wasm_cpu_mt_bg.wasm
 # ONNX Runtime on the same weights, natively and in the browser: docs/onnx/*.json -> docs/bench-onnx.md
 bash scripts/onnx/setup.sh --web
 PY="$TESSERA_ONNX_VENV/bin/python"
@@ -31,7 +33,7 @@ mkdir -p docs/onnx
 node scripts/onnx/web/peer.mjs "$(basename $B)" "$onnx_out" docs/onnx/browser.json "${BENCH_ROUNDS:-3}"
 "$PY" scripts/onnx/report.py docs >/dev/null
 rm -rf "$onnx_out"
-python3 - "$flex" "$wgpu" "$browser" "$wasm" "$B" "$flex_nar" "$wasm_cpu" "$gpu_calls" <<'PY'
+python3 - "$flex" "$wgpu" "$browser" "$wasm" "$B" "$flex_nar" "$wasm_cpu" "$gpu_calls" "$threads" "$wasm_mt" <<'PY'
 import gzip, json, os, sys, platform, datetime
 flex, wgpu, browser = (json.loads(a) for a in sys.argv[1:4])
 wasm, bundle = sys.argv[4], sys.argv[5]
@@ -39,6 +41,8 @@ flex_nar = json.loads(sys.argv[6])
 raw = open(wasm, 'rb').read()
 raw_cpu = open(sys.argv[7], 'rb').read()
 gpu_calls = json.loads(sys.argv[8])
+threads = json.loads(sys.argv[9])
+raw_mt = open(sys.argv[10], 'rb').read()
 model_files = {f: os.path.getsize(os.path.join(bundle, f)) for f in sorted(os.listdir(bundle)) if f.endswith('.safetensors')}
 shipped = sum(model_files.values())
 # Every shipped bundle's files, and models/ as a whole (what a clone carries).
@@ -54,6 +58,7 @@ r = {
   'native_flex': flex, 'native_flex_nar': flex_nar, 'webgpu_calls': gpu_calls, 'native_wgpu': wgpu, 'browser': browser,
   'wasm_bytes': len(raw), 'wasm_gzip_bytes': len(gzip.compress(raw, 9)),
   'wasm_cpu_bytes': len(raw_cpu), 'wasm_cpu_gzip_bytes': len(gzip.compress(raw_cpu, 9)),
+  'wasm_cpu_mt_bytes': len(raw_mt), 'wasm_cpu_mt_gzip_bytes': len(gzip.compress(raw_mt, 9)), 'browser_threads': threads,
   'model_files_bytes': model_files, 'browser_download_bytes': shipped,
   'bundles_bytes': bundles, 'models_dir_bytes': models_total,
 }
@@ -77,6 +82,7 @@ lines = [
   f"| page load to first image, WebGPU | {browser['webgpu']['first_image_ms_after_load'] / 1000:.2f} s (a grid of {browser['webgpu']['first_grid_images']}) |",
   f"| wasm module, full engine (WebGPU + CPU) | {mb(r['wasm_bytes'])} raw, {mb(r['wasm_gzip_bytes'])} gzip -9 |",
   f"| wasm module, CPU-only engine (`device: 'cpu'`, or no WebGPU adapter) | {mb(r['wasm_cpu_bytes'])} raw, {mb(r['wasm_cpu_gzip_bytes'])} gzip -9 |",
+  f"| wasm module, threaded CPU engine (cross-origin isolated pages) | {mb(r['wasm_cpu_mt_bytes'])} raw, {mb(r['wasm_cpu_mt_gzip_bytes'])} gzip -9 |",
   f"| model download (tokenizer + proposal) | {mb(shipped)} |",
   '', '## Browser ms per image: every shipped tokenizer x proposal network (warm, same run)', '',
   '| bundle/proposal | CPU | WebGPU |', '|---|---|---|',
@@ -86,6 +92,10 @@ lines = [
     for z in [{d: browser[d]['ms_per_image_by_tokenizer_and_proposal'] for d in ('cpu', 'webgpu')}]
     for n in sorted({k.rsplit('/', 1)[0] for k in z['cpu']}) if n + '/nar' in z['cpu'] and n + '/ar' in z['cpu']),
   '', f"WebGPU rows time a batch of 2, CPU rows a batch of {browser['count']} (SwiftShader costs seconds per step).", '',
+  f"## Browser CPU on {threads['cores']} threads (threaded engine) vs 1 ({threads['bundle']}, ms per image, same run)", '',
+  f"| row | 1 thread | {threads['cores']} threads | speed-up |", '|---|---|---|---|',
+  *(f"| {k} | {v['1']:.1f} | {v[str(threads['cores'])]:.1f} | {v['speedup']:.2f}x |" for k, v in threads['ms_per_image'].items()),
+  '',
   '## WebGPU calls per sampling step', '',
   'Counted by the worker (`Generator.gpuCounters()`: it wraps the WebGPU methods the engine calls), one image, no previews, '
   'after a warm-up call (pipelines compiled); the decoder\'s calls, measured alone, are taken off. AR: per token; NAR: per MaskGIT step '

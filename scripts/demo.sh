@@ -18,4 +18,5 @@ PORT="${PORT:-8080}"
 echo
 echo "Tessera is served at: http://127.0.0.1:$PORT/"
 echo "(Ctrl-C to stop; ?device=cpu or ?device=webgpu forces a device)"
-exec python3 -m http.server "$PORT" --bind 127.0.0.1 --directory web/site
+# cross-origin isolated (COOP/COEP headers): the CPU path runs on every core (the threaded engine)
+exec python3 scripts/serve.py "$PORT" web/site

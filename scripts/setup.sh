@@ -17,6 +17,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+# std's sources: the threaded wasm engine rebuilds std with atomics (-Z build-std; scripts/build-web.sh)
+rustup component list --installed | grep -q '^rust-src' || rustup component add rust-src
 
 # wasm-bindgen-cli must equal the wasm-bindgen crate version exactly.
 wb_version=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/version = |"/, ""); print; exit}' Cargo.lock)

@@ -12,8 +12,11 @@ fs.mkdirSync(OUT, { recursive: true });
 
 const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.css': 'text/css', '.json': 'application/json', '.wasm': 'application/wasm', '.png': 'image/png', '.safetensors': 'application/octet-stream' };
 
-/** Serves `dir` (following symlinks) on an ephemeral 127.0.0.1 port. */
-export function serve(dir) {
+/** Headers that make a page cross-origin isolated (SharedArrayBuffer: the threaded CPU engine). */
+export const ISOLATION = { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' };
+
+/** Serves `dir` (following symlinks) on an ephemeral 127.0.0.1 port; `isolated`: with ISOLATION. */
+export function serve(dir, { isolated = false } = {}) {
   const server = http.createServer((req, res) => {
     const url = new URL(req.url, 'http://x');
     let file = path.join(dir, decodeURIComponent(url.pathname));
@@ -21,7 +24,7 @@ export function serve(dir) {
     if (fs.existsSync(file) && fs.statSync(file).isDirectory()) file = path.join(file, 'index.html');
     fs.readFile(file, (err, data) => {
       if (err) { res.writeHead(404).end('not found'); return; }
-      res.writeHead(200, { 'content-type': TYPES[path.extname(file)] || 'application/octet-stream', 'content-length': data.length });
+      res.writeHead(200, { 'content-type': TYPES[path.extname(file)] || 'application/octet-stream', 'content-length': data.length, ...(isolated ? ISOLATION : {}) });
       res.end(data);
     });
   });

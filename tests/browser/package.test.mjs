@@ -46,6 +46,8 @@ test('npm pack -> install -> generate in the browser', { timeout: 10 * 60 * 1000
   const files = execFileSync('tar', ['tzf', tarball]).toString();
   assert.match(files, /package\/dist\/tessera_wasm_bg\.wasm/);
   assert.match(files, /package\/dist\/tessera_wasm_cpu_bg\.wasm/, 'the CPU-only engine ships too');
+  assert.match(files, /package\/dist\/tessera_wasm_cpu_mt_bg\.wasm/, 'and the threaded one');
+  assert.match(files, /package\/dist\/snippets\/wasm-bindgen-rayon-[^/]+\/src\/workerHelpers\.no-bundler\.js/, 'with its thread pool helper');
   assert.match(files, /package\/src\/index\.d\.ts/);
   fs.symlinkSync(path.join(ROOT, 'models'), path.join(app, 'models'));
   // Resolve 'tessera-web' as Node and bundlers do (the package's `exports` map), into an import map.
@@ -237,6 +239,54 @@ window.done = { tokens: r.tokens[0].length, max: Math.max(...r.images[0].data), 
   assert.equal(done.tokens, 64);
   assert.equal(done.device, 'cpu');
   assert.ok(done.max > 100, 'image is not blank');
+});
+
+test('threads: a cross-origin isolated page runs the threaded CPU engine, same tokens and pixels', { timeout: 10 * 60 * 1000 }, async () => {
+  const dir = appDir();
+  const [isolated, plain] = [await serve(dir, { isolated: true }), await serve(dir)];
+  const browser = await launch();
+  try {
+    const run = (server) => packagePage(browser, server).then(({ page }) => page.evaluate(async () => {
+      const { loadGenerator } = await import('./tessera/src/index.js');
+      const out = { isolated: crossOriginIsolated };
+      const ask = async (threads) => {
+        const g = await loadGenerator({ modelUrl: 'models/fmnist-vqkd/', device: 'cpu', threads });
+        const ar = await g.generate({ class: 'Coat', count: 8, seed: 5 });
+        const nar = await g.generate({ proposal: 'nar', class: 'Coat', count: 8, seed: 5 });
+        const info = { engine: g.info.engine, threads: g.info.threads, fallback: g.info.threadsFallbackReason ?? null,
+          tokens: [...ar.tokens, ...nar.tokens].map((t) => Array.from(t).join(',')),
+          pixels: [...ar.images, ...nar.images].map((im) => Array.from(im.data).join(',')) };
+        g.dispose();
+        return info;
+      };
+      if (crossOriginIsolated) {
+        out.one = await ask(1);
+        out.two = await ask(2);
+      } else {
+        out.refused = await loadGenerator({ modelUrl: 'models/fmnist-vqkd/', device: 'cpu', threads: 2 }).then(() => null, (e) => [e.name, e.message]);
+        const g = await loadGenerator({ modelUrl: 'models/fmnist-vqkd/', device: 'cpu', proposals: [] });
+        out.defaultEngine = [g.info.engine, g.info.threads];
+        g.dispose();
+      }
+      return out;
+    }));
+    const a = await run(isolated);
+    assert.equal(a.isolated, true, 'COOP + COEP make the page cross-origin isolated');
+    assert.deepEqual([a.one.engine, a.one.threads], ['cpu', 1]);
+    assert.deepEqual([a.two.engine, a.two.threads, a.two.fallback], ['cpu-threads', 2, null], 'two threads: the threaded engine');
+    assert.deepEqual(a.two.tokens, a.one.tokens, 'the same seed gives the same tokens on one thread and on two');
+    assert.deepEqual(a.two.pixels, a.one.pixels, 'and the same pixels');
+    const b = await run(plain);
+    assert.equal(b.isolated, false);
+    assert.equal(b.refused?.[0], 'InvalidOption', 'threads > 1 on a page without isolation is refused');
+    assert.match(b.refused[1], /cross-origin isolated/);
+    assert.deepEqual(b.defaultEngine, ['cpu', 1], 'without isolation the default is the single-threaded engine');
+  } finally {
+    await browser.close();
+    isolated.close();
+    plain.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('the wasm module runs its static constructors once, not on every call from JS', { timeout: 5 * 60 * 1000 }, async () => {

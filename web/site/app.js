@@ -107,7 +107,7 @@ async function load() {
   prop.replaceChildren(...Object.entries(info.proposals).map(([k, d]) => new Option(`${k.toUpperCase()} (${d.kind === 'ar' ? 'GPT' : 'MaskGIT'})`, k)));
   if (info.proposals[keep]) prop.value = keep;
   applyDefaults();
-  status(`Ready: ${info.name} on ${info.device === 'webgpu' ? 'WebGPU' : 'CPU'} (${info.adapter}${info.engine === 'cpu' ? ', CPU-only engine' : ''})${info.fallbackReason ? ` — fell back: ${info.fallbackReason}` : ''}. Loaded in ${info.loadMs.toFixed(0)} ms.`);
+  status(`Ready: ${info.name} on ${info.device === 'webgpu' ? 'WebGPU' : 'CPU'} (${info.adapter}${info.engine === 'cpu' ? ', CPU-only engine' : info.engine === 'cpu-threads' ? `, CPU-only engine on ${info.threads} threads` : ''})${info.fallbackReason ? ` — fell back: ${info.fallbackReason}` : ''}. Loaded in ${info.loadMs.toFixed(0)} ms.`);
   $('generate').disabled = false;
   $('inpaint').disabled = !info.proposals.nar || !edit.tokens;
   $('use-drawing').disabled = false;

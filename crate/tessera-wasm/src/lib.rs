@@ -129,8 +129,22 @@ async fn webgpu_device() -> Result<(Device, String), String> {
     Err(format!("WebGPU is not available: this is the CPU-only engine ({ENGINE}); load the full engine for WebGPU"))
 }
 
-/// Which build of the module this is: "full" (WebGPU + CPU) or "cpu" (CPU only, smaller).
-const ENGINE: &str = if cfg!(feature = "webgpu") { "full" } else { "cpu" };
+/// Which build of the module this is: "full" (WebGPU + CPU), "cpu" (CPU only, smaller) or
+/// "cpu-threads" (CPU only, on a pool of wasm threads).
+const ENGINE: &str = if cfg!(feature = "webgpu") { "full" } else if cfg!(feature = "threads") { "cpu-threads" } else { "cpu" };
+
+/// The threaded engine's pool: `await initThreadPool(n)` once after `init()` and before `loadModel`
+/// (n Web Workers sharing the module's memory; the page must be cross-origin isolated).
+#[cfg(feature = "threads")]
+pub use wasm_bindgen_rayon::init_thread_pool;
+
+/// Threads the CPU backend computes on (1 without the thread pool).
+fn cpu_threads() -> u32 {
+    #[cfg(feature = "threads")]
+    return rayon::current_num_threads() as u32;
+    #[cfg(not(feature = "threads"))]
+    1
+}
 
 /// A loaded model on one device.
 #[wasm_bindgen]
@@ -545,6 +559,7 @@ impl Tessera {
         set(&o, "adapter", i.adapter.as_str());
         set(&o, "loadMs", i.load_ms);
         set(&o, "engine", ENGINE);
+        set(&o, "threads", cpu_threads());
         if let Some(r) = &i.fallback_reason {
             set(&o, "fallbackReason", r.as_str());
         }

@@ -81,10 +81,15 @@ export interface ModelInfo {
   adapter: string;
   loadMs: number;
   /**
-   * Which wasm build runs the model: 'full' (WebGPU + CPU) or 'cpu' (the CPU-only engine, a smaller
-   * download: used for `device: 'cpu'`, and for 'auto' when the browser has no WebGPU adapter).
+   * Which wasm build runs the model: 'full' (WebGPU + CPU), 'cpu' (the CPU-only engine, a smaller
+   * download: used for `device: 'cpu'`, and for 'auto' when the browser has no WebGPU adapter) or
+   * 'cpu-threads' (the CPU-only engine on a pool of wasm threads: a cross-origin isolated page).
    */
-  engine: 'full' | 'cpu';
+  engine: 'full' | 'cpu' | 'cpu-threads';
+  /** Threads the CPU computes on (1 but for the 'cpu-threads' engine). */
+  threads: number;
+  /** Why the threaded CPU engine was asked for and not used, if so. */
+  threadsFallbackReason?: string;
   /** Why `auto` fell back to the CPU, if it did. */
   fallbackReason?: string;
   /** Loaded proposal networks by name ('ar', 'nar') with their default sampling options. */
@@ -224,6 +229,11 @@ export interface LoadOptions {
   cache?: boolean;
   /** Override the worker script URL (bundlers that relocate files). */
   workerUrl?: string | URL;
+  /**
+   * CPU threads (1-64). Default: one per core, at most 8, on a cross-origin isolated page (the
+   * threaded CPU engine), else 1. More than 1 on a page that is not isolated is an InvalidOption error.
+   */
+  threads?: number;
   /** Cancels the download: the promise rejects with an AbortError. */
   signal?: AbortSignal;
 }

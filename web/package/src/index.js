@@ -252,11 +252,18 @@ function hasWebGpuAdapter() {
  * reconstruction only). Weights are cached with the Cache API (keyed by checksum) and verified in
  * wasm. Options are checked before anything is downloaded; `signal` cancels the download.
  */
-export async function loadGenerator({ modelUrl, device = 'auto', proposals, onProgress, cache = true, workerUrl, signal } = {}) {
+export async function loadGenerator({ modelUrl, device = 'auto', proposals, onProgress, cache = true, workerUrl, threads, signal } = {}) {
   if (typeof modelUrl !== 'string' || !modelUrl) throw new TesseraError('InvalidOption', 'loadGenerator: modelUrl (a string) is required');
   if (!DEVICES.includes(device)) throw new TesseraError('InvalidOption', `loadGenerator: unknown device '${device}': use ${DEVICES.map((d) => `"${d}"`).join(', ')}`);
   if (proposals !== undefined && !(Array.isArray(proposals) && proposals.every((p) => typeof p === 'string'))) {
     throw new TesseraError('InvalidOption', 'loadGenerator: proposals must be an array of names (e.g. ["ar", "nar"])');
+  }
+  const isolated = globalThis.crossOriginIsolated === true;
+  if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1 && threads <= 64)) {
+    throw new TesseraError('InvalidOption', `loadGenerator: threads must be an integer from 1 to 64, got ${threads}`);
+  }
+  if (threads > 1 && !isolated) {
+    throw new TesseraError('InvalidOption', 'loadGenerator: threads > 1 needs a cross-origin isolated page (Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp)');
   }
   if (signal?.aborted) throw aborted(signal, 'load');
   // Two engines: the CPU-only one (a fraction of the download) for 'cpu', and for 'auto' when the
@@ -264,18 +271,34 @@ export async function loadGenerator({ modelUrl, device = 'auto', proposals, onPr
   // The literal `new Worker(new URL('./worker.js', import.meta.url), ...)` is the pattern bundlers
   // (Vite, webpack 5) recognise to bundle each worker with its wasm.
   const cpuOnly = device === 'cpu' || (device === 'auto' && !(await hasWebGpuAdapter()));
-  const worker = workerUrl
+  // On the CPU of a cross-origin isolated page: the threaded CPU engine, one thread per core (at most
+  // 8) unless `threads` says otherwise. Its URL is not written as the bundler pattern above: a
+  // bundler's default worker format cannot hold the pool's workers; unbundled (or where the threaded
+  // worker fails to start) the single-threaded engine takes over, and `info.threadsFallbackReason` says why.
+  const pool = threads ?? (isolated ? Math.min(globalThis.navigator?.hardwareConcurrency || 1, 8) : 1);
+  const threaded = cpuOnly && !workerUrl && pool > 1;
+  const base = new URL(modelUrl.endsWith('/') ? modelUrl : modelUrl + '/', globalThis.location?.href);
+  const start = (worker) => {
+    const client = new WorkerClient(worker);
+    return client.call(REQUEST.load, { modelUrl: base.href, device, cache, proposals }, { onProgress, signal, what: 'load' })
+      .then((info) => new Generator(client, info), (e) => { client.kill(e); throw e; });
+  };
+  let fallbackReason;
+  if (threaded) {
+    const url = new URL('./worker-cpu-mt.js', import.meta.url);
+    url.searchParams.set('threads', String(pool));
+    try {
+      return await start(new Worker(url, { type: 'module' }));
+    } catch (e) {
+      if (e?.name === 'AbortError' || signal?.aborted) throw e;
+      fallbackReason = `the threaded CPU engine did not start (${e?.message ?? e}); single-threaded instead`;
+    }
+  }
+  const generator = await start(workerUrl
     ? new Worker(workerUrl, { type: 'module' })
     : cpuOnly
       ? new Worker(new URL('./worker-cpu.js', import.meta.url), { type: 'module' })
-      : new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
-  const client = new WorkerClient(worker);
-  const base = new URL(modelUrl.endsWith('/') ? modelUrl : modelUrl + '/', globalThis.location?.href);
-  try {
-    const info = await client.call(REQUEST.load, { modelUrl: base.href, device, cache, proposals }, { onProgress, signal, what: 'load' });
-    return new Generator(client, info);
-  } catch (e) {
-    client.kill(e);
-    throw e;
-  }
+      : new Worker(new URL('./worker.js', import.meta.url), { type: 'module' }));
+  if (fallbackReason) generator.info.threadsFallbackReason = fallbackReason;
+  return generator;
 }
