@@ -18,7 +18,7 @@ flex_nar=$("$BIN" --device flex bench --bundle $B --proposal nar --count "$COUNT
 wgpu=$("$BIN" --device wgpu bench --bundle $B --count "$COUNT" --runs 3 2>/dev/null || echo '{"error":"wgpu bench failed"}')
 browser=$(cd tests/browser && BENCH_COUNT="$COUNT" node bench.mjs)
 gpu_calls=$(cd tests/browser && node gpu-calls.mjs)
-threads=$(cd tests/browser && node threads.mjs)
+threads=$(cd tests/browser && node threads.mjs | tail -n 1)   # (the pool helper logs a warning first)
 wasm=web/package/dist/tessera_wasm_bg.wasm
 wasm_cpu=web/package/dist/tessera_wasm_cpu_bg.wasm
 wasm_mt=web/package/dist/tessera_wasm_cpu_mt_bg.wasm

@@ -18,5 +18,5 @@ PORT="${PORT:-8080}"
 echo
 echo "Tessera is served at: http://127.0.0.1:$PORT/"
 echo "(Ctrl-C to stop; ?device=cpu or ?device=webgpu forces a device)"
-# cross-origin isolated (COOP/COEP headers): the CPU path runs on every core (the threaded engine)
+# cross-origin isolated (COOP/COEP headers): ?threads=N runs the CPU path on the threaded engine
 exec python3 scripts/serve.py "$PORT" web/site

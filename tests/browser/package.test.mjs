@@ -260,7 +260,7 @@ test('threads: a cross-origin isolated page runs the threaded CPU engine, same t
         return info;
       };
       if (crossOriginIsolated) {
-        out.one = await ask(1);
+        out.one = await ask(undefined); // the default, even on an isolated page: one thread (opt-in)
         out.two = await ask(2);
       } else {
         out.refused = await loadGenerator({ modelUrl: 'models/fmnist-vqkd/', device: 'cpu', threads: 2 }).then(() => null, (e) => [e.name, e.message]);

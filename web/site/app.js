@@ -73,6 +73,8 @@ async function load() {
   try {
     generator = await loadGenerator({
       modelUrl: modelUrl(), device,
+      // ?threads=N: the threaded CPU engine (needs the cross-origin isolated serve of scripts/demo.sh)
+      ...(params.get('threads') && crossOriginIsolated ? { threads: Number(params.get('threads')) } : {}),
       onProgress: (p) => p.stage === 'download'
         ? status(`Downloading ${p.file}: ${(p.loaded / 1024).toFixed(0)} KiB${p.cached ? ' (cached)' : ''}`)
         : status(`Starting ${p.device}…`),

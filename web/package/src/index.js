@@ -271,11 +271,12 @@ export async function loadGenerator({ modelUrl, device = 'auto', proposals, onPr
   // The literal `new Worker(new URL('./worker.js', import.meta.url), ...)` is the pattern bundlers
   // (Vite, webpack 5) recognise to bundle each worker with its wasm.
   const cpuOnly = device === 'cpu' || (device === 'auto' && !(await hasWebGpuAdapter()));
-  // On the CPU of a cross-origin isolated page: the threaded CPU engine, one thread per core (at most
-  // 8) unless `threads` says otherwise. Its URL is not written as the bundler pattern above: a
-  // bundler's default worker format cannot hold the pool's workers; unbundled (or where the threaded
-  // worker fails to start) the single-threaded engine takes over, and `info.threadsFallbackReason` says why.
-  const pool = threads ?? (isolated ? Math.min(globalThis.navigator?.hardwareConcurrency || 1, 8) : 1);
+  // `threads` > 1 on the CPU of a cross-origin isolated page: the threaded CPU engine. Opt-in: on 2
+  // cores it was measured faster only for NAR at batch 8 and the decoder, slower for AR (docs/perf.md).
+  // Its URL is not written as the bundler pattern above: a bundler's default worker format cannot hold
+  // the pool's workers; unbundled (or where the threaded worker fails to start) the single-threaded
+  // engine takes over, and `info.threadsFallbackReason` says why.
+  const pool = threads ?? 1;
   const threaded = cpuOnly && !workerUrl && pool > 1;
   const base = new URL(modelUrl.endsWith('/') ? modelUrl : modelUrl + '/', globalThis.location?.href);
   const start = (worker) => {
