@@ -12,6 +12,10 @@
 #                                                 # teacher, in-domain ViT teachers as the ablation
 #   DATA=emoji-t2i scripts/reproduce.sh           # text to image on the emoji captions (after DATA=emoji:
 #                                                 # its tokenizers are reused) -> docs/results/emoji-t2i
+# Across machines: each finished (row, seed)'s eval.json lands in <out>/runs/ (commit it), and before
+# leaving a sitting `python3 scripts/carry.py save runs/table-emoji docs/results/emoji --t2i docs/results/emoji-t2i`
+# (and `save runs/table-emoji-t2i docs/results/emoji-t2i`) keeps the unfinished runs' checkpoints to commit;
+# the next sitting restores both and resumes. `--max-runs N` stops after N new runs.
 # Extra arguments go to `tessera-train table` (see `tessera-train table --help`).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
@@ -38,6 +42,12 @@ elif [ "${DATA:-fashion-mnist}" = emoji-t2i ]; then
 fi
 mkdir -p docs/results
 LOG="${LOG:-docs/results/reproduce.log}"
+# Checkpoints carried over from an earlier sitting on another machine (scripts/carry.py: `save` them into
+# the results folder and commit before leaving; they come back here where the work folder lacks them).
+if [ "${DATA:-fashion-mnist}" = emoji ] || [ "${DATA:-fashion-mnist}" = emoji-t2i ]; then
+  python3 scripts/carry.py restore runs/table-emoji docs/results/emoji
+fi
+[ "${DATA:-fashion-mnist}" = emoji-t2i ] && python3 scripts/carry.py restore runs/table-emoji-t2i docs/results/emoji-t2i
 echo "== $(date -u +%FT%TZ) $BIN table ${ARGS[*]} $*" >> "$LOG"
 start=$(date +%s)
 "$BIN" table "${ARGS[@]}" "$@" 2>&1 | grep --line-buffered -v XDG_RUNTIME_DIR | tee -a "$LOG"
