@@ -60,6 +60,14 @@ fi
 if [ "$DATA" = emoji ] && [ ! -f "$RUNS/teacher-lite0/state.json" ]; then
   "$BIN" import-teacher --file "$TESSERA_WEIGHTS/efficientnet-lite0/efficientnet-lite0-57934424.pth" --image-size 32 --image-channels 3 --out "$RUNS/teacher-lite0" 2>&1 | log
 fi
+# A bundle's sample grids and model card (and models/index.json).
+grids_and_card() {
+  for p in ar nar; do
+    # class bundles: one row per class (at most 20, spread over the list); text to image: one row per example prompt
+    "$BIN" generate --bundle "$1" --proposal "$p" --max-classes 20 --count 8 --seed 0 --out "$1/samples-$p.png"
+  done
+  python3 scripts/model_card.py "$1"
+}
 for name in $ONLY; do
   tok="${name%%-*}"                       # vqgan, vq (vq-mse), fsq, vqkd, cluster
   out="models/$PREFIX-$name"
@@ -74,10 +82,7 @@ for name in $ONLY; do
     run="runs/table-emoji/$name/s0"
     "$BIN" export --run "$run" --out "$out" --name "$PREFIX-$name"
     cp "$run/eval.json" "$run/reconstructions.png" "$out/"
-    for p in ar nar; do
-      "$BIN" generate --bundle "$out" --proposal "$p" --max-classes 20 --count 8 --seed 0 --out "$out/samples-$p.png"
-    done
-    python3 scripts/model_card.py "$out"
+    grids_and_card "$out"
     echo "trained (emoji table, seed 0), exported and evaluated: $out" | log
     continue
   fi
@@ -114,10 +119,6 @@ for name in $ONLY; do
   # text to image: scored by the tiny CLIP, 30 samples per class (10 per held-out caption)
   clip=(); [ ${#text[@]} -gt 0 ] && clip=("${CLIP[@]}" --samples-per-class 30)
   "$BIN" eval --bundle "$out" --evaluator "$EVALUATOR" --out "$out/eval.json" --recon-png "$out/reconstructions.png" "${clip[@]}" 2>&1 | log
-  for p in ar nar; do
-    # class bundles: one row per class (at most 20, spread over the list); text to image: one row per example prompt
-    "$BIN" generate --bundle "$out" --proposal "$p" --max-classes 20 --count 8 --seed 0 --out "$out/samples-$p.png"
-  done
-  python3 scripts/model_card.py "$out"
+  grids_and_card "$out"
   echo "trained, exported and evaluated: $out" | log
 done

@@ -3,17 +3,12 @@
 // For each bundle and proposal network: one image, no previews, after a warm-up call (pipelines
 // compiled); the decoder's calls, measured alone on the same tokens, are taken off and the rest
 // divided by the sampling steps (AR: one per token; NAR: the MaskGIT steps). Prints one JSON object.
-import path from 'node:path';
-import { serve, launch, newPage, ROOT } from './helpers.mjs';
+import { sitePage } from './helpers.mjs';
 
 const bundles = (process.env.GPU_CALLS_BUNDLES || 'emoji-vqkd,fmnist-vqkd').split(',');
-const server = await serve(path.join(ROOT, 'web/site'));
-const browser = await launch();
+const { page, close } = await sitePage();
 let out;
 try {
-  const page = await newPage(browser);
-  await page.goto(`${server.url}?autostart=0&device=cpu`);
-  await page.waitForFunction(() => window.tessera?.ready || window.tessera?.lastError, null, { timeout: 10 * 60 * 1000 });
   out = await page.evaluate(async (bundles) => {
     const { loadGenerator } = await import('./tessera/src/index.js');
     const out = {};
@@ -36,7 +31,6 @@ try {
     return out;
   }, bundles);
 } finally {
-  await browser.close();
-  server.close();
+  await close();
 }
 console.log(JSON.stringify(out));

@@ -49,3 +49,20 @@ export async function newPage(browser) {
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** The site (web/site) in headless Chromium, loaded without generating (`?autostart=0&device=cpu`),
+ * for the bench scripts that drive the package from its page: `{ page, close }`. */
+export async function sitePage({ isolated = false } = {}) {
+  const server = await serve(path.join(ROOT, 'web/site'), { isolated });
+  const browser = await launch();
+  const close = async () => { await browser.close(); server.close(); };
+  try {
+    const page = await newPage(browser);
+    await page.goto(`${server.url}?autostart=0&device=cpu`);
+    await page.waitForFunction(() => window.tessera?.ready || window.tessera?.lastError, null, { timeout: 10 * 60 * 1000 });
+    return { page, close };
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}

@@ -2,18 +2,13 @@
 // site served cross-origin isolated, one bundle, the same requests on 1 thread and on every core
 // (the browser's navigator.hardwareConcurrency, at most 8), alternating, after a warm-up of each.
 // Prints one JSON object: ms per image (median of THREADS_ROUNDS rounds) and the ratio per row.
-import path from 'node:path';
-import { serve, launch, newPage, ROOT } from './helpers.mjs';
+import { sitePage } from './helpers.mjs';
 
 const bundle = process.env.THREADS_BUNDLE || 'fmnist-vqkd';
 const rounds = Number(process.env.THREADS_ROUNDS || 3);
-const server = await serve(path.join(ROOT, 'web/site'), { isolated: true });
-const browser = await launch();
+const { page, close } = await sitePage({ isolated: true });
 let out;
 try {
-  const page = await newPage(browser);
-  await page.goto(`${server.url}?autostart=0&device=cpu`);
-  await page.waitForFunction(() => window.tessera?.ready || window.tessera?.lastError, null, { timeout: 10 * 60 * 1000 });
   out = await page.evaluate(async ({ bundle, rounds }) => {
     const { loadGenerator } = await import('./tessera/src/index.js');
     const cores = Math.min(navigator.hardwareConcurrency || 1, 8);
@@ -50,7 +45,6 @@ try {
     return result;
   }, { bundle, rounds });
 } finally {
-  await browser.close();
-  server.close();
+  await close();
 }
 console.log(JSON.stringify(out));
