@@ -6,7 +6,7 @@
 # resumes from its last checkpoint, so re-running after a kill continues where it stopped.
 # Names: vqgan and fsq (pixel reconstruction with the paper's VQGAN losses), vqkd and cluster (feature
 # reconstruction from the supervised ViT teacher), vqkd-mim and cluster-mim (the self-supervised MIM
-# teacher), vq-mse (the VQ tokenizer with an MSE loss only, an ablation; not shipped).
+# teacher; no longer shipped, models/ budget), vq-mse (the VQ tokenizer with an MSE loss only, an ablation; not shipped).
 #   ONLY="cluster vqkd" scripts/train.sh      # a subset (default: every shipped bundle)
 #   TOKENIZER_STEPS=1200 PROPOSAL_STEPS=1600 scripts/train.sh   # budgets (defaults below)
 #   BIN=/tmp/tessera-train scripts/train.sh  # use a prebuilt binary (no cargo build)
@@ -28,7 +28,7 @@ DATA="${DATA:-fashion-mnist}"
 case "$DATA" in
   fashion-mnist)
     PREFIX=fmnist; RUNS="${RUNS:-runs}"; EVALUATOR=models/evaluator
-    ONLY="${ONLY:-vqgan fsq vqkd cluster vqkd-mim cluster-mim}"
+    ONLY="${ONLY:-vqgan fsq vqkd cluster}"
     TOKENIZER_STEPS="${TOKENIZER_STEPS:-600}"; PROPOSAL_STEPS="${PROPOSAL_STEPS:-500}"; CLASSIFIER_STEPS="${CLASSIFIER_STEPS:-500}" ;;
   emoji)
     PREFIX=emoji; RUNS="${RUNS:-runs/emoji}"; EVALUATOR=models/evaluator-emoji
