@@ -276,8 +276,7 @@ export async function loadGenerator({ modelUrl, device = 'auto', proposals, onPr
   // Its URL is not written as the bundler pattern above: a bundler's default worker format cannot hold
   // the pool's workers; unbundled (or where the threaded worker fails to start) the single-threaded
   // engine takes over, and `info.threadsFallbackReason` says why.
-  const pool = threads ?? 1;
-  const threaded = cpuOnly && !workerUrl && pool > 1;
+  const threaded = cpuOnly && !workerUrl && threads > 1;
   const base = new URL(modelUrl.endsWith('/') ? modelUrl : modelUrl + '/', globalThis.location?.href);
   const start = (worker) => {
     const client = new WorkerClient(worker);
@@ -287,7 +286,7 @@ export async function loadGenerator({ modelUrl, device = 'auto', proposals, onPr
   let fallbackReason;
   if (threaded) {
     const url = new URL('./worker-cpu-mt.js', import.meta.url);
-    url.searchParams.set('threads', String(pool));
+    url.searchParams.set('threads', String(threads));
     try {
       return await start(new Worker(url, { type: 'module' }));
     } catch (e) {
