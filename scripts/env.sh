@@ -21,5 +21,8 @@ export TESSERA_ONNX_VENV="${TESSERA_ONNX_VENV:-$HOME/.cache/tessera-onnx-venv}"
 # seed-0 VQGAN and FSQ runs). Budgets from the shipped VQ-KD's curves (docs/results/emoji/curves-vqkd.png,
 # 2,000-step cosine schedules): distillation and pixel-decoder losses flatten from ~1,200-1,400 steps.
 # 30 samples per class x 95 classes per FID.
+# --grad-clip 1: without it the VQGAN tokenizer's loss spiked ~80 steps in (at the 2e-3 peak LR) and, on
+# one of two otherwise identical runs, never recovered (PSNR 10.7 dB after 1,200 steps); clipped, the same
+# run is at a third of the good unclipped run's loss by step 300 (docs/results/emoji/README.md).
 EMOJI_TABLE=(--data emoji --evaluator models/evaluator-emoji --work runs/table-emoji
-             --tokenizer-steps 1200 --proposal-steps 800 --samples-per-class 30)
+             --tokenizer-steps 1200 --proposal-steps 800 --samples-per-class 30 --grad-clip 1)

@@ -35,7 +35,7 @@ elif [ "${DATA:-fashion-mnist}" = emoji-t2i ]; then
   # evaluated on held-out captions with CLIPScore_tiny (models/clip-emoji, from DATA=emoji
   # scripts/train.sh); the ablation: the frozen pretrained all-MiniLM-L6-v2 text encoder on VQ-KD.
   ARGS=(--data emoji --evaluator models/evaluator-emoji --work runs/table-emoji-t2i --out docs/results/emoji-t2i
-        --tokenizers-from runs/table-emoji --tokenizer-steps 1200 --proposal-steps 800 --samples-per-class 30
+        --tokenizers-from runs/table-emoji --tokenizer-steps 1200 --proposal-steps 800 --samples-per-class 30 --grad-clip 1
         --text-encoder learned --proposals ar --clip models/clip-emoji --ablations vqkd-minilm)
   mkdir -p docs/results/emoji-t2i
   LOG="${LOG:-docs/results/emoji-t2i/reproduce.log}"

@@ -35,6 +35,23 @@ pub fn device(d: DeviceArg) -> Result<Device> {
     }
 }
 
+/// `n` devices of kind `d` for data-parallel training: wgpu's discrete GPUs 0..n (the default
+/// device when n = 1); flex has one CPU device, so n replicas of it run side by side in threads
+/// (the same arithmetic as n machines: it checks the data-parallel update, it is not faster).
+pub fn devices(d: DeviceArg, n: usize) -> Result<Vec<Device>> {
+    if n == 0 || n > 64 {
+        bail!("--devices {n}: give 1 to 64");
+    }
+    match (d, n) {
+        (_, 1) => Ok(vec![device(d)?]),
+        (DeviceArg::Flex, n) => Ok(vec![Device::flex(); n]),
+        #[cfg(feature = "wgpu")]
+        (DeviceArg::Wgpu, n) => Ok((0..n).map(|i| Device::wgpu(DeviceKind::DiscreteGpu(i))).collect()),
+        #[cfg(not(feature = "wgpu"))]
+        (DeviceArg::Wgpu, _) => bail!("this binary was built without the `wgpu` feature"),
+    }
+}
+
 #[derive(Clone, Copy, ValueEnum, Debug, PartialEq)]
 pub enum Stage {
     /// tokenizer, then AR and NAR proposal networks
@@ -76,6 +93,14 @@ fn data_spec(s: &str) -> Result<DataSpec, String> {
     s.parse()
 }
 
+/// A finite number > 0.
+pub(crate) fn positive_f32(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("'{s}' is not a positive number")),
+    }
+}
+
 fn tokenizer_kind(s: &str) -> Result<TokenizerKind, String> {
     TokenizerKind::parse(s).ok_or_else(|| format!("unknown tokenizer '{s}': use vqgan, fsq, vqkd or cluster"))
 }
@@ -100,6 +125,10 @@ pub struct TrainArgs {
     /// VQGAN: weight of the perceptual term relative to L1.
     #[arg(long, default_value_t = 1.0)]
     pub perceptual_weight: f64,
+    /// Tokenizer stages (VQGAN/FSQ, VQ-KD distillation, pixel decoders, discriminator): clip each
+    /// parameter's gradient to this L2 norm (default: no clipping, as the Fashion-MNIST bundles).
+    #[arg(long, value_parser = positive_f32)]
+    pub grad_clip: Option<f32>,
     /// Teacher checkpoint directory (trained by `--stage teacher`, used by vqkd and cluster).
     #[arg(long, default_value = "runs/teacher-vit")]
     pub teacher: PathBuf,
@@ -117,6 +146,10 @@ pub struct TrainArgs {
     pub clip: PathBuf,
     #[arg(long, default_value_t = 3000)]
     pub clip_steps: usize,
+    /// AR and NAR stages: data-parallel over this many devices of `--device` (each a share of the
+    /// batch; gradients summed on the first, one optimizer step there). Same update as one device.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub devices: u16,
     /// Continue from the last checkpoint of each stage.
     #[arg(long)]
     pub resume: bool,
@@ -424,6 +457,9 @@ impl TrainArgs {
         flag("pixel-loss", value(&self.pixel_loss));
         flag("disc-start", self.disc_start.to_string());
         flag("perceptual-weight", self.perceptual_weight.to_string());
+        if let Some(c) = self.grad_clip {
+            flag("grad-clip", c.to_string());
+        }
         flag("teacher", self.teacher.display().to_string());
         flag("teacher-kind", value(&self.teacher_kind));
         flag("classifier", self.classifier.display().to_string());
@@ -456,6 +492,7 @@ impl TrainArgs {
         flag("n-head", self.n_head.to_string());
         flag("n-embd", self.n_embd.to_string());
         flag("class-dropout", self.class_dropout.to_string());
+        flag("devices", self.devices.to_string());
         if self.text_encoder != TextEncoderKind::None {
             flag("text-encoder", value(&self.text_encoder));
             flag("text-vocab", self.text_vocab.to_string());
@@ -656,6 +693,8 @@ mod tests {
         a.class_dropout = 0.125;
         a.text_encoder = TextEncoderKind::Minilm;
         a.text_ctx = 20;
+        a.grad_clip = Some(0.5);
+        a.devices = 2;
         let back = TrainCli::try_parse_from(std::iter::once("train".to_string()).chain(a.to_argv())).unwrap().a;
         assert_eq!(back, a);
         assert_eq!(TrainCli::try_parse_from(std::iter::once("train".to_string()).chain(TrainArgs::defaults().to_argv())).unwrap().a, TrainArgs::defaults());
@@ -673,6 +712,10 @@ mod tests {
             ("train --limit 0", "--limit"),
             ("train --batch-size 0", "--batch-size"),
             ("train --tokenizer-steps 0", "--tokenizer-steps"),
+            ("train --grad-clip 0", "--grad-clip"),
+            ("train --devices 0", "--devices"),
+            ("train --grad-clip nan", "--grad-clip"),
+            ("table --grad-clip -1", "--grad-clip"),
             ("train --codebook-size 0", "codebook_size"),
             ("train --codebook-size 1", "codebook_size"),
             ("train --channels 0", "channels"),

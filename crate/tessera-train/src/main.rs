@@ -42,7 +42,10 @@ fn main() -> Result<()> {
     let dev = device(cli.device)?;
     let command_line = std::env::args().collect::<Vec<_>>().join(" ");
     match cli.cmd {
-        Cmd::Train(a) => pipeline::run_train(&a, &dev, &command_line),
+        Cmd::Train(a) => {
+            let devices = cli::devices(cli.device, a.devices as usize)?;
+            pipeline::run_train_on(&a, &train::parallel::Devices(devices), &command_line)
+        }
         Cmd::Export { run, out, name } => export::export(&run, &out, &name, &dev),
         Cmd::ExportClip { run, out } => clip_score::export_clip(&run, &out, &dev),
         Cmd::EvalPhrasings { bundles, prompts, clip, evaluator, proposal, samples_per_prompt, sampling, out } => {

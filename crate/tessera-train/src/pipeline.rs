@@ -90,6 +90,12 @@ fn teacher_name(a: &TrainArgs) -> String {
 }
 
 pub fn run_train(a: &TrainArgs, dev: &Device, command: &str) -> Result<()> {
+    run_train_on(a, &train::parallel::Devices::single(dev), command)
+}
+
+/// `run_train` with the AR and NAR stages data-parallel over `devices` (the first runs everything else).
+pub fn run_train_on(a: &TrainArgs, devices: &train::parallel::Devices, command: &str) -> Result<()> {
+    let dev = devices.main();
     a.validate()?;
     let shape = a.shape();
     let mut train = data::load(&a.data, Split::Train, Some(shape))?;
@@ -107,6 +113,7 @@ pub fn run_train(a: &TrainArgs, dev: &Device, command: &str) -> Result<()> {
         checkpoint_every: a.checkpoint_every,
         resume: a.resume,
         command: command.to_string(),
+        grad_clip: None,
     };
     let n_classes = train.info.classes.len();
     let cls_cfg = ClassifierConfig { in_channels: shape.channels, channels: 32, num_classes: n_classes };
@@ -170,7 +177,8 @@ pub fn run_train(a: &TrainArgs, dev: &Device, command: &str) -> Result<()> {
         record(&a.run)?;
     }
     if stage(Stage::Tokenizer) {
-        let tsched = sched(a.tokenizer_steps, 2e-3, 50);
+        // clipping (opt-in) for the tokenizer stages only: their L1 + perceptual + GAN losses spike
+        let tsched = train::Schedule { grad_clip: a.grad_clip, ..sched(a.tokenizer_steps, 2e-3, 50) };
         let dir = a.run.join("tokenizer");
         let t0 = std::time::Instant::now();
         let vqgan = a.pixel_loss == PixelLoss::Vqgan;
@@ -268,11 +276,11 @@ pub fn run_train(a: &TrainArgs, dev: &Device, command: &str) -> Result<()> {
         };
         let cfg = ProposalConfig { text: captions.as_ref().map(|c| c.config.clone()), ..proposal_config(a, vocab, block, n_classes) };
         if stage(Stage::Ar) {
-            let s = train::train_proposal(&a.run.join("ar"), &cfg, &tokens, &cond, a.class_dropout, &sched(a.proposal_steps, 1e-3, 100), dev)?;
+            let s = train::train_proposal(&a.run.join("ar"), &cfg, &tokens, &cond, a.class_dropout, &sched(a.proposal_steps, 1e-3, 100), devices)?;
             eprintln!("ar: {} steps in {:.0}s", s.step, s.elapsed_s);
         }
         if stage(Stage::Nar) {
-            let s = train::train_nar(&a.run.join("nar"), &cfg, &tokens, &cond, a.class_dropout, &sched(a.proposal_steps, 1e-3, 100), dev)?;
+            let s = train::train_nar(&a.run.join("nar"), &cfg, &tokens, &cond, a.class_dropout, &sched(a.proposal_steps, 1e-3, 100), devices)?;
             eprintln!("nar: {} steps in {:.0}s", s.step, s.elapsed_s);
         }
     }

@@ -43,6 +43,8 @@ pub struct Budget {
     pub tokenizer_steps: usize,
     pub proposal_steps: usize,
     pub disc_start: usize,
+    /// `--grad-clip` of the tokenizer stages (None: no clipping).
+    pub grad_clip: Option<f32>,
     pub checkpoint_every: usize,
     pub channels: usize,
     pub cluster_images: usize,
@@ -58,17 +60,17 @@ impl Preset {
         match self {
             Preset::Tiny => Budget {
                 limit: Some(48), batch_size: 8, classifier_steps: 2, teacher_steps: 2, tokenizer_steps: 2, proposal_steps: 2,
-                disc_start: 1, checkpoint_every: 50, channels: 8, cluster_images: 16, n_layer: 1, n_head: 2, n_embd: 32,
+                disc_start: 1, grad_clip: None, checkpoint_every: 50, channels: 8, cluster_images: 16, n_layer: 1, n_head: 2, n_embd: 32,
                 samples_per_class: 1, test_limit: Some(40),
             },
             Preset::Small => Budget {
                 limit: None, batch_size: 64, classifier_steps: 500, teacher_steps: 400, tokenizer_steps: 300, proposal_steps: 300,
-                disc_start: 150, checkpoint_every: 100, channels: 32, cluster_images: 2000, n_layer: 3, n_head: 4, n_embd: 96,
+                disc_start: 150, grad_clip: None, checkpoint_every: 100, channels: 32, cluster_images: 2000, n_layer: 3, n_head: 4, n_embd: 96,
                 samples_per_class: 100, test_limit: None,
             },
             Preset::Full => Budget {
                 limit: None, batch_size: 64, classifier_steps: 500, teacher_steps: 500, tokenizer_steps: 600, proposal_steps: 500,
-                disc_start: 300, checkpoint_every: 200, channels: 32, cluster_images: 4000, n_layer: 4, n_head: 4, n_embd: 128,
+                disc_start: 300, grad_clip: None, checkpoint_every: 200, channels: 32, cluster_images: 4000, n_layer: 4, n_head: 4, n_embd: 128,
                 samples_per_class: 1000, test_limit: None,
             },
         }
@@ -105,6 +107,9 @@ pub struct TableArgs {
     /// Override the preset's proposal-network steps (AR and NAR each).
     #[arg(long)]
     pub proposal_steps: Option<usize>,
+    /// Tokenizer stages: clip each parameter's gradient to this L2 norm (`train --grad-clip`).
+    #[arg(long, value_parser = crate::cli::positive_f32)]
+    pub grad_clip: Option<f32>,
     #[arg(long, default_value = "models/evaluator")]
     pub evaluator: PathBuf,
     /// fashion-mnist | folder:DIR | captions:FILE.jsonl | emoji
@@ -335,6 +340,7 @@ impl Runner<'_> {
         a.tokenizer_steps = b.tokenizer_steps;
         a.proposal_steps = b.proposal_steps;
         a.disc_start = b.disc_start;
+        a.grad_clip = b.grad_clip;
         a.checkpoint_every = b.checkpoint_every;
         a.channels = b.channels;
         a.cluster_images = b.cluster_images;
@@ -436,6 +442,9 @@ pub fn table(args: &TableArgs, device: &Device, device_name: &str) -> Result<Val
     }
     if let Some(steps) = args.proposal_steps {
         budget.proposal_steps = steps;
+    }
+    if args.grad_clip.is_some() {
+        budget.grad_clip = args.grad_clip;
     }
     let parse = |v: &[String]| -> Result<Vec<Row>> { v.iter().filter(|n| n.as_str() != "none").map(|n| Row::parse(n, &args.data)).collect() };
     let (rows, ablations) = (parse(&args.rows)?, parse(&args.ablations)?);
@@ -578,7 +587,7 @@ mod tests {
             work: "w".into(), out: "o".into(), preset: Preset::Tiny, seeds: vec![0], rows: rows.iter().map(|r| r.to_string()).collect(),
             ablations: vec!["none".into()], ablation_seeds: None, samples_per_class: None, tokenizer_steps: None, proposal_steps: None,
             evaluator: "e".into(), data: DataSpec::Emoji(PathBuf::from("/x")), image_size: None, image_channels: None, finished_only: false,
-            text_encoder: text, proposals: proposals.iter().map(|p| p.to_string()).collect(), tokenizers_from: None, clip: clip.map(PathBuf::from), max_runs: None,
+            text_encoder: text, proposals: proposals.iter().map(|p| p.to_string()).collect(), tokenizers_from: None, clip: clip.map(PathBuf::from), max_runs: None, grad_clip: None,
         };
         assert!(args(&["vqkd", "vqkd-minilm"], TextEncoderKind::Learned, &["ar"], Some("c")).validate().is_ok());
         assert!(args(&["vqkd-minilm"], TextEncoderKind::None, &["ar"], None).validate().is_err(), "a text encoder row in a class table");
@@ -610,6 +619,7 @@ mod tests {
             rows: vec!["vqgan".into(), "cluster".into()], ablations: vec!["cluster-k64".into()], ablation_seeds: None,
             samples_per_class: None, tokenizer_steps: None, proposal_steps: None, evaluator, data, image_size: None, image_channels: None, finished_only: false,
             text_encoder: TextEncoderKind::None, proposals: vec!["ar".into(), "nar".into()], tokenizers_from: None, clip: None, max_runs: None,
+            grad_clip: Some(1.0),
         };
         let dev = Device::flex();
         let t = table(&args, &dev, "flex").unwrap();
@@ -644,8 +654,11 @@ mod tests {
         assert_ne!(cluster["seeds"], json!([0]));
         assert!(dir.join("out/tsne-vqgan.png").exists() && dir.join("out/tsne-cluster.png").exists());
         assert!(t["commands"].as_array().unwrap().iter().any(|c| c.as_str().unwrap().contains("--stage nar")));
+        let tokenizer_commands: Vec<&str> = t["commands"].as_array().unwrap().iter().filter_map(|c| c.as_str()).filter(|c| c.contains("--stage tokenizer")).collect();
+        assert!(!tokenizer_commands.is_empty() && tokenizer_commands.iter().all(|c| c.contains("--grad-clip 1")), "{tokenizer_commands:?}");
         let md = std::fs::read_to_string(dir.join("out/table.md")).unwrap();
         assert!(md.contains("| VQGAN | 2 |") && md.contains("Ablation: codebook size") && md.contains("with 40 test images"), "{md}");
+        assert!(md.contains("clipped to L2 norm 1"), "{md}");
         // Resumable: a second call reuses every eval.json and yields the same figures.
         let again = table(&args, &dev, "flex").unwrap();
         assert!(same(&again["rows"], &t["rows"]), "a resumed table must reuse the finished rows");

@@ -138,11 +138,13 @@ pub fn markdown(t: &Value) -> String {
     s.push_str(&format!(
         "Budgets and losses, equal for every row: {} tokenizer steps per trained stage, pixels always learnt with L1 + perceptual + \
          PatchGAN (discriminator from step {}): VQGAN and FSQ end to end; VQ-KD distillation, then its pixel decoder on the frozen \
-         tokens; Cluster: k-means on the teacher's features, then its pixel decoder. AR and NAR proposal networks of {} layers x {} wide trained {} steps, \
+         tokens; Cluster: k-means on the teacher's features, then its pixel decoder{}. AR and NAR proposal networks of {} layers x {} wide trained {} steps, \
          batch {}. Teachers (supervised and MIM ViT, {} steps) are trained once and shared by every seed; \
          the pretrained EfficientNet-Lite0 is imported, not trained. FID_lite2: FID on the pooled features of \
          EfficientNet-Lite2 pretrained on ImageNet (a network that is no teacher; not Inception), where measured.\n\n",
-        b["tokenizer_steps"], b["disc_start"], b["n_layer"], b["n_embd"], b["proposal_steps"], b["batch_size"], b["teacher_steps"],
+        b["tokenizer_steps"], b["disc_start"],
+        b["grad_clip"].as_f64().map_or(String::new(), |c| format!(" (tokenizer stages: each parameter's gradient clipped to L2 norm {c})")),
+        b["n_layer"], b["n_embd"], b["proposal_steps"], b["batch_size"], b["teacher_steps"],
     ));
     for (group, title) in [("main", "Main table"), ("teacher", "Ablation: teacher"), ("codebook", "Ablation: codebook size"), ("text", "Ablation: text encoder")] {
         let rows: Vec<&Value> = t["rows"].as_array().into_iter().flatten().filter(|r| r["group"] == group).collect();

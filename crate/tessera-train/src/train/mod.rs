@@ -9,6 +9,7 @@ use crate::data::Dataset;
 #[cfg(test)]
 use crate::data::{DataInfo, Shape};
 use anyhow::Result;
+use burn::optim::grad_clipping::GradientClippingConfig;
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -42,6 +43,9 @@ pub struct Schedule {
     pub checkpoint_every: usize,
     pub resume: bool,
     pub command: String,
+    /// Clip each parameter's gradient to this L2 norm before the update (burn's per-tensor
+    /// `GradientClipping::Norm`, as LlamaGen's `max_grad_norm`); `None`: no clipping.
+    pub grad_clip: Option<f32>,
 }
 
 impl Schedule {
@@ -71,8 +75,8 @@ fn bar(stage: &str, sched: &Schedule, start: usize) -> ProgressBar {
     pb
 }
 
-fn optimizer() -> ModuleOptimizer {
-    AdamWConfig::new().with_weight_decay(0.0).init()
+fn optimizer(grad_clip: Option<f32>) -> ModuleOptimizer {
+    AdamWConfig::new().with_weight_decay(0.0).with_grad_clipping(grad_clip.map(GradientClippingConfig::Norm)).init()
 }
 
 /// Shared loop scaffolding: resume, step, log, checkpoint.
@@ -86,7 +90,7 @@ fn run_stage<M: Module>(
     mut step_fn: impl FnMut(M, &mut ModuleOptimizer, usize, f64, &mut TrainState) -> Result<(M, Option<f32>)>,
 ) -> Result<(M, TrainState)> {
     let ckpt = Checkpoint::new(dir)?;
-    let mut optim = optimizer();
+    let mut optim = optimizer(sched.grad_clip);
     let mut state = TrainState {
         stage: stage.into(),
         steps: sched.steps,
@@ -157,6 +161,12 @@ fn record_throughput(state: &mut TrainState, step0: usize, flops0: u64, seconds:
     state.extra.insert("throughput".into(), t);
 }
 
+/// One optimizer step with `grads` (of `loss`); returns the model and, every 10 steps, the loss value.
+fn apply<M: Module>(model: M, optim: &mut ModuleOptimizer, grads: GradientsParams, loss: Tensor<1>, lr: f64, step: usize) -> (M, Option<f32>) {
+    let model = optim.step(lr, model, grads);
+    (model, (step % 10 == 0).then(|| loss.into_scalar::<f32>()))
+}
+
 /// One optimizer step on `loss`; returns the model and, every 10 steps, the loss value (a
 /// read-back, so not every step).
 fn update<M: Module>(model: M, optim: &mut ModuleOptimizer, loss: Tensor<1>, lr: f64, step: usize) -> (M, Option<f32>) {
@@ -168,6 +178,7 @@ fn update<M: Module>(model: M, optim: &mut ModuleOptimizer, loss: Tensor<1>, lr:
 
 pub mod classifier;
 pub mod clip;
+pub mod parallel;
 pub mod proposal;
 pub mod teacher;
 pub mod text;
@@ -228,8 +239,21 @@ mod tests {
         out
     }
 
+    /// Every float parameter of `m`, in visiting order.
+    fn floats<M: burn::module::Module>(m: &M) -> Vec<f32> {
+        struct Collect(Vec<f32>);
+        impl burn::module::ModuleVisitor for Collect {
+            fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
+                self.0.extend(p.val().into_data().convert::<f32>().to_vec::<f32>().unwrap());
+            }
+        }
+        let mut c = Collect(Vec::new());
+        m.visit(&mut c);
+        c.0
+    }
+
     fn sched(steps: usize, resume: bool) -> Schedule {
-        Schedule { steps, batch_size: 16, lr: 3e-3, warmup: 2, seed: 1, checkpoint_every: 5, resume, command: "test".into() }
+        Schedule { steps, batch_size: 16, lr: 3e-3, warmup: 2, seed: 1, checkpoint_every: 5, resume, command: "test".into(), grad_clip: None }
     }
 
     fn mean(l: &[(usize, f32)]) -> f32 {
@@ -258,13 +282,57 @@ mod tests {
         let tokens = tokenize(&AnyTokenizer::Vqgan(tok), &data, &d);
         assert_eq!(tokens.len(), 64 * 64);
         let gpt = ProposalConfig { vocab_size: 16, num_classes: 4, block_size: 64, n_layer: 1, n_head: 2, n_embd: 32, text: None };
-        let s = train_proposal(&dir.join("proposal"), &gpt, &tokens, &proposal::Conditioning::Classes(&data.labels), 0.1, &sched(40, false), &d).unwrap();
+        let s = train_proposal(&dir.join("proposal"), &gpt, &tokens, &proposal::Conditioning::Classes(&data.labels), 0.1, &sched(40, false), &parallel::Devices::single(&d)).unwrap();
         let l = &s.losses;
         assert!(mean(&l[l.len() - 2..]) < mean(&l[..2]) * 0.8, "proposal loss did not fall: {l:?}");
         let mg = ProposalConfig { vocab_size: 16, num_classes: 4, block_size: 64, n_layer: 1, n_head: 2, n_embd: 32, text: None };
-        let s = train_nar(&dir.join("nar"), &mg, &tokens, &proposal::Conditioning::Classes(&data.labels), 0.1, &sched(40, false), &d).unwrap();
+        let s = train_nar(&dir.join("nar"), &mg, &tokens, &proposal::Conditioning::Classes(&data.labels), 0.1, &sched(40, false), &parallel::Devices::single(&d)).unwrap();
         let l = &s.losses;
         assert!(mean(&l[l.len() - 2..]) < mean(&l[..2]) * 0.8, "NAR loss did not fall: {l:?}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// `--devices 2` (and 3, an uneven split): the AR and NAR updates equal one device's with the
+    /// whole batch (same weights after a few steps, up to float summation order).
+    #[test]
+    fn data_parallel_updates_equal_one_device() {
+        let dir = std::env::temp_dir().join(format!("tessera-train-ddp-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let d = Device::flex();
+        let data = squares();
+        let tokens = corner_tokens(&data);
+        let cfg = ProposalConfig { vocab_size: 16, num_classes: 4, block_size: 64, n_layer: 1, n_head: 2, n_embd: 32, text: None };
+        let cond = proposal::Conditioning::Classes(&data.labels);
+        let weights = |run: &Path, nar: bool| -> Vec<f32> {
+            let ck = Checkpoint::new(run).unwrap();
+            if nar { floats(&ck.load(cfg.init_maskgit(&d).unwrap(), None, &d, false).unwrap().0) } else { floats(&ck.load(cfg.init_gpt(&d).unwrap(), None, &d, false).unwrap().0) }
+        };
+        for n in [2usize, 3] {
+            let devices = parallel::Devices(vec![d.clone(); n]);
+            for nar in [false, true] {
+                let (one, many) = (dir.join(format!("one-{nar}")), dir.join(format!("many-{n}-{nar}")));
+                let s1 = if nar {
+                    train_nar(&one, &cfg, &tokens, &cond, 0.1, &sched(3, false), &parallel::Devices::single(&d)).unwrap()
+                } else {
+                    train_proposal(&one, &cfg, &tokens, &cond, 0.1, &sched(3, false), &parallel::Devices::single(&d)).unwrap()
+                };
+                let sn = if nar {
+                    train_nar(&many, &cfg, &tokens, &cond, 0.1, &sched(3, false), &devices).unwrap()
+                } else {
+                    train_proposal(&many, &cfg, &tokens, &cond, 0.1, &sched(3, false), &devices).unwrap()
+                };
+                let (l1, ln) = (s1.losses[0].1, sn.losses[0].1);
+                assert!((l1 - ln).abs() <= 1e-5 * l1.abs(), "{n} devices, nar {nar}: loss {ln} vs {l1}");
+                let (w1, wn) = (weights(&one, nar), weights(&many, nar));
+                assert_eq!(w1.len(), wn.len());
+                let moved: f32 = w1.iter().zip(&wn).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+                assert!(moved <= 1e-5, "{n} devices, nar {nar}: weights differ by up to {moved}");
+                // and the steps moved the weights (not a comparison of two untouched models)
+                d.seed(1);
+                let init = if nar { floats(&cfg.init_maskgit(&d).unwrap()) } else { floats(&cfg.init_gpt(&d).unwrap()) };
+                assert!(init.iter().zip(&w1).any(|(a, b)| (a - b).abs() > 1e-4), "three steps must change the weights");
+            }
+        }
         std::fs::remove_dir_all(&dir).ok();
     }
 
@@ -282,7 +350,7 @@ mod tests {
         let caps = Captions::prepare(&dir, &data, &o, &d).unwrap();
         let tokens = corner_tokens(&data);
         let cfg = ProposalConfig { vocab_size: 16, num_classes: 4, block_size: 64, n_layer: 1, n_head: 2, n_embd: 16, text: Some(caps.config.clone()) };
-        train_proposal(&dir.join("ar"), &cfg, &tokens, &proposal::Conditioning::Text(&caps), 0.1, &sched(3, false), &d).unwrap();
+        train_proposal(&dir.join("ar"), &cfg, &tokens, &proposal::Conditioning::Text(&caps), 0.1, &sched(3, false), &parallel::Devices::single(&d)).unwrap();
         let out = export_with_tokenizer(&dir, &data, 2, "t2i-minilm", &d);
         let file = out.join(crate::export::TEXT_ENCODER_PATH);
         let bytes = std::fs::read(&file).unwrap();
@@ -331,10 +399,10 @@ mod tests {
         let tokens = corner_tokens(&data);
         let cfg = ProposalConfig { vocab_size: 16, num_classes: 4, block_size: 64, n_layer: 1, n_head: 2, n_embd: 32, text: Some(caps.config.clone()) };
         let cond = proposal::Conditioning::Text(&caps);
-        let s = train_proposal(&dir.join("ar"), &cfg, &tokens, &cond, 0.1, &sched(40, false), &d).unwrap();
+        let s = train_proposal(&dir.join("ar"), &cfg, &tokens, &cond, 0.1, &sched(40, false), &parallel::Devices::single(&d)).unwrap();
         let l = &s.losses;
         assert!(mean(&l[l.len() - 2..]) < mean(&l[..2]) * 0.5, "text-conditioned AR loss did not fall: {l:?}");
-        let s = train_nar(&dir.join("nar"), &cfg, &tokens, &cond, 0.1, &sched(40, false), &d).unwrap();
+        let s = train_nar(&dir.join("nar"), &cfg, &tokens, &cond, 0.1, &sched(40, false), &parallel::Devices::single(&d)).unwrap();
         let l = &s.losses;
         assert!(mean(&l[l.len() - 2..]) < mean(&l[..2]) * 0.8, "text-conditioned NAR loss did not fall: {l:?}");
         // the checkpoint's config records the text side

@@ -1,8 +1,11 @@
 //! Stage 2 training: the AR (GPT) and NAR (MaskGIT) proposal networks on a tokenizer's cached codes,
 //! conditioned on the class or on a caption, with condition dropout for classifier-free guidance.
-use super::*;
+use super::parallel::{Devices, batch_grads};
 use super::text::Captions;
+use super::*;
 use tessera::proposal::condition::Condition;
+use tessera::proposal::gpt::Gpt;
+use tessera::proposal::maskgit::MaskGit;
 
 /// What a proposal network learns to condition on.
 pub enum Conditioning<'a> {
@@ -28,8 +31,9 @@ impl Conditioning<'_> {
 
 /// Trains the NAR (MaskGIT) proposal network: each sequence gets a cosine-schedule number of
 /// random positions masked; the loss is cross-entropy on those. Condition dropout as for AR.
-pub fn train_nar(dir: &Path, cfg: &ProposalConfig, tokens: &[u16], cond: &Conditioning, dropout: f64, sched: &Schedule, device: &Device) -> Result<TrainState> {
-    let device = device.clone().autodiff();
+pub fn train_nar(dir: &Path, cfg: &ProposalConfig, tokens: &[u16], cond: &Conditioning, dropout: f64, sched: &Schedule, devices: &Devices) -> Result<TrainState> {
+    let devices = devices.autodiff();
+    let device = devices.main().clone();
     device.seed(sched.seed);
     let model = cfg.init_maskgit(&device)?;
     let t = cfg.block_size;
@@ -45,21 +49,28 @@ pub fn train_nar(dir: &Path, cfg: &ProposalConfig, tokens: &[u16], cond: &Condit
             mask.extend(random_mask(&mut rng, t, m));
         }
         let b = idx.len();
-        let loss = model.loss_with(
-            &condition,
-            Tensor::from_data(TensorData::new(toks, [b, t]), &device),
-            Tensor::from_data(TensorData::new(mask, [b, t]), &device),
-            cfg.mask_token(),
-        )?;
-        Ok(update(model, optim, loss, lr, step))
+        // the loss is a mean over masked positions: a share weighs by its masked positions
+        let masked = |rows: std::ops::Range<usize>| mask[rows.start * t..rows.end * t].iter().filter(|&&m| m).count();
+        let total = masked(0..b).max(1);
+        let (toks, mask_t) = (Tensor::<2, Int>::from_data(TensorData::new(toks, [b, t]), &device), Tensor::<2, Bool>::from_data(TensorData::new(mask.clone(), [b, t]), &device));
+        let (grads, loss) = batch_grads(&model, &devices, b, |m: &MaskGit, s| {
+            let whole = s.len == b;
+            let (c, x, k) = if whole { (condition.clone(), toks.clone(), mask_t.clone()) } else {
+                (condition.rows(s.start, s.len, &s.device), toks.clone().narrow(0, s.start, s.len).to_device(&s.device), mask_t.clone().narrow(0, s.start, s.len).to_device(&s.device))
+            };
+            let l = m.loss_with(&c, x, k, cfg.mask_token())?;
+            Ok(if whole { l } else { l.mul_scalar(masked(s.start..s.start + s.len) as f64 / total as f64) })
+        })?;
+        Ok(apply(model, optim, grads, loss, lr, step))
     })?;
     Ok(state)
 }
 
 /// Trains the AR proposal network on cached tokens; the condition is replaced by the
 /// unconditional one with probability `dropout` (classifier-free guidance).
-pub fn train_proposal(dir: &Path, cfg: &ProposalConfig, tokens: &[u16], cond: &Conditioning, dropout: f64, sched: &Schedule, device: &Device) -> Result<TrainState> {
-    let device = device.clone().autodiff();
+pub fn train_proposal(dir: &Path, cfg: &ProposalConfig, tokens: &[u16], cond: &Conditioning, dropout: f64, sched: &Schedule, devices: &Devices) -> Result<TrainState> {
+    let devices = devices.autodiff();
+    let device = devices.main().clone();
     device.seed(sched.seed);
     let model = cfg.init_gpt(&device)?;
     let t = cfg.block_size;
@@ -70,8 +81,16 @@ pub fn train_proposal(dir: &Path, cfg: &ProposalConfig, tokens: &[u16], cond: &C
         let condition = cond.batch(cfg, &idx, &mut rng, dropout, &device);
         let toks: Vec<i64> = idx.iter().flat_map(|&i| tokens[i * t..(i + 1) * t].iter().map(|&v| v as i64)).collect();
         let b = idx.len();
-        let loss = model.loss_with(&condition, Tensor::from_data(TensorData::new(toks, [b, t]), &device))?;
-        Ok(update(model, optim, loss, lr, step))
+        let toks = Tensor::<2, Int>::from_data(TensorData::new(toks, [b, t]), &device);
+        // the loss is a mean over rows (all of equal length): a share weighs by its rows
+        let (grads, loss) = batch_grads(&model, &devices, b, |m: &Gpt, s| {
+            if s.len == b {
+                return Ok(m.loss_with(&condition, toks.clone())?);
+            }
+            let l = m.loss_with(&condition.rows(s.start, s.len, &s.device), toks.clone().narrow(0, s.start, s.len).to_device(&s.device))?;
+            Ok(l.mul_scalar(s.len as f64 / b as f64))
+        })?;
+        Ok(apply(model, optim, grads, loss, lr, step))
     })?;
     Ok(state)
 }

@@ -177,7 +177,7 @@ pub fn train_vqgan<M: PixelTokenizer>(
     let disc_dir = dir.with_file_name("disc");
     let disc_ck = Checkpoint::new(&disc_dir)?;
     let mut disc = PatchDiscriminator::new(data.shape().channels, losses.disc_channels, device);
-    let mut dopt = optimizer();
+    let mut dopt = optimizer(sched.grad_clip);
     if sched.resume && disc_ck.exists() {
         let (d, o) = disc_ck.load(disc, Some(dopt), device, true)?;
         disc = d;

@@ -150,6 +150,18 @@ impl Condition {
             Condition::Text(t) => t.ids.dims()[0],
         }
     }
+
+    /// Rows `start..start + len` on `device` (a data-parallel share of a training batch).
+    pub fn rows(&self, start: usize, len: usize, device: &Device) -> Condition {
+        match self {
+            Condition::Class(c) => Condition::Class(c.clone().narrow(0, start, len).to_device(device)),
+            Condition::Text(t) => Condition::Text(TextInput {
+                ids: t.ids.clone().narrow(0, start, len).to_device(device),
+                pad: t.pad.clone().narrow(0, start, len).to_device(device),
+                states: t.states.as_ref().map(|s| s.clone().narrow(0, start, len).to_device(device)),
+            }),
+        }
+    }
 }
 
 /// The in-project text encoder: token + position embeddings, bidirectional blocks (padding masked),
