@@ -715,7 +715,7 @@ mod tests {
             ("train --grad-clip 0", "--grad-clip"),
             ("train --devices 0", "--devices"),
             ("train --grad-clip nan", "--grad-clip"),
-            ("table --grad-clip -1", "--grad-clip"),
+            ("table --grad-clip=-1", "--grad-clip"),
             ("train --codebook-size 0", "codebook_size"),
             ("train --codebook-size 1", "codebook_size"),
             ("train --channels 0", "channels"),

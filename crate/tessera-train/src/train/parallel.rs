@@ -32,6 +32,20 @@ impl Devices {
     }
 }
 
+/// Draws every lazily initialised parameter of a freshly built model now, in module order. burn
+/// initialises a parameter on first use; replicas forked in worker threads would draw them in
+/// whatever order the threads reach them, so a data-parallel run would start from other weights
+/// than a single-device one (and from other weights each time).
+pub fn materialise<M: Module>(model: &M) {
+    struct Touch;
+    impl burn::module::ModuleVisitor for Touch {
+        fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
+            let _ = p.val();
+        }
+    }
+    model.visit(&mut Touch);
+}
+
 /// Rows `start..start + len` of the batch, computed on `device`.
 #[derive(Debug, Clone)]
 pub struct Share {
@@ -96,4 +110,61 @@ where
         });
     }
     Ok((acc.grads(), total.expect("at least one share")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera::proposal::ProposalConfig;
+    use tessera::proposal::condition::Condition;
+
+    #[test]
+    fn shares_cover_the_batch_once() {
+        let four = Devices(vec![Device::flex(); 4]);
+        let cut = |b: usize| shares(b, &four).iter().map(|s| (s.start, s.len)).collect::<Vec<_>>();
+        assert_eq!(cut(10), [(0, 3), (3, 3), (6, 2), (8, 2)]);
+        assert_eq!(cut(2), [(0, 1), (1, 1)], "no empty shares");
+        assert_eq!(cut(1), [(0, 1)]);
+    }
+
+    /// The summed gradients of 2 and 3 shares equal the whole batch's, parameter by parameter.
+    #[test]
+    fn shares_sum_to_the_whole_batch_gradient() {
+        let d = Device::flex().autodiff();
+        let cfg = ProposalConfig { vocab_size: 16, num_classes: 4, block_size: 16, n_layer: 1, n_head: 2, n_embd: 16, text: None };
+        let model = cfg.init_gpt(&d).unwrap();
+        materialise(&model);
+        let b = 8;
+        let toks = Tensor::<2, Int>::from_data(TensorData::new((0..b * 16).map(|i| (i * 7 % 16) as i64).collect::<Vec<_>>(), [b, 16]), &d);
+        let cond = Condition::Class(Tensor::from_data(TensorData::new((0..b).map(|i| (i % 5) as i64).collect::<Vec<_>>(), [b]), &d));
+        let grads = |n: usize| batch_grads(&model, &Devices(vec![d.clone(); n]), b, |m, s| super::super::proposal::ar_share_loss(m, &cond, &toks, s)).unwrap();
+        let (g1, l1) = grads(1);
+        struct Diff<'a> {
+            a: &'a GradientsParams,
+            b: &'a GradientsParams,
+            max: f32,
+            scale: f32,
+            params: usize,
+        }
+        impl burn::module::ModuleVisitor for Diff<'_> {
+            fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
+                let (Some(x), Some(y)) = (self.a.get::<D>(p.id), self.b.get::<D>(p.id)) else { panic!("a parameter without gradient") };
+                let (x, y): (Vec<f32>, Vec<f32>) = (x.into_data().convert::<f32>().try_to_vec().unwrap(), y.into_data().convert::<f32>().try_to_vec().unwrap());
+                for (u, v) in x.iter().zip(&y) {
+                    self.max = self.max.max((u - v).abs());
+                    self.scale = self.scale.max(u.abs());
+                }
+                self.params += 1;
+            }
+        }
+        for n in [2, 3] {
+            let (gn, ln) = grads(n);
+            let (l1, ln) = (l1.clone().into_scalar::<f32>(), ln.into_scalar::<f32>());
+            assert!((l1 - ln).abs() <= 1e-5 * l1, "{n} shares: loss {ln} vs {l1}");
+            let mut diff = Diff { a: &g1, b: &gn, max: 0.0, scale: 0.0, params: 0 };
+            model.visit(&mut diff);
+            assert!(diff.params > 5 && diff.scale > 1e-3, "{} parameters, largest gradient {}", diff.params, diff.scale);
+            assert!(diff.max <= 1e-5 * diff.scale.max(1.0), "{n} shares: gradients differ by up to {} (largest {})", diff.max, diff.scale);
+        }
+    }
 }

@@ -1,6 +1,6 @@
 //! Stage 2 training: the AR (GPT) and NAR (MaskGIT) proposal networks on a tokenizer's cached codes,
 //! conditioned on the class or on a caption, with condition dropout for classifier-free guidance.
-use super::parallel::{Devices, batch_grads};
+use super::parallel::{Devices, Share, batch_grads, materialise};
 use super::text::Captions;
 use super::*;
 use tessera::proposal::condition::Condition;
@@ -36,6 +36,7 @@ pub fn train_nar(dir: &Path, cfg: &ProposalConfig, tokens: &[u16], cond: &Condit
     let device = devices.main().clone();
     device.seed(sched.seed);
     let model = cfg.init_maskgit(&device)?;
+    materialise(&model); // the same initial weights on any number of devices
     let t = cfg.block_size;
     let n = tokens.len() / t;
     let (_, state) = run_stage("nar", dir, sched, serde_json::to_value(cfg)?, model, &device, |model, optim, step, lr, _| {
@@ -66,6 +67,17 @@ pub fn train_nar(dir: &Path, cfg: &ProposalConfig, tokens: &[u16], cond: &Condit
     Ok(state)
 }
 
+/// The AR loss of one data-parallel share of the batch (`condition`, `toks` `[b, t]`), weighted by its
+/// rows: the loss is a mean over rows of equal length.
+pub(crate) fn ar_share_loss(m: &Gpt, condition: &Condition, toks: &Tensor<2, Int>, s: &Share) -> Result<Tensor<1>> {
+    let b = toks.dims()[0];
+    if s.len == b {
+        return Ok(m.loss_with(condition, toks.clone())?);
+    }
+    let l = m.loss_with(&condition.rows(s.start, s.len, &s.device), toks.clone().narrow(0, s.start, s.len).to_device(&s.device))?;
+    Ok(l.mul_scalar(s.len as f64 / b as f64))
+}
+
 /// Trains the AR proposal network on cached tokens; the condition is replaced by the
 /// unconditional one with probability `dropout` (classifier-free guidance).
 pub fn train_proposal(dir: &Path, cfg: &ProposalConfig, tokens: &[u16], cond: &Conditioning, dropout: f64, sched: &Schedule, devices: &Devices) -> Result<TrainState> {
@@ -73,6 +85,7 @@ pub fn train_proposal(dir: &Path, cfg: &ProposalConfig, tokens: &[u16], cond: &C
     let device = devices.main().clone();
     device.seed(sched.seed);
     let model = cfg.init_gpt(&device)?;
+    materialise(&model); // the same initial weights on any number of devices
     let t = cfg.block_size;
     let n = tokens.len() / t;
     let (_, state) = run_stage("proposal", dir, sched, serde_json::to_value(cfg)?, model, &device, |model, optim, step, lr, _| {
@@ -82,14 +95,7 @@ pub fn train_proposal(dir: &Path, cfg: &ProposalConfig, tokens: &[u16], cond: &C
         let toks: Vec<i64> = idx.iter().flat_map(|&i| tokens[i * t..(i + 1) * t].iter().map(|&v| v as i64)).collect();
         let b = idx.len();
         let toks = Tensor::<2, Int>::from_data(TensorData::new(toks, [b, t]), &device);
-        // the loss is a mean over rows (all of equal length): a share weighs by its rows
-        let (grads, loss) = batch_grads(&model, &devices, b, |m: &Gpt, s| {
-            if s.len == b {
-                return Ok(m.loss_with(&condition, toks.clone())?);
-            }
-            let l = m.loss_with(&condition.rows(s.start, s.len, &s.device), toks.clone().narrow(0, s.start, s.len).to_device(&s.device))?;
-            Ok(l.mul_scalar(s.len as f64 / b as f64))
-        })?;
+        let (grads, loss) = batch_grads(&model, &devices, b, |m: &Gpt, s| ar_share_loss(m, &condition, &toks, s))?;
         Ok(apply(model, optim, grads, loss, lr, step))
     })?;
     Ok(state)
