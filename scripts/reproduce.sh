@@ -44,10 +44,12 @@ mkdir -p docs/results
 LOG="${LOG:-docs/results/reproduce.log}"
 # Checkpoints carried over from an earlier sitting on another machine (scripts/carry.py: `save` them into
 # the results folder and commit before leaving; they come back here where the work folder lacks them).
-if [ "${DATA:-fashion-mnist}" = emoji ] || [ "${DATA:-fashion-mnist}" = emoji-t2i ]; then
-  python3 scripts/carry.py restore runs/table-emoji docs/results/emoji
-fi
-[ "${DATA:-fashion-mnist}" = emoji-t2i ] && python3 scripts/carry.py restore runs/table-emoji-t2i docs/results/emoji-t2i
+case "${DATA:-fashion-mnist}" in
+  emoji) python3 scripts/carry.py restore runs/table-emoji docs/results/emoji ;;
+  emoji-t2i)
+    python3 scripts/carry.py restore runs/table-emoji docs/results/emoji
+    python3 scripts/carry.py restore runs/table-emoji-t2i docs/results/emoji-t2i ;;
+esac
 echo "== $(date -u +%FT%TZ) $BIN table ${ARGS[*]} $*" >> "$LOG"
 start=$(date +%s)
 "$BIN" table "${ARGS[@]}" "$@" 2>&1 | grep --line-buffered -v XDG_RUNTIME_DIR | tee -a "$LOG"

@@ -15,10 +15,12 @@ const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/ja
 /** Headers that make a page cross-origin isolated (SharedArrayBuffer: the threaded CPU engine). */
 export const ISOLATION = { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' };
 
-/** Serves `dir` (following symlinks) on an ephemeral 127.0.0.1 port; `isolated`: with ISOLATION. */
-export function serve(dir, { isolated = false } = {}) {
+/** Serves `dir` (following symlinks) on an ephemeral 127.0.0.1 port; `isolated`: with ISOLATION;
+ * `requests`: an array that receives every requested path. */
+export function serve(dir, { isolated = false, requests } = {}) {
   const server = http.createServer((req, res) => {
     const url = new URL(req.url, 'http://x');
+    requests?.push(url.pathname);
     let file = path.join(dir, decodeURIComponent(url.pathname));
     if (!file.startsWith(dir)) { res.writeHead(403).end(); return; }
     if (fs.existsSync(file) && fs.statSync(file).isDirectory()) file = path.join(file, 'index.html');

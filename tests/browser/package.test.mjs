@@ -243,7 +243,8 @@ window.done = { tokens: r.tokens[0].length, max: Math.max(...r.images[0].data), 
 
 test('threads: a cross-origin isolated page runs the threaded CPU engine, same tokens and pixels', { timeout: 10 * 60 * 1000 }, async () => {
   const dir = appDir();
-  const [isolated, plain] = [await serve(dir, { isolated: true }), await serve(dir)];
+  const requests = [];
+  const [isolated, plain] = [await serve(dir, { isolated: true, requests }), await serve(dir)];
   const browser = await launch();
   try {
     const run = (server) => packagePage(browser, server).then(({ page }) => page.evaluate(async () => {
@@ -262,6 +263,8 @@ test('threads: a cross-origin isolated page runs the threaded CPU engine, same t
       if (crossOriginIsolated) {
         out.one = await ask(undefined); // the default, even on an isolated page: one thread (opt-in)
         out.two = await ask(2);
+        // a bundle that is not there: refused once, not fetched again by the single-threaded fallback
+        out.missing = await loadGenerator({ modelUrl: 'models/missing/', device: 'cpu', threads: 2 }).then(() => null, (e) => e.name);
       } else {
         out.refused = await loadGenerator({ modelUrl: 'models/fmnist-vqkd/', device: 'cpu', threads: 2 }).then(() => null, (e) => [e.name, e.message]);
         const g = await loadGenerator({ modelUrl: 'models/fmnist-vqkd/', device: 'cpu', proposals: [] });
@@ -276,6 +279,8 @@ test('threads: a cross-origin isolated page runs the threaded CPU engine, same t
     assert.deepEqual([a.two.engine, a.two.threads, a.two.fallback], ['cpu-threads', 2, null], 'two threads: the threaded engine');
     assert.deepEqual(a.two.tokens, a.one.tokens, 'the same seed gives the same tokens on one thread and on two');
     assert.deepEqual(a.two.pixels, a.one.pixels, 'and the same pixels');
+    assert.equal(a.missing, 'NetworkError');
+    assert.equal(requests.filter((p) => p.endsWith('/models/missing/manifest.json')).length, 1, 'a missing bundle is requested once, not retried single-threaded');
     const b = await run(plain);
     assert.equal(b.isolated, false);
     assert.equal(b.refused?.[0], 'InvalidOption', 'threads > 1 on a page without isolation is refused');

@@ -290,7 +290,9 @@ export async function loadGenerator({ modelUrl, device = 'auto', proposals, onPr
     try {
       return await start(new Worker(url, { type: 'module' }));
     } catch (e) {
-      if (e?.name === 'AbortError' || signal?.aborted) throw e;
+      // a bundle that cannot be fetched or read fails the same way on one thread: no second download
+      const bundleFault = e?.name === 'BundleError' || (e?.name === 'NetworkError' && String(e?.message).includes(base.href));
+      if (e?.name === 'AbortError' || signal?.aborted || bundleFault) throw e;
       fallbackReason = `the threaded CPU engine did not start (${e?.message ?? e}); single-threaded instead`;
     }
   }
