@@ -207,12 +207,16 @@ pub fn train_vqgan<M: PixelTokenizer>(
         if gan_on {
             // adaptive weight from gradients at the last layer only (small separate graphs)
             let w = dec.conv_out.weight.val();
+            // the generator's terms see the discriminator frozen (its own step comes below): no
+            // gradients for its weights in these backward passes (a forked copy: `no_grad` on a plain
+            // clone also untracked the original's shared parameters)
+            let frozen = disc.clone().fork(device).no_grad();
             let norm = |g: Option<Tensor<4>>| g.map_or(0.0, |g| g.powi_scalar(2).sum().sqrt().into_scalar::<f64>());
             let n_rec = norm(w.grad(&nll(dec.head(h.clone().detach())).backward()));
-            let n_gan = norm(w.grad(&generator_loss(disc.forward(dec.head(h.detach()))).backward()));
+            let n_gan = norm(w.grad(&generator_loss(frozen.forward(dec.head(h.detach()))).backward()));
             let lambda = adaptive_weight(n_rec, n_gan, losses.disc_weight);
             state.extra.insert("gan_weight".into(), lambda.into());
-            total = total + generator_loss(disc.forward(rec.clone())).mul_scalar(lambda);
+            total = total + generator_loss(frozen.forward(rec.clone())).mul_scalar(lambda);
         }
         let mut grads = total.backward();
         let tok_grads = GradientsParams::from_module(&mut grads, &model);
