@@ -533,10 +533,15 @@ mod tests {
         let (cls, _) = Checkpoint::new(&dir.join("cls")).unwrap().load(cls_cfg.init(&ad).unwrap(), None, &ad, false).unwrap();
         let losses = VqganLossConfig { disc_start: 10, disc_channels: 8, ..Default::default() };
         let vq = VqganConfig { channels: 8, codebook_size: 16, code_dim: 4, ..Default::default() };
-        let s = train_vqgan(&dir.join("vqgan/tokenizer"), vq.init(&ad).unwrap(), serde_json::json!({}), &losses, &cls, &data, &sched(30, false), &ad).unwrap();
+        // to step 10 (the discriminator untouched so far), then resumed to 30 with the GAN on
+        train_vqgan(&dir.join("vqgan/tokenizer"), vq.init(&ad).unwrap(), serde_json::json!({}), &losses, &cls, &data, &sched(10, false), &ad).unwrap();
+        let disc_weights = || std::fs::read(dir.join("vqgan/disc/model.safetensors")).unwrap();
+        let disc_before = disc_weights();
+        let s = train_vqgan(&dir.join("vqgan/tokenizer"), vq.init(&ad).unwrap(), serde_json::json!({}), &losses, &cls, &data, &sched(30, true), &ad).unwrap();
         assert!(s.losses.last().unwrap().1 < s.losses[0].1, "VQGAN loss did not fall: {:?}", s.losses);
         assert!(s.extra["gan_weight"].as_f64().unwrap() > 0.0, "the GAN term never switched on");
         assert!(Checkpoint::new(&dir.join("vqgan/disc")).unwrap().state().unwrap().done);
+        assert_ne!(disc_weights(), disc_before, "the discriminator must learn once the GAN is on (the generator's terms use a frozen copy)");
         // the Cluster decoder again, on its frozen tokens with the VQGAN losses: only the decoder is saved
         let dcl = DecoderConfig { output: tessera::tokenizer::decoder::DecoderOutput::Linear, ..dc.clone() };
         let s = train_decoder_vqgan(&dir.join("gan/decoder"), &dcl, &codebook, 8, &toks, &losses, &cls, &data, &sched(30, false), &ad).unwrap();
