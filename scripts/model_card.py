@@ -174,11 +174,13 @@ def card(bundle):
         L.append(f"| {r} | {steps} x {d['batch_size'] or '-'} | {params[r][0]:,} | {d['train_seconds'] / 60:.1f} min | "
                  + (f"{d['final_loss']:.4f}" if d.get('final_loss') is not None else '-') + ' |')
     total = sum(d['train_seconds'] for d in det.values())
+    clip = re.search(r'--grad-clip[ =](\S+)', (det.get('tokenizer') or {}).get('command') or '')
     L += ['', f"Tokenizer + proposal networks: {total / 60:.0f} min wall clock (builds and other runs shared the two cores). "
           f"Reproduce with `{'DATA=emoji ' if m['dataset']['name'] == 'emoji' else ''}scripts/train.sh` (`ONLY={m['name'].split('-', 1)[1]}`); it resumes after an interruption. "
           + (f"The tokenizer time includes the teacher-dependent parts only; the teacher itself is "
              + ('imported once (`import-teacher`)' if teacher.startswith('lite') else 'trained once (`--stage teacher`)') + " and shared. " if teacher else '')
           + (f"The tokenizer is the class-conditional `{re.sub(r'-t2i|-minilm$', '', m['name'])}` bundle's, copied (not retrained): only the text-conditioned proposal networks are trained here. " if text else '')
+          + (f"The tokenizer's gradients were clipped per parameter to L2 norm {clip.group(1)} (`--grad-clip`; why: `docs/results/emoji/README.md`). " if clip else '')
           + f"Exported from commit `{m['provenance']['git_commit']}` on {m['provenance']['created']}.", '',
           '## Evaluation (`tessera-train eval`, test split)', '',
           '| metric | value |', '|---|---|',
@@ -207,8 +209,9 @@ def card(bundle):
         L += ['', 'Text to image is measured on held-out captions: every phrasing of every test emoji (an emoji no network was trained on), '
               '10 samples per caption, cycling over the captions of each class; class consistency compares the evaluator\'s class with '
               'the class (Unicode subgroup) of the emoji the caption describes; PPL conditions each test image on its first caption (its name).']
+    evaluator = 'models/evaluator-emoji' if m['dataset']['name'] == 'emoji' else 'models/evaluator'
     L += ['', f"Class consistency = share of {e['samples_per_class']} samples per class that the evaluator "
-          '(`models/evaluator`: a small CNN trained on the training split apart from every tokenizer and from the classifier '
+          f'(`{evaluator}`: a small CNN trained on the training split apart from every tokenizer and from the classifier '
           "behind VQGAN's perceptual loss; **not** Inception) assigns to the requested class.", '',
           '| class | ' + ' | '.join(p.upper() for p in e['proposals']) + ' |', '|---|' + '---|' * len(e['proposals'])]
     classes = list(next(iter(e['proposals'].values()))['class_consistency'])
