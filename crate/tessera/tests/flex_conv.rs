@@ -1,7 +1,9 @@
-//! The vendored burn-flex (`vendor/burn-flex`) runs a convolution over a small batch of small maps
-//! (a pixel decoder's) as one im2col matrix and one GEMM for the whole batch; larger inputs keep
-//! burn's tiled path. Both must give the convolution: checked here against a direct f64 sum, on
-//! shapes that take each path (stride, padding, bias, groups), with f32 tolerance.
+//! The vendored burn-flex (`vendor/burn-flex`) runs a stride-1 convolution over a small batch of
+//! small maps (a pixel decoder's) from im2col rows built straight from NCHW (maps of 256 pixels or
+//! more a tile of output rows at a time, smaller ones batched into one GEMM), other small inputs as
+//! one NHWC im2col matrix for the batch; larger inputs keep burn's tiled path. All must give the
+//! convolution: checked here against a direct f64 sum, on shapes that take each path (stride,
+//! padding, kernels wider than the map, bias, groups), with f32 tolerance.
 use burn::prelude::*;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
@@ -96,4 +98,21 @@ fn grouped_and_large_inputs_keep_the_tiled_path() {
     check(Case { batch: 2, c_in: 6, c_out: 4, h: 10, w: 10, k: 3, stride: 1, pad: 1, groups: 2, bias: true, sample: None });
     // 5 x 4096 positions x 576 columns = 11.8M elements, over the batched path's budget (8M)
     check(Case { batch: 5, c_in: 64, c_out: 8, h: 64, w: 64, k: 3, stride: 1, pad: 1, groups: 1, bias: true, sample: Some(400) });
+}
+
+#[test]
+fn row_path_tiles_and_borders() {
+    // 20 x 24 maps = 480 pixels: tiles of 10 output rows, the GEMM writing into the NCHW output
+    check(Case { batch: 3, c_in: 6, c_out: 5, h: 20, w: 24, k: 3, stride: 1, pad: 1, groups: 1, bias: true, sample: None });
+    // one row per tile (rows wider than the tile), no padding
+    check(Case { batch: 2, c_in: 5, c_out: 3, h: 3, w: 300, k: 3, stride: 1, pad: 0, groups: 1, bias: false, sample: None });
+    // a 5x5 kernel with less padding than "same": output smaller than the map
+    check(Case { batch: 2, c_in: 7, c_out: 4, h: 9, w: 10, k: 5, stride: 1, pad: 1, groups: 1, bias: true, sample: None });
+    // more padding than the kernel reaches: whole output rows and columns of zeros (bias only)
+    check(Case { batch: 2, c_in: 5, c_out: 6, h: 6, w: 7, k: 3, stride: 1, pad: 3, groups: 1, bias: true, sample: None });
+    // a kernel wider than the map
+    check(Case { batch: 4, c_in: 8, c_out: 3, h: 2, w: 2, k: 3, stride: 1, pad: 1, groups: 1, bias: false, sample: None });
+    // the pixel decoder's layers at batch 8: 64 -> 32 channels at 32x32, 32 -> 3 at the output
+    check(Case { batch: 8, c_in: 64, c_out: 32, h: 32, w: 32, k: 3, stride: 1, pad: 1, groups: 1, bias: true, sample: Some(2000) });
+    check(Case { batch: 8, c_in: 32, c_out: 3, h: 32, w: 32, k: 3, stride: 1, pad: 1, groups: 1, bias: true, sample: Some(2000) });
 }

@@ -391,6 +391,11 @@ impl FlexTensor {
             // the contiguous inner run for each outer index.
             unsafe { dst.set_len(n) };
             copy_inner_contiguous_run(&mut dst, src, offset, shape, strides);
+        } else if all_positive {
+            // Inner stride other than 1, e.g. a broadcast (stride 0) last dim: nearest-neighbour
+            // upsampling by reshape + expand (Tessera's addition, see vendor/README.md).
+            unsafe { dst.set_len(n) };
+            copy_inner_2d_blocks(&mut dst, src, offset, shape, strides);
         } else {
             // General fallback: covers negative strides (flipped
             // tensors) and ND layouts that can't collapse to ≤2D.
@@ -702,6 +707,55 @@ fn copy_2d_negative<E: Copy + Send + Sync>(
 ///
 /// Precondition: strides are all positive and the innermost stride is 1
 #[inline]
+/// Copies a strided view with non-negative strides (rank >= 2) into `dst` in row-major order: the
+/// two innermost dims as plain nested loops (any strides, 0 included), an odometer over the rest,
+/// instead of `StridedIter`'s per-element odometer. `dst` must hold the view's element count.
+fn copy_inner_2d_blocks<E: Copy>(dst: &mut [E], src: &[E], offset: isize, shape: &[usize], strides: &[isize]) {
+    let r = shape.len();
+    debug_assert!(r >= 2);
+    let (rows, cols) = (shape[r - 2], shape[r - 1]);
+    let (row_stride, col_stride) = (strides[r - 2] as usize, strides[r - 1] as usize);
+    let block = rows * cols;
+    if block == 0 || shape.contains(&0) {
+        return;
+    }
+    let outer_shape = &shape[..r - 2];
+    let outer_strides = &strides[..r - 2];
+    let mut index = [0usize; 16];
+    let mut heap = Vec::new();
+    let index: &mut [usize] = if outer_shape.len() <= index.len() {
+        &mut index[..outer_shape.len()]
+    } else {
+        heap.resize(outer_shape.len(), 0);
+        &mut heap
+    };
+    let mut base = offset as usize;
+    for out in dst.chunks_exact_mut(block) {
+        for (i, out_row) in out.chunks_exact_mut(cols).enumerate() {
+            let row = base + i * row_stride;
+            if col_stride == 0 {
+                out_row.fill(src[row]);
+            } else if col_stride == 1 {
+                out_row.copy_from_slice(&src[row..row + cols]);
+            } else {
+                for (j, d) in out_row.iter_mut().enumerate() {
+                    *d = src[row + j * col_stride];
+                }
+            }
+        }
+        // next outer index (row-major odometer)
+        for d in (0..outer_shape.len()).rev() {
+            index[d] += 1;
+            base += outer_strides[d] as usize;
+            if index[d] < outer_shape[d] {
+                break;
+            }
+            base -= outer_shape[d] * outer_strides[d] as usize;
+            index[d] = 0;
+        }
+    }
+}
+
 fn copy_inner_contiguous_run<E: Copy>(
     dst: &mut [E],
     src: &[E],

@@ -108,6 +108,13 @@ impl ActivationOps<Flex> for Flex {
     }
 
     fn sigmoid(tensor: FloatTensor<Flex>) -> FloatTensor<Flex> {
+        if tensor.dtype() == DType::F32 {
+            // a plain slice loop over a libm-free exp (vectorised), as for GELU (Tessera's
+            // addition, see vendor/README.md); storage_mut copies on write when the buffer is shared
+            let mut out = tensor.into_contiguous();
+            sigmoid_slice(out.storage_mut::<f32>());
+            return out;
+        }
         unary_op(tensor, sigmoid_f32, sigmoid_f64)
     }
 
@@ -174,14 +181,37 @@ impl ActivationOps<Flex> for Flex {
     }
 }
 
-#[inline]
+/// The stable form (exp of -|x| only) over `exp_f32_fast`: no libm call, so loops over it
+/// vectorise; a NaN stays NaN, and below x = -87 the result is ~1e-38 instead of a subnormal.
+#[inline(always)]
 fn sigmoid_f32(x: f32) -> f32 {
-    if x >= 0.0 {
-        1.0 / (1.0 + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (1.0 + e)
+    let e = crate::ops::unary::exp_f32_fast(-x.abs());
+    if x >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) }
+}
+
+// Sigmoid over a slice, compiled for AVX2 too and chosen at run time, as `gelu_slice`: the same bits
+// on every path (no FMA contraction).
+fn sigmoid_slice(v: &mut [f32]) {
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 is present (checked just above).
+        unsafe { sigmoid_slice_avx2(v) };
+        return;
     }
+    sigmoid_slice_baseline(v);
+}
+
+#[inline(always)]
+fn sigmoid_slice_baseline(v: &mut [f32]) {
+    for x in v.iter_mut() {
+        *x = sigmoid_f32(*x);
+    }
+}
+
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+#[target_feature(enable = "avx2")]
+unsafe fn sigmoid_slice_avx2(v: &mut [f32]) {
+    sigmoid_slice_baseline(v)
 }
 
 #[inline]

@@ -1,0 +1,83 @@
+//! Two element-wise paths of the vendored burn-flex (`vendor/burn-flex`, Tessera's additions):
+//! sigmoid over a libm-free exp (vectorised; SiLU is `x * sigmoid(x)` in every pixel decoder), and
+//! the copy of a strided view whose innermost stride is not 1 (a broadcast, as in nearest-neighbour
+//! upsampling by reshape + expand), which now copies two dims at a time instead of one element.
+use burn::prelude::*;
+use burn::tensor::activation::sigmoid;
+
+#[test]
+fn sigmoid_matches_f64_and_keeps_nan() {
+    let d = Device::flex();
+    let mut xs: Vec<f32> = (-4000..=4000).map(|i| i as f32 * 0.0125).collect(); // -50 ..= 50
+    xs.extend([0.0, -0.0, 1e-30, -1e-30, 86.9, -86.9, 88.5, -88.5, 200.0, -200.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN]);
+    let got: Vec<f32> = sigmoid(Tensor::<1>::from_floats(xs.as_slice(), &d)).into_data().try_into_vec().unwrap();
+    for (&x, &y) in xs.iter().zip(&got) {
+        if x.is_nan() {
+            assert!(y.is_nan(), "sigmoid(NaN) = {y}");
+            continue;
+        }
+        let want = 1.0 / (1.0 + (-(x as f64)).exp());
+        if want < 1e-37 {
+            // below x = -87 the exp is clamped: ~1e-38 instead of a subnormal or zero
+            assert!((0.0..2e-38).contains(&y), "sigmoid({x}) = {y}");
+            continue;
+        }
+        let rel = ((y as f64 - want) / want).abs();
+        assert!(rel < 4e-7, "sigmoid({x}) = {y}, want {want} (relative error {rel:e})");
+    }
+    // a shared input (SiLU keeps x for the product): the input is left as it was
+    let x = Tensor::<1>::from_floats([-1.0, 0.5, 2.0], &d);
+    let s = sigmoid(x.clone());
+    assert_eq!(x.into_data().try_into_vec::<f32>().unwrap(), vec![-1.0, 0.5, 2.0]);
+    assert!((s.into_data().try_into_vec::<f32>().unwrap()[1] - 0.622_459_3).abs() < 1e-6);
+}
+
+#[test]
+fn broadcast_and_permuted_views_copy_in_order() {
+    let d = Device::flex();
+    let (a, b, c) = (3, 4, 5);
+    let base: Vec<f32> = (0..a * b * c).map(|i| i as f32).collect();
+    let t = || Tensor::<1>::from_floats(base.as_slice(), &d).reshape([a, b, c]);
+    let at = |i: usize, j: usize, k: usize| base[(i * b + j) * c + k];
+    // nearest-neighbour upsampling: [a, b, 1, c, 1] -> [a, b, 2, c, 3] (inner stride 0)
+    let up: Vec<f32> = t().reshape([a, b, 1, c, 1]).expand([a, b, 2, c, 3]).into_data().try_into_vec().unwrap();
+    let mut want = Vec::new();
+    for i in 0..a {
+        for j in 0..b {
+            for _ in 0..2 {
+                for k in 0..c {
+                    want.extend([at(i, j, k); 3]);
+                }
+            }
+        }
+    }
+    assert_eq!(up, want);
+    // a broadcast in the middle and a permutation that leaves an inner stride of b * c
+    let v: Vec<f32> = t().reshape([a, 1, b, c]).expand([a, 2, b, c]).permute([1, 3, 2, 0]).into_data().try_into_vec().unwrap();
+    let mut want = Vec::new();
+    for _ in 0..2 {
+        for k in 0..c {
+            for j in 0..b {
+                for i in 0..a {
+                    want.push(at(i, j, k));
+                }
+            }
+        }
+    }
+    assert_eq!(v, want);
+    // many dims around the broadcast (an odometer over five outer dims)
+    let w: Vec<f32> = t().reshape([a, 1, b, 1, c, 1]).expand([a, 2, b, 2, c, 2]).swap_dims(0, 2).into_data().try_into_vec().unwrap();
+    let mut want = Vec::new();
+    for j in 0..b {
+        for _ in 0..2 {
+            for i in 0..a {
+                for _ in 0..2 {
+                    for k in 0..c {
+                        want.extend([at(i, j, k); 2]);
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(w, want);
+}
