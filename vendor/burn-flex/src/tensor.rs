@@ -731,17 +731,14 @@ fn copy_inner_2d_blocks<E: Copy>(dst: &mut [E], src: &[E], offset: isize, shape:
     };
     let mut base = offset as usize;
     for out in dst.chunks_exact_mut(block) {
-        for (i, out_row) in out.chunks_exact_mut(cols).enumerate() {
-            let row = base + i * row_stride;
-            if col_stride == 0 {
-                out_row.fill(src[row]);
-            } else if col_stride == 1 {
-                out_row.copy_from_slice(&src[row..row + cols]);
-            } else {
-                for (j, d) in out_row.iter_mut().enumerate() {
-                    *d = src[row + j * col_stride];
-                }
+        if col_stride == 0 && row_stride == 1 && cols == 2 {
+            // each element twice (2x nearest-neighbour upsampling along a row): one pass
+            for (pair, &v) in out.chunks_exact_mut(2).zip(&src[base..base + rows]) {
+                pair[0] = v;
+                pair[1] = v;
             }
+        } else {
+            copy_block(out, src, base, cols, row_stride, col_stride);
         }
         // next outer index (row-major odometer)
         for d in (0..outer_shape.len()).rev() {
@@ -752,6 +749,22 @@ fn copy_inner_2d_blocks<E: Copy>(dst: &mut [E], src: &[E], offset: isize, shape:
             }
             base -= outer_shape[d] * outer_strides[d] as usize;
             index[d] = 0;
+        }
+    }
+}
+
+/// One `[rows, cols]` block of `copy_inner_2d_blocks`, row by row.
+fn copy_block<E: Copy>(out: &mut [E], src: &[E], base: usize, cols: usize, row_stride: usize, col_stride: usize) {
+    for (i, out_row) in out.chunks_exact_mut(cols).enumerate() {
+        let row = base + i * row_stride;
+        if col_stride == 0 {
+            out_row.fill(src[row]);
+        } else if col_stride == 1 {
+            out_row.copy_from_slice(&src[row..row + cols]);
+        } else {
+            for (j, d) in out_row.iter_mut().enumerate() {
+                *d = src[row + j * col_stride];
+            }
         }
     }
 }
