@@ -105,11 +105,15 @@ window.done = { info: { classes: i.classes, imageSize: i.imageSize, channels: i.
     for (const [key, images] of Object.entries(done.out)) {
       const red = key.endsWith('red');
       for (const c of images) assert.ok(c.n > 20, `${key}: an object is drawn (${c.n} non-background pixels)`);
-      // the class decides the colour: at least 3 of the 4 samples (a 200-step proposal network may
-      // draw one sample of the other class; which one changes with the CPU's float kernels)
-      const right = images.filter((c) => (red ? c.r > c.b + 60 : c.b > c.r + 60)).length;
+      // the class decides the colour: its colour dominates (by 30+ levels) in at least 3 of the 4
+      // samples, and by 60+ in their mean. A 200-step proposal network and a 400-step tokenizer may
+      // draw one sample of the other class, or mixed shades (e.g. r 110 b 163): which, changes with
+      // the CPU's float kernels. Colours drawn regardless of the class fail both.
+      const margin = (c) => (red ? c.r - c.b : c.b - c.r);
+      const right = images.filter((c) => margin(c) > 30).length;
+      const mean = images.reduce((a, c) => a + margin(c), 0) / images.length;
       const seen = images.map((c) => `r ${c.r.toFixed(0)} b ${c.b.toFixed(0)}`).join(', ');
-      assert.ok(right >= 3, `${key}: ${red ? 'red' : 'blue'} class, ${right}/4 samples of its colour (${seen})`);
+      assert.ok(right >= 3 && mean > 60, `${key}: ${red ? 'red' : 'blue'} class, ${right}/4 samples of its colour, mean margin ${mean.toFixed(0)} (${seen})`);
     }
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });

@@ -116,3 +116,48 @@ fn row_path_tiles_and_borders() {
     check(Case { batch: 8, c_in: 64, c_out: 32, h: 32, w: 32, k: 3, stride: 1, pad: 1, groups: 1, bias: true, sample: Some(2000) });
     check(Case { batch: 8, c_in: 32, c_out: 3, h: 32, w: 32, k: 3, stride: 1, pad: 1, groups: 1, bias: true, sample: Some(2000) });
 }
+
+/// The weight gradient of a convolution is itself a stride-1 convolution (input and output
+/// gradient with batch and channels swapped; its "kernel" is the output map), which the row path
+/// takes for small batches: checked through autodiff against the direct f64 sum.
+#[test]
+fn weight_gradient_through_the_row_path() {
+    let d = Device::flex().autodiff();
+    let (b, ci, co, h, w, k, pad) = (3, 4, 5, 12, 10, 3, 1);
+    let x = values(b * ci * h * w, 4);
+    let wt = values(co * ci * k * k, 5);
+    let r = values(b * co * h * w, 6); // d loss / d output
+    let wt_t = Tensor::<1>::from_floats(wt.as_slice(), &d).reshape([co, ci, k, k]).require_grad();
+    let out = conv2d(
+        Tensor::<1>::from_floats(x.as_slice(), &d).reshape([b, ci, h, w]),
+        wt_t.clone(),
+        None,
+        ConvOptions::new([1, 1], [pad, pad], [1, 1], 1),
+    );
+    let loss = (out * Tensor::<1>::from_floats(r.as_slice(), &d).reshape([b, co, h, w])).sum();
+    let grads = loss.backward();
+    let got: Vec<f32> = wt_t.grad(&grads).unwrap().into_data().try_into_vec().unwrap();
+    let mut worst = 0.0f64;
+    for o in 0..co {
+        for c in 0..ci {
+            for ky in 0..k {
+                for kx in 0..k {
+                    let mut want = 0.0f64;
+                    for bi in 0..b {
+                        for y in 0..h {
+                            for xo in 0..w {
+                                let (iy, ix) = ((y + ky) as isize - pad as isize, (xo + kx) as isize - pad as isize);
+                                if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                                    continue;
+                                }
+                                want += x[((bi * ci + c) * h + iy as usize) * w + ix as usize] as f64 * r[((bi * co + o) * h + y) * w + xo] as f64;
+                            }
+                        }
+                    }
+                    worst = worst.max((got[((o * ci + c) * k + ky) * k + kx] as f64 - want).abs());
+                }
+            }
+        }
+    }
+    assert!(worst < 1e-4, "weight gradient differs from the direct sum by {worst:e}");
+}
