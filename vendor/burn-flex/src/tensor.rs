@@ -702,11 +702,6 @@ fn copy_2d_negative<E: Copy + Send + Sync>(
     }
 }
 
-/// Copy a strided source into a contiguous destination by treating the
-/// layout as a set of strided outer dims wrapping a contiguous inner run.
-///
-/// Precondition: strides are all positive and the innermost stride is 1
-#[inline]
 /// Copies a strided view with non-negative strides (rank >= 2) into `dst` in row-major order: the
 /// two innermost dims as plain nested loops (any strides, 0 included), an odometer over the rest,
 /// instead of `StridedIter`'s per-element odometer. `dst` must hold the view's element count.
@@ -716,21 +711,12 @@ fn copy_inner_2d_blocks<E: Copy>(dst: &mut [E], src: &[E], offset: isize, shape:
     let (rows, cols) = (shape[r - 2], shape[r - 1]);
     let (row_stride, col_stride) = (strides[r - 2] as usize, strides[r - 1] as usize);
     let block = rows * cols;
-    if block == 0 || shape.contains(&0) {
+    if block == 0 {
         return;
     }
-    let outer_shape = &shape[..r - 2];
-    let outer_strides = &strides[..r - 2];
-    let mut index = [0usize; 16];
-    let mut heap = Vec::new();
-    let index: &mut [usize] = if outer_shape.len() <= index.len() {
-        &mut index[..outer_shape.len()]
-    } else {
-        heap.resize(outer_shape.len(), 0);
-        &mut heap
-    };
-    let mut base = offset as usize;
-    for out in dst.chunks_exact_mut(block) {
+    let mut blocks = dst.chunks_exact_mut(block);
+    for_each_outer_offset(offset as usize, &shape[..r - 2], &strides[..r - 2], |base| {
+        let Some(out) = blocks.next() else { return };
         if col_stride == 0 && row_stride == 1 && cols == 2 {
             // each element twice (2x nearest-neighbour upsampling along a row): one pass
             for (pair, &v) in out.chunks_exact_mut(2).zip(&src[base..base + rows]) {
@@ -740,14 +726,33 @@ fn copy_inner_2d_blocks<E: Copy>(dst: &mut [E], src: &[E], offset: isize, shape:
         } else {
             copy_block(out, src, base, cols, row_stride, col_stride);
         }
-        // next outer index (row-major odometer)
-        for d in (0..outer_shape.len()).rev() {
+    });
+}
+
+/// Calls `visit` with `offset + sum(index[d] * strides[d])` for every index of `shape` in row-major
+/// order (an odometer: the offset is carried, not recomputed), once for an empty `shape`, never if a
+/// dim is 0. Strides non-negative; rank at most `COLLAPSE_MAX_RANK` (a layout from `collapse_for_copy`).
+fn for_each_outer_offset(offset: usize, shape: &[usize], strides: &[isize], mut visit: impl FnMut(usize)) {
+    assert!(shape.len() <= COLLAPSE_MAX_RANK, "for_each_outer_offset: rank {} too high", shape.len());
+    if shape.contains(&0) {
+        return;
+    }
+    let mut index = [0usize; COLLAPSE_MAX_RANK];
+    let mut base = offset;
+    loop {
+        visit(base);
+        let mut d = shape.len();
+        loop {
+            if d == 0 {
+                return;
+            }
+            d -= 1;
             index[d] += 1;
-            base += outer_strides[d] as usize;
-            if index[d] < outer_shape[d] {
+            base += strides[d] as usize;
+            if index[d] < shape[d] {
                 break;
             }
-            base -= outer_shape[d] * outer_strides[d] as usize;
+            base -= shape[d] * strides[d] as usize;
             index[d] = 0;
         }
     }
@@ -769,6 +774,11 @@ fn copy_block<E: Copy>(out: &mut [E], src: &[E], base: usize, cols: usize, row_s
     }
 }
 
+/// Copy a strided source into a contiguous destination by treating the
+/// layout as a set of strided outer dims wrapping a contiguous inner run.
+///
+/// Precondition: strides are all positive and the innermost stride is 1
+#[inline]
 fn copy_inner_contiguous_run<E: Copy>(
     dst: &mut [E],
     src: &[E],
@@ -811,41 +821,13 @@ fn copy_inner_contiguous_run<E: Copy>(
         return;
     }
 
-    // Walk the outer index space in row-major order via an odometer:
-    // each iteration ticks the rightmost counter, and so on overflow we
-    // reset it and carry +1 into the dim to its left.
-    // Row-major is what we want because dst is contiguous (consecutive outer-index
-    // tuples land in consecutive inner_run_length slots, so we just bump
-    // dst_position each step instead of recomputing it)
-    // We use this instead of N nested for loops because the rank isn't
-    // known at compile time.
-    let mut counter = [0usize; COLLAPSE_MAX_RANK];
-    let outer_dim_count = outer_shape.len();
+    // Consecutive outer indices (row-major) land in consecutive runs of dst.
     let mut dst_position = 0usize;
-
-    loop {
-        let mut src_start = offset;
-        for dim_idx in 0..outer_dim_count {
-            src_start += counter[dim_idx] as isize * outer_strides[dim_idx];
-        }
-        let src_index = src_start as usize;
+    for_each_outer_offset(offset as usize, outer_shape, outer_strides, |src_index| {
         dst[dst_position..dst_position + inner_run_length]
             .copy_from_slice(&src[src_index..src_index + inner_run_length]);
         dst_position += inner_run_length;
-
-        let mut dim_idx = outer_dim_count;
-        loop {
-            if dim_idx == 0 {
-                return;
-            }
-            dim_idx -= 1;
-            counter[dim_idx] += 1;
-            if counter[dim_idx] < outer_shape[dim_idx] {
-                break;
-            }
-            counter[dim_idx] = 0;
-        }
-    }
+    });
 }
 
 /// Minimum number of elements required to trigger parallel 2D tiled copy.

@@ -189,16 +189,29 @@ fn sigmoid_f32(x: f32) -> f32 {
     if x >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) }
 }
 
-// Sigmoid over a slice, compiled for AVX2 too and chosen at run time, as `gelu_slice`: the same bits
-// on every path (no FMA contraction).
+// Sigmoid over a slice, compiled for AVX-512 and AVX2 too and chosen at run time, as `gelu_slice`:
+// the same bits on every path (no FMA contraction).
 fn sigmoid_slice(v: &mut [f32]) {
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: AVX2 is present (checked just above).
-        unsafe { sigmoid_slice_avx2(v) };
-        return;
+    {
+        if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: AVX-512F is present (checked just above).
+            unsafe { sigmoid_slice_avx512(v) };
+            return;
+        }
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: AVX2 is present (checked just above).
+            unsafe { sigmoid_slice_avx2(v) };
+            return;
+        }
     }
     sigmoid_slice_baseline(v);
+}
+
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+#[target_feature(enable = "avx512f")]
+unsafe fn sigmoid_slice_avx512(v: &mut [f32]) {
+    sigmoid_slice_baseline(v)
 }
 
 #[inline(always)]
@@ -1577,17 +1590,60 @@ mod tests {
     }
 }
 
-// GELU over a slice: on x86-64 with AVX2 the same loop compiled for 8 lanes instead of SSE2's 4
-// (chosen at run time). Only the width changes: no FMA contraction, so the results are the same bits
-// on every path, the wasm build's included.
+// GELU over a slice: on x86-64 with AVX-512 (AVX2) the same loop compiled for 16 (8) lanes instead of
+// SSE2's 4 (chosen at run time). Only the width changes: no FMA contraction, so the results are the
+// same bits on every path, the wasm build's included (`elementwise_paths` lets a test check it).
 fn gelu_slice(v: &mut [f32]) {
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: AVX2 is present (checked just above).
-        unsafe { gelu_slice_avx2(v) };
-        return;
+    {
+        if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: AVX-512F is present (checked just above).
+            unsafe { gelu_slice_avx512(v) };
+            return;
+        }
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: AVX2 is present (checked just above).
+            unsafe { gelu_slice_avx2(v) };
+            return;
+        }
     }
     gelu_slice_baseline(v);
+}
+
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+#[target_feature(enable = "avx512f")]
+unsafe fn gelu_slice_avx512(v: &mut [f32]) {
+    gelu_slice_baseline(v)
+}
+
+/// GELU and sigmoid of `x` through every code path this CPU can run (`(path, gelu, sigmoid)`: the
+/// portable loop, then AVX2 and AVX-512 where present), so that a test can check that they give the
+/// same bits: native and browser builds must sample the same tokens for a seed.
+#[doc(hidden)]
+pub fn elementwise_paths(x: &[f32]) -> alloc::vec::Vec<(&'static str, alloc::vec::Vec<f32>, alloc::vec::Vec<f32>)> {
+    let run = |f: &dyn Fn(&mut [f32]), g: &dyn Fn(&mut [f32])| {
+        let (mut a, mut b) = (x.to_vec(), x.to_vec());
+        f(&mut a);
+        g(&mut b);
+        (a, b)
+    };
+    let mut out = alloc::vec::Vec::new();
+    let (a, b) = run(&gelu_slice_baseline, &sigmoid_slice_baseline);
+    out.push(("baseline", a, b));
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    {
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: AVX2 is present.
+            let (a, b) = run(&|v| unsafe { gelu_slice_avx2(v) }, &|v| unsafe { sigmoid_slice_avx2(v) });
+            out.push(("avx2", a, b));
+        }
+        if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: AVX-512F is present.
+            let (a, b) = run(&|v| unsafe { gelu_slice_avx512(v) }, &|v| unsafe { sigmoid_slice_avx512(v) });
+            out.push(("avx512", a, b));
+        }
+    }
+    out
 }
 
 #[inline(always)]
@@ -1605,12 +1661,25 @@ unsafe fn gelu_slice_avx2(v: &mut [f32]) {
 
 fn gelu_grad_slice(xs: &[f32], grad: &mut [f32]) {
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: AVX2 is present (checked just above).
-        unsafe { gelu_grad_slice_avx2(xs, grad) };
-        return;
+    {
+        if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: AVX-512F is present (checked just above).
+            unsafe { gelu_grad_slice_avx512(xs, grad) };
+            return;
+        }
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: AVX2 is present (checked just above).
+            unsafe { gelu_grad_slice_avx2(xs, grad) };
+            return;
+        }
     }
     gelu_grad_slice_baseline(xs, grad);
+}
+
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+#[target_feature(enable = "avx512f")]
+unsafe fn gelu_grad_slice_avx512(xs: &[f32], grad: &mut [f32]) {
+    gelu_grad_slice_baseline(xs, grad)
 }
 
 #[inline(always)]

@@ -659,7 +659,7 @@ fn conv2d_rows<T: bytemuck::Pod + Copy + burn_backend::Element + burn_backend::E
                 // the output at (b, 0, oh0, 0) with row stride `spatial`, inside its capacity.
                 unsafe {
                     col.set_len(rows * n);
-                    gemm_into(output.as_mut_ptr().add(b * c_out * spatial + oh0 * out_w), spatial, w, &col, c_out, rows, n, zero, one);
+                    gemm_into(output.as_mut_ptr().add(b * c_out * spatial + oh0 * out_w), spatial, w, &col, (n, 1), (c_out, rows, n), zero, one);
                     col.set_len(0);
                 }
             }
@@ -677,7 +677,7 @@ fn conv2d_rows<T: bytemuck::Pod + Copy + burn_backend::Element + burn_backend::E
         // SAFETY: the fills wrote every column of every row; gemm writes all c_out * n results.
         unsafe {
             col.set_len(rows * n);
-            gemm_into(result.as_mut_ptr(), n, w, &col, c_out, rows, n, zero, one);
+            gemm_into(result.as_mut_ptr(), n, w, &col, (n, 1), (c_out, rows, n), zero, one);
             result.set_len(c_out * n);
         }
         // [c_out, batch * spatial] -> NCHW
@@ -749,23 +749,38 @@ impl RowsGeometry {
     }
 }
 
-/// `dst[m, n] = a[m, k] b[k, n]` (`a`, `b` row-major; `dst` rows `dst_rs` apart), without reading
-/// `dst`: with `read_dst = false` gemm never reads it and writes every element (for `k == 0`,
-/// zeros), so it may point at uninitialised memory.
+/// `dst[m, n] = a[m, k] b[k, n]` (`a` row-major; `b[p, j]` at `p * b_rs + j * b_cs`; `dst` rows
+/// `dst_rs` apart), without reading `dst`: with `read_dst = false` gemm never reads it and writes
+/// every element (for `k == 0`, zeros), so it may point at uninitialised memory. The one place the
+/// convolutions call gemm (and choose its parallelism).
 ///
 /// # Safety
 /// `dst` must be valid for writes at `i * dst_rs + j` for every `i < m`, `j < n`.
 #[allow(clippy::too_many_arguments)]
-unsafe fn gemm_into<T: Copy + 'static>(dst: *mut T, dst_rs: usize, a: &[T], b: &[T], m: usize, k: usize, n: usize, zero: T, one: T) {
-    assert!(a.len() >= m * k && b.len() >= k * n, "gemm_into: operands too small");
+unsafe fn gemm_into<T: Copy + 'static>(
+    dst: *mut T,
+    dst_rs: usize,
+    a: &[T],
+    b: &[T],
+    (b_rs, b_cs): (usize, usize),
+    (m, k, n): (usize, usize, usize),
+    zero: T,
+    one: T,
+) {
+    let b_needed = if k == 0 || n == 0 { 0 } else { (k - 1) * b_rs + (n - 1) * b_cs + 1 };
+    assert!(a.len() >= m * k && b.len() >= b_needed, "gemm_into: operands too small");
     #[cfg(feature = "rayon")]
-    let parallelism = if m * n * k >= 192 * 192 * 192 { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
+    let parallelism = if m.saturating_mul(n).saturating_mul(k) >= 192 * 192 * 192 {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
     #[cfg(not(feature = "rayon"))]
     let parallelism = gemm::Parallelism::None;
     unsafe {
         crate::flops::gemm(
-            m, n, k, dst, 1, dst_rs as isize, false, a.as_ptr(), 1, k as isize, b.as_ptr(), 1, n as isize, zero, one, false, false, false,
-            parallelism,
+            m, n, k, dst, 1, dst_rs as isize, false, a.as_ptr(), 1, k as isize, b.as_ptr(), b_cs as isize, b_rs as isize, zero,
+            one, false, false, false, parallelism,
         );
     }
 }
@@ -2006,54 +2021,30 @@ fn conv3d_direct_impl<
 // gemm implementations
 // ============================================================================
 //
-// One thin wrapper per element type around `gemm::gemm` with the strides and
-// parallelism heuristic fixed to what conv3d_impl needs. The wrappers share
-// every line of logic aside from the numeric type, zero, and one literals,
-// so they're generated via a macro.
+// `a[m, k] b[k, n]` with `b` column-major (im2col columns, `[n, k]` as stored), into a fresh buffer
+// that is never zeroed (gemm writes every element), one function per element type for conv3d_impl.
 
-macro_rules! gemm_typed {
-    ($fn_name:ident, $T:ty, $zero:expr, $one:expr) => {
-        fn $fn_name(a: &[$T], b: &[$T], m: usize, k: usize, n: usize) -> Vec<$T> {
-            let mut c = vec![$zero; m * n];
-            #[cfg(feature = "rayon")]
-            let parallelism = if m * n * k >= 192 * 192 * 192 {
-                gemm::Parallelism::Rayon(0)
-            } else {
-                gemm::Parallelism::None
-            };
-            #[cfg(not(feature = "rayon"))]
-            let parallelism = gemm::Parallelism::None;
-            unsafe {
-                crate::flops::gemm(
-                    m,
-                    n,
-                    k,
-                    c.as_mut_ptr(),
-                    1,
-                    n as isize,
-                    false,
-                    a.as_ptr(),
-                    1,
-                    k as isize,
-                    b.as_ptr(),
-                    k as isize,
-                    1,
-                    $zero,
-                    $one,
-                    false,
-                    false,
-                    false,
-                    parallelism,
-                );
-            }
-            c
-        }
-    };
+fn gemm_cols<T: Copy + 'static>(a: &[T], b: &[T], m: usize, k: usize, n: usize, zero: T, one: T) -> Vec<T> {
+    let mut c: Vec<T> = Vec::with_capacity(m * n);
+    // SAFETY: `c` has room for m * n elements, rows n apart; gemm_into writes each once, reads none.
+    unsafe {
+        gemm_into(c.as_mut_ptr(), n, a, b, (1, k), (m, k, n), zero, one);
+        c.set_len(m * n);
+    }
+    c
 }
 
-gemm_typed!(gemm_f32, f32, 0.0f32, 1.0f32);
-gemm_typed!(gemm_f64, f64, 0.0f64, 1.0f64);
-gemm_typed!(gemm_f16, f16, f16::from_f32(0.0), f16::from_f32(1.0));
+fn gemm_f32(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
+    gemm_cols(a, b, m, k, n, 0.0, 1.0)
+}
+
+fn gemm_f64(a: &[f64], b: &[f64], m: usize, k: usize, n: usize) -> Vec<f64> {
+    gemm_cols(a, b, m, k, n, 0.0, 1.0)
+}
+
+fn gemm_f16(a: &[f16], b: &[f16], m: usize, k: usize, n: usize) -> Vec<f16> {
+    gemm_cols(a, b, m, k, n, f16::from_f32(0.0), f16::from_f32(1.0))
+}
 
 // ============================================================================
 // Tests
