@@ -117,47 +117,70 @@ fn row_path_tiles_and_borders() {
     check(Case { batch: 8, c_in: 32, c_out: 3, h: 32, w: 32, k: 3, stride: 1, pad: 1, groups: 1, bias: true, sample: Some(2000) });
 }
 
-/// The weight gradient of a convolution is itself a stride-1 convolution (input and output
-/// gradient with batch and channels swapped; its "kernel" is the output map), which the row path
-/// takes for small batches: checked through autodiff against the direct f64 sum.
-#[test]
-fn weight_gradient_through_the_row_path() {
+/// Both gradients of a convolution through autodiff against direct f64 sums. Stride-1, single-group
+/// layers take flex's fast paths (the weight gradient: one GEMM per image and tile against the
+/// forward pass's im2col rows; the input gradient: a transposed convolution run as the stride-1
+/// convolution with the flipped kernel); strided and grouped layers keep burn's default.
+fn check_gradients(b: usize, ci: usize, co: usize, (h, w): (usize, usize), k: usize, pad: usize, stride: usize, groups: usize) {
     let d = Device::flex().autodiff();
-    let (b, ci, co, h, w, k, pad) = (3, 4, 5, 12, 10, 3, 1);
+    let (cg, og) = (ci / groups, co / groups);
+    let (oh, ow) = ((h + 2 * pad - k) / stride + 1, (w + 2 * pad - k) / stride + 1);
     let x = values(b * ci * h * w, 4);
-    let wt = values(co * ci * k * k, 5);
-    let r = values(b * co * h * w, 6); // d loss / d output
-    let wt_t = Tensor::<1>::from_floats(wt.as_slice(), &d).reshape([co, ci, k, k]).require_grad();
-    let out = conv2d(
-        Tensor::<1>::from_floats(x.as_slice(), &d).reshape([b, ci, h, w]),
-        wt_t.clone(),
-        None,
-        ConvOptions::new([1, 1], [pad, pad], [1, 1], 1),
-    );
-    let loss = (out * Tensor::<1>::from_floats(r.as_slice(), &d).reshape([b, co, h, w])).sum();
+    let wt = values(co * cg * k * k, 5);
+    let r = values(b * co * oh * ow, 6); // d loss / d output
+    let x_t = Tensor::<1>::from_floats(x.as_slice(), &d).reshape([b, ci, h, w]).require_grad();
+    let wt_t = Tensor::<1>::from_floats(wt.as_slice(), &d).reshape([co, cg, k, k]).require_grad();
+    let out = conv2d(x_t.clone(), wt_t.clone(), None, ConvOptions::new([stride, stride], [pad, pad], [1, 1], groups));
+    assert_eq!(out.dims(), [b, co, oh, ow]);
+    let loss = (out * Tensor::<1>::from_floats(r.as_slice(), &d).reshape([b, co, oh, ow])).sum();
     let grads = loss.backward();
-    let got: Vec<f32> = wt_t.grad(&grads).unwrap().into_data().try_into_vec().unwrap();
-    let mut worst = 0.0f64;
-    for o in 0..co {
-        for c in 0..ci {
-            for ky in 0..k {
-                for kx in 0..k {
-                    let mut want = 0.0f64;
-                    for bi in 0..b {
-                        for y in 0..h {
-                            for xo in 0..w {
-                                let (iy, ix) = ((y + ky) as isize - pad as isize, (xo + kx) as isize - pad as isize);
+    let got_w: Vec<f32> = wt_t.grad(&grads).unwrap().into_data().try_into_vec().unwrap();
+    let got_x: Vec<f32> = x_t.grad(&grads).unwrap().into_data().try_into_vec().unwrap();
+    let mut want_w = vec![0.0f64; got_w.len()];
+    let mut want_x = vec![0.0f64; got_x.len()];
+    for bi in 0..b {
+        for o in 0..co {
+            let g = o / og;
+            for c in 0..cg {
+                let cx = g * cg + c; // the input channel this weight reads
+                for ky in 0..k {
+                    for kx in 0..k {
+                        let wi = ((o * cg + c) * k + ky) * k + kx;
+                        for y in 0..oh {
+                            for xo in 0..ow {
+                                let (iy, ix) = ((y * stride + ky) as isize - pad as isize, (xo * stride + kx) as isize - pad as isize);
                                 if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
                                     continue;
                                 }
-                                want += x[((bi * ci + c) * h + iy as usize) * w + ix as usize] as f64 * r[((bi * co + o) * h + y) * w + xo] as f64;
+                                let xi = ((bi * ci + cx) * h + iy as usize) * w + ix as usize;
+                                let rv = r[((bi * co + o) * oh + y) * ow + xo] as f64;
+                                want_w[wi] += x[xi] as f64 * rv;
+                                want_x[xi] += wt[wi] as f64 * rv;
                             }
                         }
                     }
-                    worst = worst.max((got[((o * ci + c) * k + ky) * k + kx] as f64 - want).abs());
                 }
             }
         }
     }
-    assert!(worst < 1e-4, "weight gradient differs from the direct sum by {worst:e}");
+    let worst = |got: &[f32], want: &[f64]| got.iter().zip(want).map(|(&g, &w)| (g as f64 - w).abs()).fold(0.0f64, f64::max);
+    let case = format!("batch {b}, {ci} -> {co} channels, {h}x{w}, k {k}, pad {pad}, stride {stride}, groups {groups}");
+    let (ew, ex) = (worst(&got_w, &want_w), worst(&got_x, &want_x));
+    assert!(ew < 1e-4 * (b * oh * ow) as f64 / 100.0 + 1e-4, "{case}: weight gradient differs from the direct sum by {ew:e}");
+    assert!(ex < 1e-4, "{case}: input gradient differs from the direct sum by {ex:e}");
+}
+
+#[test]
+fn gradients_through_the_fast_paths() {
+    check_gradients(3, 4, 5, (12, 10), 3, 1, 1, 1);
+    check_gradients(2, 3, 6, (20, 16), 3, 1, 1, 1); // 320 output pixels: the weight gradient in tiles
+    check_gradients(2, 2, 3, (9, 7), 5, 2, 1, 1); // 5x5 "same"
+    check_gradients(2, 3, 2, (6, 6), 3, 0, 1, 1); // "valid" (no padding)
+    check_gradients(1, 2, 3, (4, 5), 1, 0, 1, 1); // 1x1
+}
+
+#[test]
+fn gradients_of_strided_and_grouped_layers() {
+    check_gradients(2, 4, 6, (11, 9), 3, 1, 2, 1); // stride 2: burn's default for both gradients
+    check_gradients(2, 4, 6, (8, 8), 3, 1, 1, 2); // two groups
 }

@@ -751,8 +751,7 @@ impl RowsGeometry {
 
 /// `dst[m, n] = a[m, k] b[k, n]` (`a` row-major; `b[p, j]` at `p * b_rs + j * b_cs`; `dst` rows
 /// `dst_rs` apart), without reading `dst`: with `read_dst = false` gemm never reads it and writes
-/// every element (for `k == 0`, zeros), so it may point at uninitialised memory. The one place the
-/// convolutions call gemm (and choose its parallelism).
+/// every element (for `k == 0`, zeros), so it may point at uninitialised memory.
 ///
 /// # Safety
 /// `dst` must be valid for writes at `i * dst_rs + j` for every `i < m`, `j < n`.
@@ -769,6 +768,28 @@ unsafe fn gemm_into<T: Copy + 'static>(
 ) {
     let b_needed = if k == 0 || n == 0 { 0 } else { (k - 1) * b_rs + (n - 1) * b_cs + 1 };
     assert!(a.len() >= m * k && b.len() >= b_needed, "gemm_into: operands too small");
+    unsafe { gemm_strided(dst, dst_rs, false, a.as_ptr(), (k, 1), b.as_ptr(), (b_rs, b_cs), (m, k, n), zero, one) }
+}
+
+/// `dst[m, n] (+)= a[m, k] b[k, n]` with every operand strided (`x[i, j]` at `i * rs + j * cs`):
+/// `accumulate` adds to `dst`, else `dst` is written without being read. The one place the
+/// convolutions call gemm (and choose its parallelism).
+///
+/// # Safety
+/// Every pointer must be valid for the elements its strides reach for `i < m`, `p < k`, `j < n`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_strided<T: Copy + 'static>(
+    dst: *mut T,
+    dst_rs: usize,
+    accumulate: bool,
+    a: *const T,
+    (a_rs, a_cs): (usize, usize),
+    b: *const T,
+    (b_rs, b_cs): (usize, usize),
+    (m, k, n): (usize, usize, usize),
+    zero: T,
+    one: T,
+) {
     #[cfg(feature = "rayon")]
     let parallelism = if m.saturating_mul(n).saturating_mul(k) >= 192 * 192 * 192 {
         gemm::Parallelism::Rayon(0)
@@ -779,10 +800,174 @@ unsafe fn gemm_into<T: Copy + 'static>(
     let parallelism = gemm::Parallelism::None;
     unsafe {
         crate::flops::gemm(
-            m, n, k, dst, 1, dst_rs as isize, false, a.as_ptr(), 1, k as isize, b.as_ptr(), b_cs as isize, b_rs as isize, zero,
-            one, false, false, false, parallelism,
+            m,
+            n,
+            k,
+            dst,
+            1,
+            dst_rs as isize,
+            accumulate,
+            a,
+            a_cs as isize,
+            a_rs as isize,
+            b,
+            b_cs as isize,
+            b_rs as isize,
+            if accumulate { one } else { zero },
+            one,
+            false,
+            false,
+            false,
+            parallelism,
         );
     }
+}
+
+/// The weight gradient of a stride-1, dilation-1, single-group 2D convolution (the layers
+/// `conv2d_rows` runs), `[c_out, c_in * k_h * k_w]`: for each image (and tile of output rows)
+/// `dW += G[c_out, pixels] x Col[(ci, kh, kw), pixels]^T`, `Col` being the forward pass's im2col rows.
+/// burn's default instead convolves the input with the output gradient as a kernel the size of the
+/// map (an im2col matrix 9x the input, GEMMs 9 columns wide). `x`: NCHW `[batch, c_in, in_h, in_w]`,
+/// `grad`: `[batch, c_out, out_h, out_w]`, both contiguous; the caller checked that the shapes agree.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn conv2d_weight_grad_rows<T: Copy + 'static>(
+    x: &[T],
+    grad: &[T],
+    [batch, c_in, in_h, in_w]: [usize; 4],
+    [c_out, k_h, k_w]: [usize; 3],
+    [pad_h, pad_w]: [usize; 2],
+    [out_h, out_w]: [usize; 2],
+    zero: T,
+    one: T,
+) -> Vec<T> {
+    let rows = c_in * k_h * k_w;
+    let spatial = out_h * out_w;
+    assert!(x.len() >= batch * c_in * in_h * in_w && grad.len() >= batch * c_out * spatial, "conv2d_weight_grad_rows: operands too small");
+    let mut dw: Vec<T> = Vec::with_capacity(c_out * rows);
+    if batch == 0 || spatial == 0 {
+        dw.resize(c_out * rows, zero);
+        return dw;
+    }
+    let geometry = RowsGeometry { c_in, in_h, in_w, k_h, k_w, pad_h, pad_w, out_w };
+    let tile_rows = (ROWS_TILE_PIXELS / out_w).max(1);
+    let mut col: Vec<T> = Vec::with_capacity(rows * tile_rows * out_w);
+    let mut first = true;
+    for b in 0..batch {
+        let image = &x[b * c_in * in_h * in_w..][..c_in * in_h * in_w];
+        let g = &grad[b * c_out * spatial..][..c_out * spatial];
+        for oh0 in (0..out_h).step_by(tile_rows) {
+            let oh1 = (oh0 + tile_rows).min(out_h);
+            let n = (oh1 - oh0) * out_w;
+            geometry.fill(&mut col.spare_capacity_mut()[..rows * n], n, 0, image, oh0, oh1, zero);
+            // SAFETY: `fill` wrote rows * n elements; G's rows are `spatial` apart from pixel
+            // oh0 * out_w (the last one read: (c_out - 1) * spatial + oh1 * out_w - 1 < g.len());
+            // Col^T[p, j] = col[j * n + p]; dw has room for c_out x rows, written by the first
+            // GEMM and accumulated into by the others.
+            unsafe {
+                col.set_len(rows * n);
+                gemm_strided(dw.as_mut_ptr(), rows, !first, g.as_ptr().add(oh0 * out_w), (spatial, 1), col.as_ptr(), (1, n), (c_out, n, rows), zero, one);
+                col.set_len(0);
+            }
+            first = false;
+        }
+    }
+    // SAFETY: the first GEMM wrote all c_out * rows elements.
+    unsafe { dw.set_len(c_out * rows) };
+    dw
+}
+
+/// A transposed convolution's kernel `[c_in, c_out, k_h, k_w]` as the kernel of the equivalent
+/// stride-1 convolution: `[c_out, c_in, k_h, k_w]`, flipped in both spatial dims (f32).
+pub(crate) fn flip_transpose_kernel(weight: FlexTensor) -> FlexTensor {
+    use burn_backend::TensorMetadata;
+    let weight = weight.into_contiguous();
+    let [c_in, c_out, k_h, k_w] = weight.shape().dims::<4>();
+    let w: &[f32] = weight.storage();
+    let mut out = Vec::with_capacity(w.len());
+    for co in 0..c_out {
+        for ci in 0..c_in {
+            for kh in (0..k_h).rev() {
+                for kw in (0..k_w).rev() {
+                    out.push(w[((ci * c_out + co) * k_h + kh) * k_w + kw]);
+                }
+            }
+        }
+    }
+    FlexTensor::new(Bytes::from_elems(out), Layout::contiguous(Shape::from(vec![c_out, c_in, k_h, k_w])), DType::F32)
+}
+
+/// The weight gradient through `conv2d_weight_grad_rows` when the layer is one it covers (f32,
+/// 4D, one group, stride 1, dilation 1, symmetric padding, shapes that agree); `None` otherwise.
+pub(crate) fn conv2d_weight_grad_fast(x: &FlexTensor, weight: &FlexTensor, grad: &FlexTensor, options: &ConvOptions<2>) -> Option<FlexTensor> {
+    use burn_backend::TensorMetadata;
+    let f32s = [x.dtype(), weight.dtype(), grad.dtype()].iter().all(|&d| d == DType::F32);
+    let ranks = [x, weight, grad].iter().all(|t| t.layout().shape().num_dims() == 4);
+    if !f32s || !ranks || options.groups != 1 || options.stride != [1, 1] || options.dilation != [1, 1] || options.is_asymmetric() {
+        return None;
+    }
+    let [batch, c_in, in_h, in_w] = x.shape().dims::<4>();
+    let [c_out, c_in_w, k_h, k_w] = weight.shape().dims::<4>();
+    let [batch_g, c_out_g, out_h, out_w] = grad.shape().dims::<4>();
+    let [pad_h, pad_w] = options.padding_begin();
+    let out = |size: usize, pad: usize, k: usize| (size + 2 * pad).checked_sub(k).map(|d| d + 1);
+    if c_in != c_in_w || batch != batch_g || c_out != c_out_g || out(in_h, pad_h, k_h) != Some(out_h) || out(in_w, pad_w, k_w) != Some(out_w) {
+        return None;
+    }
+    let x = x.clone().into_contiguous();
+    let grad = grad.clone().into_contiguous();
+    let dw = conv2d_weight_grad_rows::<f32>(
+        x.storage(),
+        grad.storage(),
+        [batch, c_in, in_h, in_w],
+        [c_out, k_h, k_w],
+        [pad_h, pad_w],
+        [out_h, out_w],
+        0.0,
+        1.0,
+    );
+    Some(FlexTensor::new(Bytes::from_elems(dw), Layout::contiguous(Shape::from(vec![c_out, c_in, k_h, k_w])), DType::F32))
+}
+
+/// burn-backend 0.22.1's default `conv2d_weight_backward` (ops/modules/conv.rs: the weight gradient
+/// as a convolution of the input by the output gradient), copied because an override cannot call
+/// the trait's default; used for the layers `conv2d_weight_grad_fast` does not cover.
+pub(crate) fn conv2d_weight_backward_default(x: FlexTensor, weight: FlexTensor, output_grad: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
+    use burn_backend::TensorMetadata;
+    use burn_backend::ops::{FloatTensorOps, ModuleOps};
+    use burn_std::Slice;
+    use crate::Flex;
+    let (x, options) = burn_backend::ops::conv::pad_asymmetric_conv_input::<Flex, 2>(x, options);
+    let weight_shape = weight.shape();
+    let [channels_out, increment_ci, k_1, k_2] = weight_shape.dims::<4>();
+    let x_swapped = Flex::float_swap_dims(x, 0, 1);
+    let grad_swapped = Flex::float_swap_dims(output_grad, 0, 1);
+    let conv_options = ConvOptions::new(options.dilation, options.padding_begin(), options.stride, 1);
+    let crop = |g: FlexTensor, co: usize| {
+        let [_, _, g_1, g_2] = g.shape().dims::<4>();
+        if g_1 != k_1 || g_2 != k_2 {
+            Flex::float_slice(g, &[Slice::from(0..co), Slice::from(0..increment_ci), Slice::from(0..k_1), Slice::from(0..k_2)])
+        } else {
+            g
+        }
+    };
+    if options.groups == 1 {
+        let g = Flex::float_swap_dims(Flex::conv2d(x_swapped, grad_swapped, None, conv_options), 0, 1);
+        return crop(g, channels_out);
+    }
+    let increment_co = channels_out / options.groups;
+    let mut weight_grad = Flex::float_zeros(weight_shape, &crate::FlexDevice, weight.dtype().into());
+    for g in 0..options.groups {
+        let (ci, co) = (g * increment_ci..(g + 1) * increment_ci, g * increment_co..(g + 1) * increment_co);
+        let x = Flex::float_slice(x_swapped.clone(), &[Slice::from(ci)]);
+        let grad = Flex::float_slice(grad_swapped.clone(), &[Slice::from(co.clone())]);
+        let tmp = crop(Flex::float_swap_dims(Flex::conv2d(x, grad, None, conv_options.clone()), 0, 1), increment_co);
+        weight_grad = Flex::float_slice_assign(
+            weight_grad,
+            &[Slice::from(co), Slice::from(0..increment_ci), Slice::from(0..k_1), Slice::from(0..k_2)],
+            tmp,
+        );
+    }
+    weight_grad
 }
 
 /// Largest im2col matrix (elements) built for a whole batch at once (32 MB of f32).

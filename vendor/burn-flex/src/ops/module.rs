@@ -75,6 +75,20 @@ impl ModuleOps<Flex> for Flex {
         }
     }
 
+    fn conv2d_weight_backward(
+        x: FloatTensor<Flex>,
+        weight: FloatTensor<Flex>,
+        output_grad: FloatTensor<Flex>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Flex> {
+        // Stride-1 f32 layers: one GEMM per image against the forward pass's im2col rows
+        // (Tessera's addition, vendor/README.md); everything else as burn's default does it.
+        if let Some(grad) = conv::conv2d_weight_grad_fast(&x, &weight, &output_grad, &options) {
+            return grad;
+        }
+        conv::conv2d_weight_backward_default(x, weight, output_grad, options)
+    }
+
     fn deform_conv2d(
         x: FloatTensor<Flex>,
         offset: FloatTensor<Flex>,
@@ -282,6 +296,23 @@ impl ModuleOps<Flex> for Flex {
         bias: Option<FloatTensor<Flex>>,
         options: ConvTransposeOptions<2>,
     ) -> FloatTensor<Flex> {
+        // Stride 1 (e.g. a convolution's input gradient): the convolution with the flipped,
+        // transposed kernel and padding k - 1 - p, which takes flex's fast stride-1 path instead of
+        // GEMM + col2im (Tessera's addition, vendor/README.md).
+        let [_, _, k_h, k_w] = weight.shape().dims::<4>();
+        if x.dtype() == DType::F32
+            && weight.dtype() == DType::F32
+            && options.groups == 1
+            && options.stride == [1, 1]
+            && options.dilation == [1, 1]
+            && options.padding_out == [0, 0]
+            && options.padding[0] < k_h
+            && options.padding[1] < k_w
+        {
+            let flipped = conv::flip_transpose_kernel(weight);
+            let pad = [k_h - 1 - options.padding[0], k_w - 1 - options.padding[1]];
+            return Self::conv2d(x, flipped, bias, ConvOptions::new([1, 1], pad, [1, 1], 1));
+        }
         match x.dtype() {
             DType::F32 => conv_transpose::conv_transpose2d_f32(x, weight, bias, &options),
             DType::F64 => conv_transpose::conv_transpose2d_f64(x, weight, bias, &options),
