@@ -5,15 +5,8 @@
 //! (2D, batched on both of flex's batch paths, broadcast, a transposed operand, k = 0).
 use burn::prelude::*;
 
-fn values(seed: u64, n: usize) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    (0..n)
-        .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
+mod common;
+use common::values;
 
 /// Frees buffers of `len` NaNs (and a few sizes around it) so that the next allocation of that size
 /// likely reuses one of them.
@@ -60,8 +53,8 @@ fn products_write_every_output_element() {
         (2, 2, 1, 33, 1),
     ];
     for (seed, &(batch, batch_b, m, k, n)) in cases.iter().enumerate() {
-        let a = values(seed as u64, batch * m * k);
-        let b = values(100 + seed as u64, batch_b * k * n);
+        let a = values(batch * m * k, seed as u64);
+        let b = values(batch_b * k * n, 100 + seed as u64);
         let want = reference(&a, &b, (batch, batch_b), m, k, n);
         let ta = Tensor::<1>::from_floats(a.as_slice(), &d).reshape([batch, m, k]);
         let tb = Tensor::<1>::from_floats(b.as_slice(), &d).reshape([batch_b, k, n]);
