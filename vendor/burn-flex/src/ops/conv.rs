@@ -772,8 +772,9 @@ unsafe fn gemm_into<T: Copy + 'static>(
 }
 
 /// `dst[m, n] (+)= a[m, k] b[k, n]` with every operand strided (`x[i, j]` at `i * rs + j * cs`):
-/// `accumulate` adds to `dst`, else `dst` is written without being read. The one place the
-/// convolutions call gemm (and choose its parallelism).
+/// `accumulate` adds to `dst`, else `dst` is written without being read. Where Tessera's convolution
+/// paths (rows, NHWC im2col, weight gradient) call gemm and choose its parallelism; burn's own 1x1 and
+/// small-channel paths still call it themselves.
 ///
 /// # Safety
 /// Every pointer must be valid for the elements its strides reach for `i < m`, `p < k`, `j < n`.
