@@ -82,22 +82,33 @@ fn broadcast_and_permuted_views_copy_in_order() {
     assert_eq!(w, want);
 }
 
-/// GELU and sigmoid are compiled for several vector widths (portable, AVX2, AVX-512; chosen at run
-/// time): every path this CPU runs must give the same bits, or the same seed could sample different
-/// tokens on different machines and in the browser.
+/// GELU, its gradient and sigmoid are compiled for several vector widths (portable, AVX2, AVX-512;
+/// chosen at run time): every width this CPU runs must give the same bits, or the same seed could
+/// sample different tokens on different machines and in the browser.
 #[test]
 fn every_simd_path_gives_the_same_bits() {
+    use burn_flex::ops::activation::{Width, gelu_grad_slice_at, gelu_slice_at, sigmoid_slice_at};
     let mut xs: Vec<f32> = (-20000..=20000).map(|i| i as f32 * 0.0005).collect(); // -10 ..= 10
     xs.extend((-1000..=1000).map(|i| i as f32 * 0.1)); // -100 ..= 100
     xs.extend([0.0, -0.0, 1e-30, -1e-30, 0.921_875, -0.921_875, 3.92, -3.92, 87.0, -87.0, 88.5, -88.5, f32::MAX, f32::MIN, f32::INFINITY, f32::NEG_INFINITY, f32::NAN]);
     xs.extend([1.0f32; 13]); // a length that leaves a tail after every vector width
-    let paths = burn_flex::ops::activation::elementwise_paths(&xs);
+    let upstream: Vec<f32> = (0..xs.len()).map(|i| 1.0 - (i % 7) as f32 * 0.25).collect();
     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-    let (_, gelu0, sig0) = &paths[0];
-    for (name, gelu, sig) in &paths[1..] {
-        assert_eq!(bits(gelu), bits(gelu0), "GELU: the {name} path differs from the portable one");
-        assert_eq!(bits(sig), bits(sig0), "sigmoid: the {name} path differs from the portable one");
+    let run = |width: Width| {
+        let (mut gelu, mut sig, mut grad) = (xs.clone(), xs.clone(), upstream.clone());
+        gelu_slice_at(width, &mut gelu);
+        sigmoid_slice_at(width, &mut sig);
+        gelu_grad_slice_at(width, &xs, &mut grad);
+        (bits(&gelu), bits(&sig), bits(&grad))
+    };
+    let widths = Width::available();
+    let base = run(Width::Baseline);
+    for &width in &widths[1..] {
+        let (gelu, sig, grad) = run(width);
+        assert_eq!(gelu, base.0, "GELU: {width:?} differs from the portable loop");
+        assert_eq!(sig, base.1, "sigmoid: {width:?} differs from the portable loop");
+        assert_eq!(grad, base.2, "GELU's gradient: {width:?} differs from the portable loop");
     }
     // this test means something only where a wider path ran: say which did
-    eprintln!("paths compared: {:?}", paths.iter().map(|p| p.0).collect::<Vec<_>>());
+    eprintln!("widths compared: {widths:?}");
 }

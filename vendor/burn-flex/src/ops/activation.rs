@@ -189,42 +189,99 @@ fn sigmoid_f32(x: f32) -> f32 {
     if x >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) }
 }
 
-// Sigmoid over a slice, compiled for AVX-512 and AVX2 too and chosen at run time, as `gelu_slice`:
-// the same bits on every path (no FMA contraction).
-fn sigmoid_slice(v: &mut [f32]) {
+/// The x86-64 vector widths an elementwise loop is compiled for (the portable build is SSE2's 4
+/// lanes, as on wasm's simd128).
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Width {
+    Baseline,
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
-    {
-        if std::is_x86_feature_detected!("avx512f") {
-            // SAFETY: AVX-512F is present (checked just above).
-            unsafe { sigmoid_slice_avx512(v) };
-            return;
+    Avx2,
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    Avx512,
+}
+
+impl Width {
+    /// Every width this CPU can run, narrowest first.
+    pub fn available() -> alloc::vec::Vec<Width> {
+        #[allow(unused_mut)]
+        let mut out = alloc::vec![Width::Baseline];
+        #[cfg(all(feature = "std", target_arch = "x86_64"))]
+        {
+            if std::is_x86_feature_detected!("avx2") {
+                out.push(Width::Avx2);
+            }
+            if std::is_x86_feature_detected!("avx512f") {
+                out.push(Width::Avx512);
+            }
         }
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: AVX2 is present (checked just above).
-            unsafe { sigmoid_slice_avx2(v) };
-            return;
+        out
+    }
+
+    /// The widest one this CPU can run (feature detection is cached by std: one atomic load each).
+    fn best() -> Width {
+        #[cfg(all(feature = "std", target_arch = "x86_64"))]
+        {
+            if std::is_x86_feature_detected!("avx512f") {
+                return Width::Avx512;
+            }
+            if std::is_x86_feature_detected!("avx2") {
+                return Width::Avx2;
+            }
+        }
+        Width::Baseline
+    }
+}
+
+/// Defines `fn name(args)` (`simd_widths! { fn name / name_at(args) { body } }`), running its body compiled for the widest `Width` this CPU has, and
+/// `fn name_at(width, args)` for one chosen width (so that a test can compare them). Only the vector
+/// width changes, never the operations (no FMA contraction): every width, the wasm build's included,
+/// gives the same bits, and native and browser builds sample the same tokens for a seed.
+macro_rules! simd_widths {
+    ($(#[$doc:meta])* fn $name:ident / $name_at:ident($($arg:ident: $ty:ty),*) $body:block) => {
+        $(#[$doc])*
+        fn $name($($arg: $ty),*) {
+            $name_at(Width::best(), $($arg),*)
+        }
+
+        $(#[$doc])*
+        /// At the given width (`Width::available()` lists those this CPU can run).
+        #[doc(hidden)]
+        pub fn $name_at(width: Width, $($arg: $ty),*) {
+            #[inline(always)]
+            fn baseline($($arg: $ty),*) $body
+            #[cfg(all(feature = "std", target_arch = "x86_64"))]
+            {
+                #[target_feature(enable = "avx2")]
+                unsafe fn avx2($($arg: $ty),*) {
+                    baseline($($arg),*)
+                }
+                #[target_feature(enable = "avx512f")]
+                unsafe fn avx512($($arg: $ty),*) {
+                    baseline($($arg),*)
+                }
+                match width {
+                    Width::Baseline => {}
+                    // SAFETY: `Width::best`/`available` only give widths the CPU runs; asked
+                    // for another, the feature check falls back to the baseline.
+                    Width::Avx2 if std::is_x86_feature_detected!("avx2") => return unsafe { avx2($($arg),*) },
+                    Width::Avx512 if std::is_x86_feature_detected!("avx512f") => return unsafe { avx512($($arg),*) },
+                    _ => {}
+                }
+            }
+            let _ = width;
+            baseline($($arg),*)
+        }
+    };
+}
+
+simd_widths! {
+    /// Sigmoid over a slice.
+    fn sigmoid_slice / sigmoid_slice_at(v: &mut [f32]) {
+        for x in v.iter_mut() {
+            *x = sigmoid_f32(*x);
         }
     }
-    sigmoid_slice_baseline(v);
-}
-
-#[cfg(all(feature = "std", target_arch = "x86_64"))]
-#[target_feature(enable = "avx512f")]
-unsafe fn sigmoid_slice_avx512(v: &mut [f32]) {
-    sigmoid_slice_baseline(v)
-}
-
-#[inline(always)]
-fn sigmoid_slice_baseline(v: &mut [f32]) {
-    for x in v.iter_mut() {
-        *x = sigmoid_f32(*x);
-    }
-}
-
-#[cfg(all(feature = "std", target_arch = "x86_64"))]
-#[target_feature(enable = "avx2")]
-unsafe fn sigmoid_slice_avx2(v: &mut [f32]) {
-    sigmoid_slice_baseline(v)
 }
 
 #[inline]
@@ -1590,109 +1647,22 @@ mod tests {
     }
 }
 
-// GELU over a slice: on x86-64 with AVX-512 (AVX2) the same loop compiled for 16 (8) lanes instead of
-// SSE2's 4 (chosen at run time). Only the width changes: no FMA contraction, so the results are the
-// same bits on every path, the wasm build's included (`elementwise_paths` lets a test check it).
-fn gelu_slice(v: &mut [f32]) {
-    #[cfg(all(feature = "std", target_arch = "x86_64"))]
-    {
-        if std::is_x86_feature_detected!("avx512f") {
-            // SAFETY: AVX-512F is present (checked just above).
-            unsafe { gelu_slice_avx512(v) };
-            return;
-        }
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: AVX2 is present (checked just above).
-            unsafe { gelu_slice_avx2(v) };
-            return;
+simd_widths! {
+    /// GELU over a slice.
+    fn gelu_slice / gelu_slice_at(v: &mut [f32]) {
+        for x in v.iter_mut() {
+            *x = gelu_f32(*x);
         }
     }
-    gelu_slice_baseline(v);
 }
 
-#[cfg(all(feature = "std", target_arch = "x86_64"))]
-#[target_feature(enable = "avx512f")]
-unsafe fn gelu_slice_avx512(v: &mut [f32]) {
-    gelu_slice_baseline(v)
-}
-
-/// GELU and sigmoid of `x` through every code path this CPU can run (`(path, gelu, sigmoid)`: the
-/// portable loop, then AVX2 and AVX-512 where present), so that a test can check that they give the
-/// same bits: native and browser builds must sample the same tokens for a seed.
-#[doc(hidden)]
-pub fn elementwise_paths(x: &[f32]) -> alloc::vec::Vec<(&'static str, alloc::vec::Vec<f32>, alloc::vec::Vec<f32>)> {
-    let run = |f: &dyn Fn(&mut [f32]), g: &dyn Fn(&mut [f32])| {
-        let (mut a, mut b) = (x.to_vec(), x.to_vec());
-        f(&mut a);
-        g(&mut b);
-        (a, b)
-    };
-    let mut out = alloc::vec::Vec::new();
-    let (a, b) = run(&gelu_slice_baseline, &sigmoid_slice_baseline);
-    out.push(("baseline", a, b));
-    #[cfg(all(feature = "std", target_arch = "x86_64"))]
-    {
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: AVX2 is present.
-            let (a, b) = run(&|v| unsafe { gelu_slice_avx2(v) }, &|v| unsafe { sigmoid_slice_avx2(v) });
-            out.push(("avx2", a, b));
-        }
-        if std::is_x86_feature_detected!("avx512f") {
-            // SAFETY: AVX-512F is present.
-            let (a, b) = run(&|v| unsafe { gelu_slice_avx512(v) }, &|v| unsafe { sigmoid_slice_avx512(v) });
-            out.push(("avx512", a, b));
+simd_widths! {
+    /// GELU's backward over a slice: `grad[i] *= gelu'(xs[i])`.
+    fn gelu_grad_slice / gelu_grad_slice_at(xs: &[f32], grad: &mut [f32]) {
+        for (g, &x) in grad.iter_mut().zip(xs) {
+            *g = gelu_grad_f32(x, *g);
         }
     }
-    out
-}
-
-#[inline(always)]
-fn gelu_slice_baseline(v: &mut [f32]) {
-    for x in v.iter_mut() {
-        *x = gelu_f32(*x);
-    }
-}
-
-#[cfg(all(feature = "std", target_arch = "x86_64"))]
-#[target_feature(enable = "avx2")]
-unsafe fn gelu_slice_avx2(v: &mut [f32]) {
-    gelu_slice_baseline(v)
-}
-
-fn gelu_grad_slice(xs: &[f32], grad: &mut [f32]) {
-    #[cfg(all(feature = "std", target_arch = "x86_64"))]
-    {
-        if std::is_x86_feature_detected!("avx512f") {
-            // SAFETY: AVX-512F is present (checked just above).
-            unsafe { gelu_grad_slice_avx512(xs, grad) };
-            return;
-        }
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: AVX2 is present (checked just above).
-            unsafe { gelu_grad_slice_avx2(xs, grad) };
-            return;
-        }
-    }
-    gelu_grad_slice_baseline(xs, grad);
-}
-
-#[cfg(all(feature = "std", target_arch = "x86_64"))]
-#[target_feature(enable = "avx512f")]
-unsafe fn gelu_grad_slice_avx512(xs: &[f32], grad: &mut [f32]) {
-    gelu_grad_slice_baseline(xs, grad)
-}
-
-#[inline(always)]
-fn gelu_grad_slice_baseline(xs: &[f32], grad: &mut [f32]) {
-    for (g, &x) in grad.iter_mut().zip(xs) {
-        *g = gelu_grad_f32(x, *g);
-    }
-}
-
-#[cfg(all(feature = "std", target_arch = "x86_64"))]
-#[target_feature(enable = "avx2")]
-unsafe fn gelu_grad_slice_avx2(xs: &[f32], grad: &mut [f32]) {
-    gelu_grad_slice_baseline(xs, grad)
 }
 
 // Named and always inlined so that the elementwise loops vectorise (as closures they were left as

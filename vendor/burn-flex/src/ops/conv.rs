@@ -646,24 +646,11 @@ fn conv2d_rows<T: bytemuck::Pod + Copy + burn_backend::Element + burn_backend::E
     let geometry = RowsGeometry { c_in, in_h, in_w, k_h, k_w, pad_h, pad_w, out_w };
     let mut output: Vec<T> = Vec::with_capacity(batch * c_out * spatial);
     if spatial >= ROWS_TILE_PIXELS {
-        // output rows per tile: about ROWS_TILE_PIXELS pixels
-        let tile_rows = (ROWS_TILE_PIXELS / out_w).max(1);
-        let mut col: Vec<T> = Vec::with_capacity(rows * tile_rows * out_w);
-        for b in 0..batch {
-            let image = &x[b * c_in * in_h * in_w..][..c_in * in_h * in_w];
-            for oh0 in (0..out_h).step_by(tile_rows) {
-                let oh1 = (oh0 + tile_rows).min(out_h);
-                let n = (oh1 - oh0) * out_w;
-                geometry.fill(&mut col.spare_capacity_mut()[..rows * n], n, 0, image, oh0, oh1, zero);
-                // SAFETY: `fill` wrote all rows * n elements; gemm writes the c_out x n block of
-                // the output at (b, 0, oh0, 0) with row stride `spatial`, inside its capacity.
-                unsafe {
-                    col.set_len(rows * n);
-                    gemm_into(output.as_mut_ptr().add(b * c_out * spatial + oh0 * out_w), spatial, w, &col, (n, 1), (c_out, rows, n), zero, one);
-                    col.set_len(0);
-                }
-            }
-        }
+        geometry.for_each_tile(x, batch, out_h, zero, |b, oh0, n, col| {
+            // SAFETY: gemm writes the c_out x n block of the output at (b, 0, oh0, 0) with row
+            // stride `spatial`, inside its capacity.
+            unsafe { gemm_into(output.as_mut_ptr().add(b * c_out * spatial + oh0 * out_w), spatial, w, col, (n, 1), (c_out, rows, n), zero, one) };
+        });
         // SAFETY: the tiles cover every (b, c, pixel) of the output once.
         unsafe { output.set_len(batch * c_out * spatial) };
     } else {
@@ -711,6 +698,28 @@ struct RowsGeometry {
 }
 
 impl RowsGeometry {
+    /// Calls `f(b, oh0, n, col)` for each image `b` of `x` (NCHW, contiguous) and each tile of about
+    /// `ROWS_TILE_PIXELS` output pixels starting at output row `oh0`: `col` holds the tile's column
+    /// matrix, `[c_in * k_h * k_w, n]`. The forward pass and the weight gradient walk the same tiles.
+    fn for_each_tile<T: Copy>(&self, x: &[T], batch: usize, out_h: usize, zero: T, mut f: impl FnMut(usize, usize, usize, &[T])) {
+        let rows = self.c_in * self.k_h * self.k_w;
+        let image_len = self.c_in * self.in_h * self.in_w;
+        let tile_rows = (ROWS_TILE_PIXELS / self.out_w.max(1)).max(1);
+        let mut col: Vec<T> = Vec::with_capacity(rows * tile_rows * self.out_w);
+        for b in 0..batch {
+            let image = &x[b * image_len..][..image_len];
+            for oh0 in (0..out_h).step_by(tile_rows) {
+                let oh1 = (oh0 + tile_rows).min(out_h);
+                let n = (oh1 - oh0) * self.out_w;
+                self.fill(&mut col.spare_capacity_mut()[..rows * n], n, 0, image, oh0, oh1, zero);
+                // SAFETY: `fill` wrote all rows * n elements.
+                unsafe { col.set_len(rows * n) };
+                f(b, oh0, n, &col);
+                col.clear();
+            }
+        }
+    }
+
     /// Writes output rows `oh0..oh1` of one image's column matrix: row `(ci, kh, kw)` of `dst`
     /// (row length `ld`) from column `col0` on. Every element in those ranges is written.
     #[allow(clippy::too_many_arguments)]
@@ -850,28 +859,15 @@ pub(crate) fn conv2d_weight_grad_rows<T: Copy + 'static>(
         return dw;
     }
     let geometry = RowsGeometry { c_in, in_h, in_w, k_h, k_w, pad_h, pad_w, out_w };
-    let tile_rows = (ROWS_TILE_PIXELS / out_w).max(1);
-    let mut col: Vec<T> = Vec::with_capacity(rows * tile_rows * out_w);
     let mut first = true;
-    for b in 0..batch {
-        let image = &x[b * c_in * in_h * in_w..][..c_in * in_h * in_w];
+    geometry.for_each_tile(x, batch, out_h, zero, |b, oh0, n, col| {
         let g = &grad[b * c_out * spatial..][..c_out * spatial];
-        for oh0 in (0..out_h).step_by(tile_rows) {
-            let oh1 = (oh0 + tile_rows).min(out_h);
-            let n = (oh1 - oh0) * out_w;
-            geometry.fill(&mut col.spare_capacity_mut()[..rows * n], n, 0, image, oh0, oh1, zero);
-            // SAFETY: `fill` wrote rows * n elements; G's rows are `spatial` apart from pixel
-            // oh0 * out_w (the last one read: (c_out - 1) * spatial + oh1 * out_w - 1 < g.len());
-            // Col^T[p, j] = col[j * n + p]; dw has room for c_out x rows, written by the first
-            // GEMM and accumulated into by the others.
-            unsafe {
-                col.set_len(rows * n);
-                gemm_strided(dw.as_mut_ptr(), rows, !first, g.as_ptr().add(oh0 * out_w), (spatial, 1), col.as_ptr(), (1, n), (c_out, n, rows), zero, one);
-                col.set_len(0);
-            }
-            first = false;
-        }
-    }
+        // SAFETY: G's rows are `spatial` apart from pixel oh0 * out_w (the last one read:
+        // (c_out - 1) * spatial + oh0 * out_w + n - 1 < g.len()); Col^T[p, j] = col[j * n + p];
+        // dw has room for c_out x rows, written by the first GEMM and accumulated into by the others.
+        unsafe { gemm_strided(dw.as_mut_ptr(), rows, !first, g.as_ptr().add(oh0 * out_w), (spatial, 1), col.as_ptr(), (1, n), (c_out, n, rows), zero, one) };
+        first = false;
+    });
     // SAFETY: the first GEMM wrote all c_out * rows elements.
     unsafe { dw.set_len(c_out * rows) };
     dw
