@@ -1,9 +1,42 @@
 //! Two element-wise paths of the vendored burn-flex (`vendor/burn-flex`, Tessera's additions):
 //! sigmoid over a libm-free exp (vectorised; SiLU is `x * sigmoid(x)` in every pixel decoder), and
 //! the copy of a strided view whose innermost stride is not 1 (a broadcast, as in nearest-neighbour
-//! upsampling by reshape + expand), which now copies two dims at a time instead of one element.
+//! upsampling by reshape + expand), which now copies two dims at a time instead of one element;
+//! and softmax over the same exp (attention's and the sampler's rows).
 use burn::prelude::*;
-use burn::tensor::activation::sigmoid;
+use burn::tensor::activation::{sigmoid, softmax};
+
+mod common;
+
+/// Rows of every length class the kernels split on (below one vector, a vector plus a tail, the
+/// 8-lane sum's tail): within 2e-6 of an f64 softmax, masked scores (-1e9, -inf) weigh exactly 0.
+#[test]
+fn softmax_matches_f64_and_masks_exactly() {
+    let d = Device::flex();
+    for len in [1, 3, 7, 8, 9, 16, 17, 64, 65, 257] {
+        let rows = 5;
+        let mut xs: Vec<f32> = common::values(rows * len, len as u64).iter().map(|v| v * 12.0).collect();
+        if len > 2 {
+            xs[1] = -1.0e9; // row 0: a masked score, as mask_fill writes them
+            xs[len + 2] = f32::NEG_INFINITY; // row 1
+            xs[2 * len] = 95.0; // row 2: one score that dwarfs the rest (their exps underflow in f32)
+        }
+        let got: Vec<f32> = softmax(Tensor::<1>::from_floats(xs.as_slice(), &d).reshape([rows, len]), 1).into_data().try_into_vec().unwrap();
+        for r in 0..rows {
+            let row = &xs[r * len..][..len];
+            let max = row.iter().fold(f64::NEG_INFINITY, |m, &x| m.max(x as f64));
+            let sum: f64 = row.iter().map(|&x| (x as f64 - max).exp()).sum();
+            for (i, &x) in row.iter().enumerate() {
+                let (want, y) = ((x as f64 - max).exp() / sum, got[r * len + i] as f64);
+                if x <= -1.0e9 {
+                    assert_eq!(y, 0.0, "len {len} row {r}: a masked score got weight {y}");
+                } else {
+                    assert!((y - want).abs() <= 2e-6 * want.max(1e-30) + 1e-37, "len {len} row {r} [{i}]: {y}, want {want}");
+                }
+            }
+        }
+    }
+}
 
 #[test]
 fn sigmoid_matches_f64_and_keeps_nan() {
