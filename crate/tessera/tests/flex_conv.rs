@@ -86,9 +86,11 @@ fn batched_path_small_maps() {
 }
 
 #[test]
-fn grouped_and_large_inputs_keep_the_tiled_path() {
+fn grouped_layers_keep_the_nhwc_path_and_large_inputs_go_in_tiles() {
     check(Case { batch: 2, c_in: 6, c_out: 4, h: 10, w: 10, k: 3, stride: 1, pad: 1, groups: 2, bias: true, sample: None });
-    // 5 x 4096 positions x 576 columns = 11.8M elements, over the batched path's budget (8M)
+    check(Case { batch: 2, c_in: 6, c_out: 4, h: 11, w: 10, k: 4, stride: 2, pad: 1, groups: 2, bias: true, sample: None });
+    // 5 x 4096 positions x 576 columns = 11.8M elements, over the batched path's budget (8M): the
+    // row path, one tile of output rows at a time
     check(Case { batch: 5, c_in: 64, c_out: 8, h: 64, w: 64, k: 3, stride: 1, pad: 1, groups: 1, bias: true, sample: Some(400) });
 }
 
@@ -107,12 +109,27 @@ fn row_path_tiles_and_borders() {
     // the pixel decoder's layers at batch 8: 64 -> 32 channels at 32x32, 32 -> 3 at the output
     check(Case { batch: 8, c_in: 64, c_out: 32, h: 32, w: 32, k: 3, stride: 1, pad: 1, groups: 1, bias: true, sample: Some(2000) });
     check(Case { batch: 8, c_in: 32, c_out: 3, h: 32, w: 32, k: 3, stride: 1, pad: 1, groups: 1, bias: true, sample: Some(2000) });
+    // a batch whose column matrix would pass the 8M-element budget: tiles per image all the same
+    check(Case { batch: 40, c_in: 64, c_out: 8, h: 16, w: 20, k: 3, stride: 1, pad: 1, groups: 1, bias: true, sample: Some(2000) });
+}
+
+#[test]
+fn strided_layers_on_the_row_path() {
+    // an encoder's 4x4 / 2 downsampling: 8x8 outputs (every image in one GEMM), 24x20 (tiles)
+    check(Case { batch: 3, c_in: 5, c_out: 4, h: 16, w: 16, k: 4, stride: 2, pad: 1, groups: 1, bias: true, sample: None });
+    check(Case { batch: 2, c_in: 3, c_out: 6, h: 48, w: 40, k: 4, stride: 2, pad: 1, groups: 1, bias: true, sample: None });
+    // no padding, odd map: the last input row and column are never read
+    check(Case { batch: 2, c_in: 4, c_out: 3, h: 11, w: 10, k: 3, stride: 2, pad: 0, groups: 1, bias: false, sample: None });
+    // stride 3, 5x5, padding 2; a patch embedding (kernel = stride, no padding)
+    check(Case { batch: 2, c_in: 3, c_out: 5, h: 13, w: 11, k: 5, stride: 3, pad: 2, groups: 1, bias: true, sample: None });
+    check(Case { batch: 2, c_in: 3, c_out: 8, h: 32, w: 32, k: 4, stride: 4, pad: 0, groups: 1, bias: true, sample: None });
 }
 
 /// Both gradients of a convolution through autodiff against direct f64 sums. Stride-1, single-group
 /// layers take flex's fast paths (the weight gradient: one GEMM per image and tile against the
 /// forward pass's im2col rows; the input gradient: a transposed convolution run as the stride-1
-/// convolution with the flipped kernel); strided and grouped layers keep burn's default.
+/// convolution with the flipped kernel). Strided layers take the same weight-gradient path (rows that
+/// gather every stride-th column) and burn's default input gradient; grouped layers burn's default.
 fn check_gradients(b: usize, ci: usize, co: usize, (h, w): (usize, usize), k: usize, pad: usize, stride: usize, groups: usize) {
     let d = Device::flex().autodiff();
     let (cg, og) = (ci / groups, co / groups);
@@ -173,6 +190,10 @@ fn gradients_through_the_fast_paths() {
 
 #[test]
 fn gradients_of_strided_and_grouped_layers() {
-    check_gradients(2, 4, 6, (11, 9), 3, 1, 2, 1); // stride 2: burn's default for both gradients
+    check_gradients(2, 4, 6, (11, 9), 3, 1, 2, 1); // stride 2, odd map
+    check_gradients(2, 3, 4, (16, 16), 4, 1, 2, 1); // the tokenizers' 4x4 / 2 downsampling
+    check_gradients(2, 3, 4, (40, 36), 4, 1, 2, 1); // 20x18 = 360 output pixels: in tiles
+    check_gradients(2, 2, 3, (10, 10), 3, 0, 2, 1); // no padding: the last input row and column unused
+    check_gradients(1, 2, 3, (13, 11), 5, 2, 3, 1); // stride 3, 5x5
     check_gradients(2, 4, 6, (8, 8), 3, 1, 1, 2); // two groups
 }

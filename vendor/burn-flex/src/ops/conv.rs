@@ -291,16 +291,17 @@ fn conv3d_impl<
 
     let [dilation_d, dilation_h, dilation_w] = options.dilation;
 
-    // Stride-1 2D convolutions over a small batch of small maps (a pixel decoder's 3x3 "same"
-    // layers): im2col rows straight from NCHW, the weight used as it is stored (Tessera's
-    // addition, see vendor/README.md).
+    // Single-group 2D convolutions (a pixel decoder's 3x3 "same" layers, an encoder's 4x4 / 2
+    // downsampling): im2col rows straight from NCHW, the weight used as it is stored (Tessera's
+    // addition, see vendor/README.md). Maps of ROWS_TILE_PIXELS or more go one tile at a time,
+    // whatever the batch; smaller ones batch every image into one column matrix, within the budget.
     if groups == 1
         && kernel_d == 1
         && in_d == 1
         && pad_d == 0
-        && [stride_d, stride_h, stride_w] == [1, 1, 1]
+        && stride_d == 1
         && options.dilation == [1, 1, 1]
-        && batch_size * spatial_out * col_len <= BATCHED_COL_BUDGET
+        && (out_h * out_w >= ROWS_TILE_PIXELS || batch_size * spatial_out * col_len <= BATCHED_COL_BUDGET)
     {
         return conv2d_rows::<T>(
             x_data,
@@ -309,6 +310,7 @@ fn conv3d_impl<
             [batch_size, channels_in, in_h, in_w],
             [channels_out, kernel_h, kernel_w],
             [pad_h, pad_w],
+            [stride_h, stride_w],
             [out_h, out_w],
             dtype,
             zero,
@@ -619,11 +621,11 @@ fn conv3d_impl<
     )
 }
 
-/// Stride-1, dilation-1, single-group 2D convolution by im2col rows built from NCHW.
+/// Dilation-1, single-group 2D convolution by im2col rows built from NCHW.
 ///
 /// The column matrix is `[c_in * kh * kw, pixels]`, row `(ci, kh, kw)` holding the input plane `ci`
-/// shifted by `(kh - pad_h, kw - pad_w)` with zeros outside: each output row is one contiguous
-/// copy. Its row order is the weight's own `[c_out, c_in, kh, kw]` order, so the weight is the
+/// shifted by `(kh - pad_h, kw - pad_w)` (and, for a strided layer, every stride-th row and column
+/// of it) with zeros outside: for stride 1 each output row is one contiguous copy. Its row order is the weight's own `[c_out, c_in, kh, kw]` order, so the weight is the
 /// GEMM's left operand as stored: no NHWC copy, no weight reshuffle, and no buffer is zeroed first
 /// (every element is written once). Maps of 256 pixels or more go a tile of output rows at a time
 /// (the tile's columns stay in cache) and the GEMM writes each tile straight into the NCHW output;
@@ -636,6 +638,7 @@ fn conv2d_rows<T: bytemuck::Pod + Copy + burn_backend::Element + burn_backend::E
     [batch, c_in, in_h, in_w]: [usize; 4],
     [c_out, k_h, k_w]: [usize; 3],
     [pad_h, pad_w]: [usize; 2],
+    [stride_h, stride_w]: [usize; 2],
     [out_h, out_w]: [usize; 2],
     dtype: DType,
     zero: T,
@@ -643,7 +646,7 @@ fn conv2d_rows<T: bytemuck::Pod + Copy + burn_backend::Element + burn_backend::E
 ) -> FlexTensor {
     let spatial = out_h * out_w;
     let rows = c_in * k_h * k_w;
-    let geometry = RowsGeometry { c_in, in_h, in_w, k_h, k_w, pad_h, pad_w, out_w };
+    let geometry = RowsGeometry { c_in, in_h, in_w, k_h, k_w, pad_h, pad_w, out_w, stride_h, stride_w };
     let mut output: Vec<T> = Vec::with_capacity(batch * c_out * spatial);
     if spatial >= ROWS_TILE_PIXELS {
         geometry.for_each_tile(x, batch, out_h, zero, |b, oh0, n, col| {
@@ -695,6 +698,8 @@ struct RowsGeometry {
     pad_h: usize,
     pad_w: usize,
     out_w: usize,
+    stride_h: usize,
+    stride_w: usize,
 }
 
 impl RowsGeometry {
@@ -724,7 +729,7 @@ impl RowsGeometry {
     /// (row length `ld`) from column `col0` on. Every element in those ranges is written.
     #[allow(clippy::too_many_arguments)]
     fn fill<T: Copy>(&self, dst: &mut [core::mem::MaybeUninit<T>], ld: usize, col0: usize, image: &[T], oh0: usize, oh1: usize, zero: T) {
-        let &RowsGeometry { c_in, in_h, in_w, k_h, k_w, pad_h, pad_w, out_w } = self;
+        let &RowsGeometry { c_in, in_h, in_w, k_h, k_w, pad_h, pad_w, out_w, stride_h, stride_w } = self;
         let put = |d: &mut [core::mem::MaybeUninit<T>]| {
             for e in d {
                 e.write(zero);
@@ -735,20 +740,26 @@ impl RowsGeometry {
             for kh in 0..k_h {
                 for kw in 0..k_w {
                     let row = &mut dst[((ci * k_h + kh) * k_w + kw) * ld + col0..][..(oh1 - oh0) * out_w];
-                    // output columns whose input column iw = ow + kw - pad_w lies inside the map
-                    let ow_lo = pad_w.saturating_sub(kw).min(out_w);
-                    let ow_hi = (in_w + pad_w).saturating_sub(kw).min(out_w).max(ow_lo);
+                    // output columns whose input column iw = ow * stride_w + kw - pad_w lies inside the map
+                    let ow_lo = pad_w.saturating_sub(kw).div_ceil(stride_w).min(out_w);
+                    let ow_hi = (in_w + pad_w).saturating_sub(kw).div_ceil(stride_w).min(out_w).max(ow_lo);
                     for oh in oh0..oh1 {
                         let out = &mut row[(oh - oh0) * out_w..][..out_w];
-                        let ih = (oh + kh) as isize - pad_h as isize;
+                        let ih = (oh * stride_h + kh) as isize - pad_h as isize;
                         if ih < 0 || ih >= in_h as isize || ow_lo == ow_hi {
                             put(out);
                             continue;
                         }
-                        let src = &plane[ih as usize * in_w + (ow_lo + kw - pad_w)..][..ow_hi - ow_lo];
+                        let src = &plane[ih as usize * in_w + (ow_lo * stride_w + kw - pad_w)..];
                         put(&mut out[..ow_lo]);
-                        for (d, s) in out[ow_lo..ow_hi].iter_mut().zip(src) {
-                            d.write(*s);
+                        if stride_w == 1 {
+                            for (d, s) in out[ow_lo..ow_hi].iter_mut().zip(&src[..ow_hi - ow_lo]) {
+                                d.write(*s);
+                            }
+                        } else {
+                            for (d, s) in out[ow_lo..ow_hi].iter_mut().zip(src.iter().step_by(stride_w)) {
+                                d.write(*s);
+                            }
                         }
                         put(&mut out[ow_hi..]);
                     }
@@ -833,9 +844,10 @@ unsafe fn gemm_strided<T: Copy + 'static>(
     }
 }
 
-/// The weight gradient of a stride-1, dilation-1, single-group 2D convolution (the layers
-/// `conv2d_rows` runs), `[c_out, c_in * k_h * k_w]`: for each image (and tile of output rows)
-/// `dW += G[c_out, pixels] x Col[(ci, kh, kw), pixels]^T`, `Col` being the forward pass's im2col rows.
+/// The weight gradient of a dilation-1, single-group 2D convolution, `[c_out, c_in * k_h * k_w]`:
+/// for each image (and tile of output rows) `dW += G[c_out, pixels] x Col[(ci, kh, kw), pixels]^T`,
+/// `Col` being the im2col rows (for stride 1, those the forward pass's row path builds; a strided
+/// layer's rows gather every stride-th input column).
 /// burn's default instead convolves the input with the output gradient as a kernel the size of the
 /// map (an im2col matrix 9x the input, GEMMs 9 columns wide). `x`: NCHW `[batch, c_in, in_h, in_w]`,
 /// `grad`: `[batch, c_out, out_h, out_w]`, both contiguous; the caller checked that the shapes agree.
@@ -846,6 +858,7 @@ pub(crate) fn conv2d_weight_grad_rows<T: Copy + 'static>(
     [batch, c_in, in_h, in_w]: [usize; 4],
     [c_out, k_h, k_w]: [usize; 3],
     [pad_h, pad_w]: [usize; 2],
+    [stride_h, stride_w]: [usize; 2],
     [out_h, out_w]: [usize; 2],
     zero: T,
     one: T,
@@ -858,7 +871,7 @@ pub(crate) fn conv2d_weight_grad_rows<T: Copy + 'static>(
         dw.resize(c_out * rows, zero);
         return dw;
     }
-    let geometry = RowsGeometry { c_in, in_h, in_w, k_h, k_w, pad_h, pad_w, out_w };
+    let geometry = RowsGeometry { c_in, in_h, in_w, k_h, k_w, pad_h, pad_w, out_w, stride_h, stride_w };
     let mut first = true;
     geometry.for_each_tile(x, batch, out_h, zero, |b, oh0, n, col| {
         let g = &grad[b * c_out * spatial..][..c_out * spatial];
@@ -894,20 +907,21 @@ pub(crate) fn flip_transpose_kernel(weight: FlexTensor) -> FlexTensor {
 }
 
 /// The weight gradient through `conv2d_weight_grad_rows` when the layer is one it covers (f32,
-/// 4D, one group, stride 1, dilation 1, symmetric padding, shapes that agree); `None` otherwise.
+/// 4D, one group, any stride, dilation 1, symmetric padding, shapes that agree); `None` otherwise.
 pub(crate) fn conv2d_weight_grad_fast(x: &FlexTensor, weight: &FlexTensor, grad: &FlexTensor, options: &ConvOptions<2>) -> Option<FlexTensor> {
     use burn_backend::TensorMetadata;
     let f32s = [x.dtype(), weight.dtype(), grad.dtype()].iter().all(|&d| d == DType::F32);
     let ranks = [x, weight, grad].iter().all(|t| t.layout().shape().num_dims() == 4);
-    if !f32s || !ranks || options.groups != 1 || options.stride != [1, 1] || options.dilation != [1, 1] || options.is_asymmetric() {
+    if !f32s || !ranks || options.groups != 1 || options.stride.contains(&0) || options.dilation != [1, 1] || options.is_asymmetric() {
         return None;
     }
     let [batch, c_in, in_h, in_w] = x.shape().dims::<4>();
     let [c_out, c_in_w, k_h, k_w] = weight.shape().dims::<4>();
     let [batch_g, c_out_g, out_h, out_w] = grad.shape().dims::<4>();
     let [pad_h, pad_w] = options.padding_begin();
-    let out = |size: usize, pad: usize, k: usize| (size + 2 * pad).checked_sub(k).map(|d| d + 1);
-    if c_in != c_in_w || batch != batch_g || c_out != c_out_g || out(in_h, pad_h, k_h) != Some(out_h) || out(in_w, pad_w, k_w) != Some(out_w) {
+    let [stride_h, stride_w] = options.stride;
+    let out = |size: usize, pad: usize, k: usize, stride: usize| (size + 2 * pad).checked_sub(k).map(|d| d / stride + 1);
+    if c_in != c_in_w || batch != batch_g || c_out != c_out_g || out(in_h, pad_h, k_h, stride_h) != Some(out_h) || out(in_w, pad_w, k_w, stride_w) != Some(out_w) {
         return None;
     }
     let x = x.clone().into_contiguous();
@@ -918,6 +932,7 @@ pub(crate) fn conv2d_weight_grad_fast(x: &FlexTensor, weight: &FlexTensor, grad:
         [batch, c_in, in_h, in_w],
         [c_out, k_h, k_w],
         [pad_h, pad_w],
+        [stride_h, stride_w],
         [out_h, out_w],
         0.0,
         1.0,
