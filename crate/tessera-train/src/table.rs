@@ -428,7 +428,12 @@ impl Runner<'_> {
         e.timing = Some(timing.clone());
         std::fs::write(&timing_path, serde_json::to_string_pretty(&timing)?)?;
         std::fs::write(&eval_path, serde_json::to_string_pretty(&e)? + "\n")?;
-        copy_evaluation(&run, &archive_dir(&self.args.out, row, seed))?;
+        let archived = archive_dir(&self.args.out, row, seed);
+        copy_evaluation(&run, &archived)?;
+        // its loss curves beside it: whether each stage's loss had flattened at this budget
+        if let Err(err) = crate::checkpoint::curves(&run, &archived.join("curves.png")) {
+            eprintln!("table: no loss curves for {} seed {seed}: {err}", row.name);
+        }
         Ok(e)
     }
 }
@@ -653,6 +658,7 @@ mod tests {
         assert_eq!(reference["mean"]["rfid"], cluster["per_seed"][0]["metrics"]["rfid"], "the reference is seed 0, not the mean");
         assert_ne!(cluster["seeds"], json!([0]));
         assert!(dir.join("out/tsne-vqgan.png").exists() && dir.join("out/tsne-cluster.png").exists());
+        assert!(dir.join("out/runs/vqgan/s0/curves.png").exists(), "each finished run's loss curves are archived");
         assert!(t["commands"].as_array().unwrap().iter().any(|c| c.as_str().unwrap().contains("--stage nar")));
         let tokenizer_commands: Vec<&str> = t["commands"].as_array().unwrap().iter().filter_map(|c| c.as_str()).filter(|c| c.contains("--stage tokenizer")).collect();
         assert!(!tokenizer_commands.is_empty() && tokenizer_commands.iter().all(|c| c.contains("--grad-clip 1")), "{tokenizer_commands:?}");

@@ -141,7 +141,8 @@ pub fn markdown(t: &Value) -> String {
          tokens; Cluster: k-means on the teacher's features, then its pixel decoder{}. AR and NAR proposal networks of {} layers x {} wide trained {} steps, \
          batch {}. Teachers (supervised and MIM ViT, {} steps) are trained once and shared by every seed; \
          the pretrained EfficientNet-Lite0 is imported, not trained. FID_lite2: FID on the pooled features of \
-         EfficientNet-Lite2 pretrained on ImageNet (a network that is no teacher; not Inception), where measured.\n\n",
+         EfficientNet-Lite2 pretrained on ImageNet (a network that is no teacher; not Inception), where measured. \
+         Each finished run's loss curves (every stage it trained): `runs/<row>/s<seed>/curves.png`.\n\n",
         b["tokenizer_steps"], b["disc_start"],
         b["grad_clip"].as_f64().map_or(String::new(), |c| format!(" (tokenizer stages: each parameter's gradient clipped to L2 norm {c})")),
         b["n_layer"], b["n_embd"], b["proposal_steps"], b["batch_size"], b["teacher_steps"],
