@@ -233,9 +233,9 @@ impl Width {
     }
 }
 
-/// Defines `fn name(args)` (`simd_widths! { fn name / name_at(args) { body } }`), running its body compiled for the widest `Width` this CPU has, and
-/// `fn name_at(width, args)` for one chosen width (so that a test can compare them). Only the vector
-/// width changes, never the operations (no FMA contraction): every width, the wasm build's included,
+/// `simd_widths! { fn name / name_at(args) { body } }` defines `fn name(args)`, running the body
+/// compiled for the widest `Width` this CPU has, and `fn name_at(width, args)` for one chosen width
+/// (so that a test can compare them). Only the vector width changes, never the operations (no FMA contraction): every width, the wasm build's included,
 /// gives the same bits, and native and browser builds sample the same tokens for a seed.
 macro_rules! simd_widths {
     ($(#[$doc:meta])* fn $name:ident / $name_at:ident($($arg:ident: $ty:ty),*) $body:block) => {
@@ -443,10 +443,10 @@ fn softmax_row_f32_scalar(input: &[f32], output: &mut [f32]) {
     }
 }
 
-/// `output[i] = exp(input[i] - max)` and their sum, for a softmax row (`max` is the row's maximum). The exp is `exp_f32_fast`
-/// (no libm call: the loop vectorises; libm's expf was ~9% of an NAR step) and the sum runs in 8
-/// fixed lanes added pairwise at the end: one order on every target and SIMD width, so native and
-/// wasm builds give the same bits (a plain running sum does not vectorise).
+/// `output[i] = exp(input[i] - max)` and their sum, for a softmax row (`max` is the row's maximum).
+/// The exp is `exp_f32_fast` (no libm call: the loop vectorises; libm's expf was ~9% of an NAR step)
+/// and the sum runs in 8 fixed lanes added pairwise at the end: one order on every target and SIMD
+/// width, so native and wasm builds give the same bits (a plain running sum does not vectorise).
 #[inline(always)]
 fn exp_shifted_sum(input: &[f32], max: f32, output: &mut [f32]) -> f32 {
     for (o, &x) in output.iter_mut().zip(input) {

@@ -625,8 +625,8 @@ fn conv3d_impl<
 ///
 /// The column matrix is `[c_in * kh * kw, pixels]`, row `(ci, kh, kw)` holding the input plane `ci`
 /// shifted by `(kh - pad_h, kw - pad_w)` (and, for a strided layer, every stride-th row and column
-/// of it) with zeros outside: for stride 1 each output row is one contiguous copy. Its row order is the weight's own `[c_out, c_in, kh, kw]` order, so the weight is the
-/// GEMM's left operand as stored: no NHWC copy, no weight reshuffle, and no buffer is zeroed first
+/// of it) with zeros outside: for stride 1 each output row is one contiguous copy. Its row order is
+/// the weight's own `[c_out, c_in, kh, kw]` order, so the weight is the GEMM's left operand as stored: no NHWC copy, no weight reshuffle, and no buffer is zeroed first
 /// (every element is written once). Maps of 256 pixels or more go a tile of output rows at a time
 /// (the tile's columns stay in cache) and the GEMM writes each tile straight into the NCHW output;
 /// smaller maps batch every image into one GEMM. The sums run over `(ci, kh, kw)` in that order.
