@@ -301,7 +301,7 @@ fn conv3d_impl<
         && pad_d == 0
         && stride_d == 1
         && options.dilation == [1, 1, 1]
-        && (out_h * out_w >= ROWS_TILE_PIXELS || batch_size * spatial_out * col_len <= BATCHED_COL_BUDGET)
+        && (spatial_out >= ROWS_TILE_PIXELS || batch_size * spatial_out * col_len <= BATCHED_COL_BUDGET)
     {
         return conv2d_rows::<T>(
             x_data,
@@ -626,8 +626,9 @@ fn conv3d_impl<
 /// The column matrix is `[c_in * kh * kw, pixels]`, row `(ci, kh, kw)` holding the input plane `ci`
 /// shifted by `(kh - pad_h, kw - pad_w)` (and, for a strided layer, every stride-th row and column
 /// of it) with zeros outside: for stride 1 each output row is one contiguous copy. Its row order is
-/// the weight's own `[c_out, c_in, kh, kw]` order, so the weight is the GEMM's left operand as stored: no NHWC copy, no weight reshuffle, and no buffer is zeroed first
-/// (every element is written once). Maps of 256 pixels or more go a tile of output rows at a time
+/// the weight's own `[c_out, c_in, kh, kw]` order, so the weight is the GEMM's left operand as
+/// stored: no NHWC copy, no weight reshuffle, and no buffer is zeroed first (every element is
+/// written once). Maps of 256 pixels or more go a tile of output rows at a time
 /// (the tile's columns stay in cache) and the GEMM writes each tile straight into the NCHW output;
 /// smaller maps batch every image into one GEMM. The sums run over `(ci, kh, kw)` in that order.
 #[allow(clippy::too_many_arguments)]
@@ -752,6 +753,8 @@ impl RowsGeometry {
                         }
                         let src = &plane[ih as usize * in_w + (ow_lo * stride_w + kw - pad_w)..];
                         put(&mut out[..ow_lo]);
+                        // stride 1 apart: a zip of two slices compiles to a plain vector copy,
+                        // which `step_by` (even by 1) does not
                         if stride_w == 1 {
                             for (d, s) in out[ow_lo..ow_hi].iter_mut().zip(&src[..ow_hi - ow_lo]) {
                                 d.write(*s);
