@@ -2,7 +2,7 @@
 //! confident; with `given` tokens it inpaints (keeps them, resamples the rest).
 use super::Request;
 use super::image::read_f32;
-use super::sampler::sample_with_logits;
+use super::sampler::{draw, guided_logits, log_sum_exp};
 use crate::error::TesseraError;
 use crate::proposal::ProposalConfig;
 use crate::proposal::condition::Condition;
@@ -91,10 +91,11 @@ impl<'a> NarSampling<'a> {
             let mut scored = Vec::new(); // (confidence, position, token)
             for p in (0..t).filter(|&p| self.tokens[i][p].is_none()) {
                 let at = |row: usize| &logits[(row * t + p) * v..(row * t + p + 1) * v];
-                let (tok, l) = sample_with_logits(at(i), guided.then(|| at(n + i)), opts, rng);
+                let l = guided_logits(at(i), guided.then(|| at(n + i)), opts);
+                // the exps serve both the log-probability and, at temperature 1, the draw (one exp per code)
+                let (lse, exps) = log_sum_exp(&l);
+                let tok = draw(&l, Some(&exps), opts, rng);
                 // log-probability of the drawn token under the (guided) model distribution
-                let max = l.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                let lse = max + l.iter().map(|x| (x - max).exp()).sum::<f64>().ln();
                 let gumbel = -(-(rng.uniform().max(1e-300)).ln()).ln();
                 scored.push((l[tok as usize] - lse + anneal * gumbel, p, tok));
             }

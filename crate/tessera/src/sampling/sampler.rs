@@ -103,10 +103,20 @@ pub fn guide(cond: &[f32], uncond: &[f32], scale: f32) -> Vec<f64> {
 /// The filtered distribution: `(token, probability)` sorted by probability (ties by index),
 /// renormalised, after temperature, top-k and top-p.
 pub fn filtered_probs(logits: &[f64], opts: &SamplingOptions) -> Vec<(usize, f64)> {
+    filtered_probs_with(logits, None, opts)
+}
+
+/// [`filtered_probs`], reusing `exps[i] = exp(logits[i] - max)` (index order, `max` the largest
+/// logit) when the caller has them and the temperature is 1: `(l - max) / 1.0` is `l - max`
+/// exactly, so the probabilities are the same bits and the tokens the same.
+fn filtered_probs_with(logits: &[f64], exps: Option<&[f64]>, opts: &SamplingOptions) -> Vec<(usize, f64)> {
     let t = opts.temperature as f64;
     let order = descending_order(logits, opts.top_k);
     let max = logits[order[0]];
-    let mut probs: Vec<(usize, f64)> = order.iter().map(|&i| (i, ((logits[i] - max) / t).exp())).collect();
+    let mut probs: Vec<(usize, f64)> = match exps {
+        Some(e) if t == 1.0 && e.len() == logits.len() => order.iter().map(|&i| (i, e[i])).collect(),
+        _ => order.iter().map(|&i| (i, ((logits[i] - max) / t).exp())).collect(),
+    };
     let z: f64 = probs.iter().map(|p| p.1).sum();
     probs.iter_mut().for_each(|p| p.1 /= z);
     if opts.top_p < 1.0 {
@@ -134,15 +144,29 @@ pub fn sample(cond: &[f32], uncond: Option<&[f32]>, opts: &SamplingOptions, rng:
 /// [`sample`], also returning the guided logits the token was drawn from (MaskGIT scores its
 /// confidence on them).
 pub fn sample_with_logits(cond: &[f32], uncond: Option<&[f32]>, opts: &SamplingOptions, rng: &mut Rng) -> (u32, Vec<f64>) {
-    let logits: Vec<f64> = match uncond {
-        Some(u) => guide(cond, u, opts.guidance),
-        None => cond.iter().map(|&x| x as f64).collect(),
-    };
-    (draw(&logits, opts, rng), logits)
+    let logits = guided_logits(cond, uncond, opts);
+    (draw(&logits, None, opts, rng), logits)
 }
 
-fn draw(logits: &[f64], opts: &SamplingOptions, rng: &mut Rng) -> u32 {
-    let probs = filtered_probs(logits, opts);
+/// The logits a token is drawn from: `cond`, guided by `uncond` when given, in f64.
+pub(crate) fn guided_logits(cond: &[f32], uncond: Option<&[f32]>, opts: &SamplingOptions) -> Vec<f64> {
+    match uncond {
+        Some(u) => guide(cond, u, opts.guidance),
+        None => cond.iter().map(|&x| x as f64).collect(),
+    }
+}
+
+/// Log-probability of every logit's token: `max + ln(sum exp(l - max))` summed in index order,
+/// with the `exp(l - max)` terms (index order), which [`draw`] reuses at temperature 1.
+pub(crate) fn log_sum_exp(logits: &[f64]) -> (f64, Vec<f64>) {
+    let max = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let exps: Vec<f64> = logits.iter().map(|x| (x - max).exp()).collect();
+    (max + exps.iter().sum::<f64>().ln(), exps)
+}
+
+/// Draws one token from `logits` (already guided); `exps` as [`log_sum_exp`] returns them.
+pub(crate) fn draw(logits: &[f64], exps: Option<&[f64]>, opts: &SamplingOptions, rng: &mut Rng) -> u32 {
+    let probs = filtered_probs_with(logits, exps, opts);
     let u = rng.uniform();
     let mut cum = 0.0;
     for &(i, p) in &probs {
@@ -256,6 +280,29 @@ mod tests {
         for i in 0..3 {
             let p = (l[i] as f64).exp() / z;
             assert!((counts[i] as f64 / 30000.0 - p).abs() < 0.01, "{counts:?}");
+        }
+    }
+
+    #[test]
+    fn reused_exps_give_the_same_probabilities_and_tokens() {
+        // MaskGIT's log-sum-exp terms stand in for the draw's own exps at temperature 1: same bits
+        let mut r = Rng::new(7, 3);
+        for case in 0..200 {
+            let mut l: Vec<f64> = (0..257).map(|_| (r.uniform() - 0.5) * 30.0).collect();
+            if case % 3 == 0 {
+                l[case % 257] = f64::NAN; // a broken model's NaN stays harmless on both paths
+            }
+            let (_, exps) = log_sum_exp(&l);
+            for o in [opts(), SamplingOptions { top_k: 40, top_p: 0.9, ..opts() }, SamplingOptions { temperature: 0.7, ..opts() }] {
+                let own = filtered_probs(&l, &o);
+                let reused = filtered_probs_with(&l, Some(&exps), &o);
+                assert_eq!(own.len(), reused.len());
+                for (a, b) in own.iter().zip(&reused) {
+                    assert!(a.0 == b.0 && a.1.to_bits() == b.1.to_bits(), "{case}: {a:?} vs {b:?}");
+                }
+                let (mut r1, mut r2) = (Rng::new(case as u64, 0), Rng::new(case as u64, 0));
+                assert_eq!(draw(&l, None, &o, &mut r1), draw(&l, Some(&exps), &o, &mut r2));
+            }
         }
     }
 
