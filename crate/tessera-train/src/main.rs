@@ -39,6 +39,15 @@ fn main() -> Result<()> {
     unsafe { libmimalloc_sys::mi_option_set(15, -1) };
     let cli = Cli::parse();
     cli.cmd.validate()?;
+    // The command runs on a worker of rayon's pool, not on the main thread: burn flex's parallel
+    // kernels (gemm above ~7M multiply-adds, large element-wise maps) then start on the thread that
+    // calls them, instead of being handed from the main thread to the pool, which sleeps until
+    // they end (a futex wake-up and two context switches per kernel).
+    let pool = rayon::ThreadPoolBuilder::new().thread_name(|i| format!("tessera-{i}")).build()?;
+    pool.install(|| run(cli))
+}
+
+fn run(cli: Cli) -> Result<()> {
     let dev = device(cli.device)?;
     let command_line = std::env::args().collect::<Vec<_>>().join(" ");
     match cli.cmd {

@@ -11,6 +11,7 @@
 //! up to float summation order (tested).
 use super::*;
 use burn::optim::GradientsAccumulator;
+use rayon::prelude::*;
 
 /// The devices of a data-parallel run: the first is the main device (optimizer, checkpoints).
 #[derive(Debug, Clone)]
@@ -83,21 +84,21 @@ where
         let l = loss(model, &parts[0])?;
         return Ok((GradientsParams::from_grads(l.backward(), model), l));
     }
-    let outputs: Vec<Result<(GradientsParams, Tensor<1>)>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = parts
-            .iter()
-            .map(|share| {
-                let loss = &loss;
-                scope.spawn(move || -> Result<(GradientsParams, Tensor<1>)> {
-                    let replica = model.clone().fork(&share.device);
-                    let l = loss(&replica, share)?;
-                    let grads = GradientsParams::from_grads(l.backward(), &replica);
-                    Ok((grads, l.detach()))
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a data-parallel worker panicked")))).collect()
-    });
+    // One rayon task per share, not one OS thread: the command runs on a worker of rayon's pool
+    // (main.rs), and a worker blocked joining threads whose kernels wait for that pool would
+    // deadlock it at one thread; tasks are run by whichever workers are free, the caller included.
+    let outputs: Vec<Result<(GradientsParams, Tensor<1>)>> = parts
+        .par_iter()
+        .map(|share| {
+            let run = || -> Result<(GradientsParams, Tensor<1>)> {
+                let replica = model.clone().fork(&share.device);
+                let l = loss(&replica, share)?;
+                let grads = GradientsParams::from_grads(l.backward(), &replica);
+                Ok((grads, l.detach()))
+            };
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|_| Err(anyhow::anyhow!("a data-parallel worker panicked")))
+        })
+        .collect();
     let mut acc = GradientsAccumulator::<M>::new();
     let mut total: Option<Tensor<1>> = None;
     for out in outputs {
