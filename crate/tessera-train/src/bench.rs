@@ -68,6 +68,25 @@ pub fn bench(dir: &Path, proposal: &str, count: usize, runs: usize, device: &Dev
     Ok(())
 }
 
+/// Decoding alone: `runs` decodes of the same `count` token grids (a fixed pattern over the
+/// codebook), after one warm-up; one JSON line with the median.
+pub fn bench_decode(dir: &Path, count: usize, runs: usize, device: &Device, device_name: &str) -> Result<()> {
+    let b = Bundle::load_dir(dir, device)?;
+    let (per, vocab) = (b.manifest.tokenizer.tokens_per_image(), b.manifest.tokenizer.codebook_size());
+    let tokens: Vec<Vec<u32>> = (0..count).map(|i| (0..per).map(|p| ((i * 131 + p * 37) % vocab) as u32).collect()).collect();
+    let once = || -> Result<f64> {
+        let t = Instant::now();
+        let grid = tokens_tensor(&tokens, per, vocab, device)?;
+        pollster::block_on(decode(&b.tokenizer, grid))?;
+        Ok(t.elapsed().as_secs_f64())
+    };
+    once()?;
+    let times = (0..runs).map(|_| once()).collect::<Result<Vec<_>>>()?;
+    let threads = std::env::var("RAYON_NUM_THREADS").ok().and_then(|v| v.parse::<usize>().ok());
+    println!("{}", json!({ "device": device_name, "count": count, "runs": runs, "threads": threads, "decode_ms": 1000.0 * median(times) }));
+    Ok(())
+}
+
 /// GFLOP/s of `runs` square `size` x `size` f32 matrix products on `device` (after one warm-up),
 /// median and best: the ceiling the training stages' achieved GFLOP/s are read against.
 pub fn bench_gemm(size: usize, runs: usize, device: &Device) -> Result<()> {

@@ -422,6 +422,10 @@ pub enum Cmd {
         count: usize,
         #[arg(long, default_value_t = 3)]
         runs: usize,
+        /// Time only the pixel decoder: `runs` decodes of `count` fixed token grids (for profiling
+        /// the decoder alone; no proposal network runs).
+        #[arg(long)]
+        decode_only: bool,
     },
 }
 

@@ -76,7 +76,8 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Data { data, image_size, image_channels, preview } => data::summary(&data, image_size, image_channels, preview.as_deref()),
         Cmd::Curves { run, out } => checkpoint::curves(&run, &out),
         Cmd::BenchGemm { size, runs } => bench::bench_gemm(size, runs, &dev),
-        Cmd::Bench { bundle, proposal, count, runs } => bench::bench(&bundle, &proposal, count, runs, &dev, &format!("{:?}", cli.device).to_lowercase()),
+        Cmd::Bench { bundle, count, runs, decode_only: true, .. } => bench::bench_decode(&bundle, count, runs, &dev, &format!("{:?}", cli.device).to_lowercase()),
+        Cmd::Bench { bundle, proposal, count, runs, decode_only: false } => bench::bench(&bundle, &proposal, count, runs, &dev, &format!("{:?}", cli.device).to_lowercase()),
     }
 }
 

@@ -1,9 +1,10 @@
-//! The vendored burn-flex (`vendor/burn-flex`) runs a stride-1 convolution over a small batch of
-//! small maps (a pixel decoder's) from im2col rows built straight from NCHW (maps of 256 pixels or
-//! more a tile of output rows at a time, smaller ones batched into one GEMM), other small inputs as
-//! one NHWC im2col matrix for the batch; larger inputs keep burn's tiled path. All must give the
-//! convolution: checked here against a direct f64 sum, on shapes that take each path (stride,
-//! padding, kernels wider than the map, bias, groups), with f32 tolerance.
+//! The vendored burn-flex (`vendor/burn-flex`) runs a stride-1 single-group f32 convolution (a pixel
+//! decoder's layers) directly, with no column matrix (`conv_direct.rs`); strided single-group layers
+//! from im2col rows built straight from NCHW (maps of 256 pixels or more a tile of output rows at a
+//! time, smaller ones batched into one GEMM); other small inputs as one NHWC im2col matrix for the
+//! batch; larger inputs keep burn's tiled path. All must give the convolution: checked here against a
+//! direct f64 sum, on shapes that take each path (stride, padding, kernels wider than the map, bias,
+//! groups), with f32 tolerance.
 use burn::prelude::*;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
@@ -95,10 +96,10 @@ fn grouped_layers_keep_the_nhwc_path_and_large_inputs_go_in_tiles() {
 }
 
 #[test]
-fn row_path_tiles_and_borders() {
-    // 20 x 24 maps = 480 pixels: tiles of 10 output rows, the GEMM writing into the NCHW output
+fn stride_one_tiles_and_borders() {
+    // 20 x 24 maps: one partial chunk of pixels per row, a partial block of 5 channels
     check(Case { batch: 3, c_in: 6, c_out: 5, h: 20, w: 24, k: 3, stride: 1, pad: 1, groups: 1, bias: true, sample: None });
-    // one row per tile (rows wider than the tile), no padding
+    // rows of many chunks, no padding
     check(Case { batch: 2, c_in: 5, c_out: 3, h: 3, w: 300, k: 3, stride: 1, pad: 0, groups: 1, bias: false, sample: None });
     // a 5x5 kernel with less padding than "same": output smaller than the map
     check(Case { batch: 2, c_in: 7, c_out: 4, h: 9, w: 10, k: 5, stride: 1, pad: 1, groups: 1, bias: true, sample: None });
@@ -109,7 +110,7 @@ fn row_path_tiles_and_borders() {
     // the pixel decoder's layers at batch 8: 64 -> 32 channels at 32x32, 32 -> 3 at the output
     check(Case { batch: 8, c_in: 64, c_out: 32, h: 32, w: 32, k: 3, stride: 1, pad: 1, groups: 1, bias: true, sample: Some(2000) });
     check(Case { batch: 8, c_in: 32, c_out: 3, h: 32, w: 32, k: 3, stride: 1, pad: 1, groups: 1, bias: true, sample: Some(2000) });
-    // a batch whose column matrix would pass the 8M-element budget: tiles per image all the same
+    // a large batch: images in parallel, each with its own padded copy
     check(Case { batch: 40, c_in: 64, c_out: 8, h: 16, w: 20, k: 3, stride: 1, pad: 1, groups: 1, bias: true, sample: Some(2000) });
 }
 
@@ -123,6 +124,43 @@ fn strided_layers_on_the_row_path() {
     // stride 3, 5x5, padding 2; a patch embedding (kernel = stride, no padding)
     check(Case { batch: 2, c_in: 3, c_out: 5, h: 13, w: 11, k: 5, stride: 3, pad: 2, groups: 1, bias: true, sample: None });
     check(Case { batch: 2, c_in: 3, c_out: 8, h: 32, w: 32, k: 4, stride: 4, pad: 0, groups: 1, bias: true, sample: None });
+}
+
+/// Stride-1 single-group f32 layers run the direct kernel (no column matrix); each vector width this
+/// CPU runs is checked here against an f64 sum (the portable kernel is the wasm build's), on shapes
+/// with partial channel blocks (1, 3, 5, 9, 13 outputs), partial pixel chunks (widths 5 to 70),
+/// 1x1 to 5x5 kernels and paddings 0 to 2.
+#[test]
+fn direct_kernel_at_every_width() {
+    use burn_flex::ops::activation::Width;
+    use burn_flex::ops::conv_direct::conv2d_at;
+    let shapes = [(2, 3, 1, 7, 5, 3, 1), (1, 5, 3, 16, 16, 3, 1), (2, 4, 13, 9, 17, 3, 0), (1, 6, 5, 12, 33, 5, 2), (1, 3, 8, 4, 70, 1, 0), (3, 2, 9, 8, 8, 3, 1), (1, 64, 32, 32, 32, 3, 1)];
+    let widths = Width::available();
+    for &(b, ci, co, h, w, k, pad) in &shapes {
+        let (x, wt, bias) = (values(b * ci * h * w, 1), values(co * ci * k * k, 2), values(co, 3));
+        let (oh, ow) = (h + 2 * pad + 1 - k, w + 2 * pad + 1 - k);
+        for &width in &widths {
+            let got = conv2d_at(width, &x, &wt, Some(&bias), [b, ci, h, w], [co, k, k], [pad, pad]);
+            assert_eq!(got.len(), b * co * oh * ow);
+            let mut worst = 0.0f64;
+            for (i, &g) in got.iter().enumerate() {
+                let (bi, o, y, xo) = (i / (co * oh * ow), i / (oh * ow) % co, i / ow % oh, i % ow);
+                let mut want = bias[o] as f64;
+                for c in 0..ci {
+                    for ky in 0..k {
+                        for kx in 0..k {
+                            let (iy, ix) = ((y + ky) as isize - pad as isize, (xo + kx) as isize - pad as isize);
+                            if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
+                                want += wt[((o * ci + c) * k + ky) * k + kx] as f64 * x[((bi * ci + c) * h + iy as usize) * w + ix as usize] as f64;
+                            }
+                        }
+                    }
+                }
+                worst = worst.max((g as f64 - want).abs());
+            }
+            assert!(worst < 1e-4, "{width:?} {:?}: differs from the f64 sum by {worst:e}", (b, ci, co, h, w, k, pad));
+        }
+    }
 }
 
 /// Both gradients of a convolution through autodiff against direct f64 sums. Stride-1, single-group

@@ -291,6 +291,35 @@ fn conv3d_impl<
 
     let [dilation_d, dilation_h, dilation_w] = options.dilation;
 
+    // Single-group stride-1 f32 2D convolutions: direct, no column matrix (conv_direct.rs;
+    // Tessera's addition, see vendor/README.md).
+    if dtype == DType::F32
+        && groups == 1
+        && kernel_d == 1
+        && in_d == 1
+        && pad_d == 0
+        && [stride_d, stride_h, stride_w] == [1, 1, 1]
+        && options.dilation == [1, 1, 1]
+    {
+        let conv = super::conv_direct::DirectConv {
+            batch: batch_size,
+            c_in: channels_in,
+            in_h,
+            in_w,
+            c_out: channels_out,
+            k_h: kernel_h,
+            k_w: kernel_w,
+            pad_h,
+            pad_w,
+            out_h,
+            out_w,
+        };
+        let bias = bias.map(|b| b.to_contiguous());
+        let output = conv.run(bytemuck::cast_slice(x_data), bytemuck::cast_slice(w_data), bias.as_ref().map(|b| b.storage::<f32>()));
+        let out_shape = Shape::from(vec![batch_size, channels_out, 1, out_h, out_w]);
+        return FlexTensor::new(Bytes::from_elems(output), Layout::contiguous(out_shape), dtype);
+    }
+
     // Single-group 2D convolutions (a pixel decoder's 3x3 "same" layers, an encoder's 4x4 / 2
     // downsampling): im2col rows straight from NCHW, the weight used as it is stored (Tessera's
     // addition, see vendor/README.md). Maps of ROWS_TILE_PIXELS or more go one tile at a time,
