@@ -27,8 +27,8 @@ fn matmul_and_convolution_flops_are_counted_exactly() {
     let a: Tensor<3> = Tensor::ones([4, 6, 8], &d);
     let b: Tensor<3> = Tensor::ones([4, 8, 2], &d);
     assert_eq!(counted(|| drop(a.matmul(b).into_data())), 4 * 2 * 6 * 2 * 8, "batched matmul");
-    // conv c_in -> 4 channels, 3x3, padding 1: per image c_out x positions x (c_in·9); the second
-    // case's im2col matrix (> 8M elements) takes the tiled path, the first the batched one
+    // conv c_in -> 4 channels, 3x3, padding 1: per image c_out x positions x (c_in·9), taps over the
+    // padding included (f32 stride-1 layers: the direct kernel, which counts them itself)
     for (batch, c_in, side) in [(2usize, 2usize, 6usize), (2, 64, 128)] {
         let x: Tensor<4> = Tensor::ones([batch, c_in, side, side], &d);
         let w: Tensor<4> = Tensor::ones([4, c_in, 3, 3], &d);

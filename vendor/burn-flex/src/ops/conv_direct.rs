@@ -48,6 +48,8 @@ impl DirectConv {
         if out.is_empty() {
             return out;
         }
+        // the layer's multiply-adds, as the GEMM routes counted them (taps over the padding included)
+        crate::flops::add(2 * (s.batch * s.c_out * spatial) as u64 * (s.c_in * s.k_h * s.k_w) as u64);
         let (cb, l) = kernel.block(s.c_out, s.out_w);
         // weights per block of `cb` channels, `[ci][kh][kw][cb]` (a missing channel of the last block: 0)
         let taps = s.c_in * s.k_h * s.k_w;
