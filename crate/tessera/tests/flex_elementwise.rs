@@ -145,3 +145,36 @@ fn every_simd_path_gives_the_same_bits() {
     // this test means something only where a wider path ran: say which did
     eprintln!("widths compared: {widths:?}");
 }
+
+/// Reshapes of strided views (narrowed, transposed, flipped, with size-1 dims) give the values of
+/// reshaping a contiguous copy, whether flex can make a view (attention's heads split out of a
+/// narrowed q/k/v) or must copy; products of such views are bit for bit those of the copies.
+#[test]
+fn reshapes_of_strided_views() {
+    let d = Device::flex();
+    let x = Tensor::<1>::from_floats(common::values(2 * 5 * 12, 9).as_slice(), &d).reshape([2, 5, 12]);
+    let dense = |t: &Tensor<3>| Tensor::<3>::from_data(t.to_data(), &d);
+    let same = |a: Vec<f32>, b: Vec<f32>, what: &str| assert!(a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits()) && a.len() == b.len(), "{what}");
+    let views: Vec<(&str, Tensor<3>)> = vec![
+        ("narrowed last dim", x.clone().narrow(2, 4, 4)),
+        ("narrowed middle dim", x.clone().narrow(1, 1, 3).narrow(2, 0, 4)),
+        ("transposed", x.clone().narrow(2, 0, 4).swap_dims(0, 1)),
+        ("flipped", x.clone().flip([2]).narrow(2, 2, 4)),
+    ];
+    for (what, v) in views {
+        let [a, b, c] = v.dims();
+        let c2 = dense(&v);
+        same(v.clone().reshape([a, b, 2, c / 2]).into_data().to_vec().unwrap(), c2.clone().reshape([a, b, 2, c / 2]).into_data().to_vec().unwrap(), what);
+        same(v.clone().reshape([a * b, c]).into_data().to_vec().unwrap(), c2.clone().reshape([a * b, c]).into_data().to_vec().unwrap(), what);
+        same(v.clone().reshape([a, 1, b * c, 1]).into_data().to_vec().unwrap(), c2.clone().reshape([a, 1, b * c, 1]).into_data().to_vec().unwrap(), what);
+        same(v.clone().reshape([a * b * c]).into_data().to_vec().unwrap(), c2.reshape([a * b * c]).into_data().to_vec().unwrap(), what);
+    }
+    // attention's shapes: q and k as head views of one [b, t, 3c] product, and their scores
+    let (b, t, h, hd) = (2, 7, 3, 4);
+    let c = h * hd;
+    let qkv = Tensor::<1>::from_floats(common::values(b * t * 3 * c, 10).as_slice(), &d).reshape([b, t, 3 * c]);
+    let heads = |y: Tensor<3>| y.reshape([b, t, h, hd]).swap_dims(1, 2);
+    let (q, k) = (heads(qkv.clone().narrow(2, 0, c)), heads(qkv.clone().narrow(2, c, c)));
+    let (qd, kd) = (heads(dense(&qkv.clone().narrow(2, 0, c))), heads(dense(&qkv.narrow(2, c, c))));
+    same(q.matmul(k.swap_dims(2, 3)).into_data().to_vec().unwrap(), qd.matmul(kd.swap_dims(2, 3)).into_data().to_vec().unwrap(), "scores");
+}

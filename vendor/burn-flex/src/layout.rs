@@ -325,6 +325,43 @@ impl Layout {
         Some(layout)
     }
 
+    /// This layout seen as `new_shape` without a copy, where its strides allow one (NumPy's
+    /// `_attempt_nocopy_reshape`): dims of size 1 dropped, old and new dims are matched in groups of
+    /// equal size; a group's old dims must walk memory as one dim (each stride = the next dim's
+    /// size x its stride), and its new dims get the strides that walk it the same way. Splitting a
+    /// narrowed last dim into heads, say, is a view. `None`: a copy is needed (or the tensor is empty).
+    pub fn reshape_view(&self, new_shape: &Shape) -> Option<Self> {
+        if self.num_elements() != new_shape.num_elements() || self.num_elements() == 0 {
+            return None;
+        }
+        let (od, os): (Vec<usize>, Vec<isize>) = (0..self.num_dims()).filter(|&i| self.shape[i] != 1).map(|i| (self.shape[i], self.strides[i])).unzip();
+        let nd: Vec<usize> = (0..new_shape.num_dims()).map(|i| new_shape[i]).collect();
+        let mut ns = vec![1isize; nd.len()];
+        let (mut oi, mut oj, mut ni, mut nj) = (0, 1, 0, 1);
+        while ni < nd.len() && oi < od.len() {
+            let (mut np, mut op) = (nd[ni], od[oi]);
+            while np != op {
+                if np < op {
+                    np *= nd[nj];
+                    nj += 1;
+                } else {
+                    op *= od[oj];
+                    oj += 1;
+                }
+            }
+            if (oi..oj - 1).any(|ok| os[ok] != od[ok + 1] as isize * os[ok + 1]) {
+                return None;
+            }
+            ns[nj - 1] = os[oj - 1];
+            for nk in (ni + 1..nj).rev() {
+                ns[nk - 1] = ns[nk] * nd[nk] as isize;
+            }
+            (ni, nj, oi, oj) = (nj, nj + 1, oj, oj + 1);
+        }
+        // new dims left over are of size 1: any stride walks them
+        Some(Self::new(new_shape.clone(), ns, self.start_offset))
+    }
+
     /// Compute linear index from multi-dimensional indices.
     pub fn index(&self, indices: &[usize]) -> usize {
         debug_assert_eq!(indices.len(), self.num_dims());

@@ -433,6 +433,18 @@ impl FlexTensor {
         }
     }
 
+    /// [`Self::reshape`] as a view where the strides allow one (see `Layout::reshape_view`),
+    /// else the copying reshape. Only the public reshape op takes it: flex's own kernels call
+    /// `reshape` and may rely on its result being contiguous.
+    pub fn reshape_or_view(&self, new_shape: Shape) -> Self {
+        if !self.layout.is_contiguous()
+            && let Some(layout) = self.layout.reshape_view(&new_shape)
+        {
+            return Self { data: Arc::clone(&self.data), layout, dtype: self.dtype };
+        }
+        self.reshape(new_shape)
+    }
+
     /// Transpose two dimensions. Zero-copy (metadata only).
     pub fn transpose(&self, dim1: usize, dim2: usize) -> Self {
         Self {

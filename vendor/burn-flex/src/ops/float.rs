@@ -260,7 +260,8 @@ impl FloatTensorOps<Flex> for Flex {
     }
 
     fn float_reshape(tensor: FloatTensor<Flex>, shape: Shape) -> FloatTensor<Flex> {
-        tensor.reshape(shape)
+        // a view where one exists (attention's heads out of a narrowed q/k/v: no copy each)
+        tensor.reshape_or_view(shape)
     }
 
     fn float_gather(
