@@ -161,6 +161,11 @@ fn direct_kernel_at_every_width() {
             assert!(worst < 1e-4, "{width:?} {:?}: differs from the f64 sum by {worst:e}", (b, ci, co, h, w, k, pad));
         }
     }
+    // no input channels: every output is its bias, no panic
+    for width in widths {
+        let got = conv2d_at(width, &[], &[], Some(&[0.5, -2.0]), [2, 0, 3, 4], [2, 3, 3], [1, 1]);
+        assert_eq!(got, [[0.5; 12], [-2.0; 12], [0.5; 12], [-2.0; 12]].concat(), "{width:?}");
+    }
 }
 
 /// Both gradients of a convolution through autodiff against direct f64 sums. Stride-1, single-group

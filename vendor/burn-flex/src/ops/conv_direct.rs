@@ -48,6 +48,13 @@ impl DirectConv {
         if out.is_empty() {
             return out;
         }
+        if s.c_in == 0 || s.k_h == 0 || s.k_w == 0 {
+            // no taps: every output is its bias (and the kernels' reach would underflow)
+            for (c, plane) in out.chunks_mut(spatial).enumerate() {
+                plane.fill(bias.map_or(0.0, |b| b[c % s.c_out]));
+            }
+            return out;
+        }
         // the layer's multiply-adds, as the GEMM routes counted them (taps over the padding included)
         crate::flops::add(2 * (s.batch * s.c_out * spatial) as u64 * (s.c_in * s.k_h * s.k_w) as u64);
         let (cb, l) = kernel.block(s.c_out, s.out_w);
