@@ -16,6 +16,15 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// Seconds to decode `tokens` (one grid of `per` codes per image) into pixels.
+fn timed_decode(b: &Bundle, tokens: &[Vec<u32>], device: &Device) -> Result<f64> {
+    let (per, vocab) = (b.manifest.tokenizer.tokens_per_image(), b.manifest.tokenizer.codebook_size());
+    let t = Instant::now();
+    let grid = tokens_tensor(tokens, per, vocab, device)?;
+    pollster::block_on(decode(&b.tokenizer, grid))?;
+    Ok(t.elapsed().as_secs_f64())
+}
+
 /// Times of one generation: (total, every step, decode), in seconds; steps read their logits back,
 /// so a step's time includes its device work.
 fn timed(b: &Bundle, proposal: &str, class: usize, count: usize, options: SamplingOptions, device: &Device) -> Result<(f64, Vec<f64>, f64)> {
@@ -28,11 +37,7 @@ fn timed(b: &Bundle, proposal: &str, class: usize, count: usize, options: Sampli
         pollster::block_on(s.step())?;
         steps.push(t.elapsed().as_secs_f64());
     }
-    let tokens = s.filled(0, per);
-    let t = Instant::now();
-    let grid = tokens_tensor(&tokens, per, b.manifest.tokenizer.codebook_size(), device)?;
-    pollster::block_on(decode(&b.tokenizer, grid))?;
-    let dec = t.elapsed().as_secs_f64();
+    let dec = timed_decode(b, &s.filled(0, per), device)?;
     Ok((t0.elapsed().as_secs_f64(), steps, dec))
 }
 
@@ -74,14 +79,8 @@ pub fn bench_decode(dir: &Path, count: usize, runs: usize, device: &Device, devi
     let b = Bundle::load_dir(dir, device)?;
     let (per, vocab) = (b.manifest.tokenizer.tokens_per_image(), b.manifest.tokenizer.codebook_size());
     let tokens: Vec<Vec<u32>> = (0..count).map(|i| (0..per).map(|p| ((i * 131 + p * 37) % vocab) as u32).collect()).collect();
-    let once = || -> Result<f64> {
-        let t = Instant::now();
-        let grid = tokens_tensor(&tokens, per, vocab, device)?;
-        pollster::block_on(decode(&b.tokenizer, grid))?;
-        Ok(t.elapsed().as_secs_f64())
-    };
-    once()?;
-    let times = (0..runs).map(|_| once()).collect::<Result<Vec<_>>>()?;
+    timed_decode(&b, &tokens, device)?;
+    let times = (0..runs).map(|_| timed_decode(&b, &tokens, device)).collect::<Result<Vec<_>>>()?;
     let threads = std::env::var("RAYON_NUM_THREADS").ok().and_then(|v| v.parse::<usize>().ok());
     println!("{}", json!({ "device": device_name, "count": count, "runs": runs, "threads": threads, "decode_ms": 1000.0 * median(times) }));
     Ok(())

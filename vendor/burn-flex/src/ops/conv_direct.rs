@@ -74,7 +74,7 @@ impl DirectConv {
             let per_block = |(blk, dst): (usize, &mut [f32])| {
                 let co0 = blk * cb;
                 let bias = bias.map(|b| &b[co0..co0 + (s.c_out - co0).min(cb)]);
-                kernel.rows(&s, &pad, &xp, &wp[blk * taps * cb..][..taps * cb], bias, dst);
+                kernel.rows(&s, (cb, l), &pad, &xp, &wp[blk * taps * cb..][..taps * cb], bias, dst);
             };
             #[cfg(feature = "rayon")]
             {
@@ -188,9 +188,9 @@ impl Kernel {
         }
     }
 
-    /// Every output row of one block of channels (`dst`: its planes, `[live, out_h, out_w]`).
-    fn rows(self, s: &DirectConv, pad: &Padded, xp: &[f32], weights: &[f32], bias: Option<&[f32]>, dst: &mut [f32]) {
-        let (cb, l) = self.block(s.c_out, s.out_w);
+    /// Every output row of one block of channels (`dst`: its planes, `[live, out_h, out_w]`);
+    /// `(cb, l)`: the block `block` chose for this layer.
+    fn rows(self, s: &DirectConv, (cb, l): (usize, usize), pad: &Padded, xp: &[f32], weights: &[f32], bias: Option<&[f32]>, dst: &mut [f32]) {
         // the furthest read of any block: the last plane's last tap row, a whole chunk past its last tap
         let reach = (s.c_in - 1) * pad.plane() + (s.out_h - 1 + s.k_h - 1) * pad.w + (s.out_w.div_ceil(l) - 1) * l + s.k_w - 1 + l;
         assert!(xp.len() >= reach && weights.len() >= s.c_in * s.k_h * s.k_w * cb, "conv_direct: padded input or weights too small");
