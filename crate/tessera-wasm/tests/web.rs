@@ -327,3 +327,34 @@ async fn text_to_image(condition: tessera::bundle::fixture::TinyCondition) {
     assert_eq!(la.len(), 3 * 16);
     assert!(la.iter().zip(&lb).all(|(x, y)| (x - y).abs() < 1e-3));
 }
+
+/// The GEMM every f32 product of the CPU engine runs (`burn_flex::gemm_v128`, simd128 here): bit for
+/// bit the f32 sum over k in order, multiply then add (what its scalar build gives natively,
+/// `crate/tessera/tests/flex_matmul.rs`), on partial blocks, k = 0, transposed operands, accumulation.
+#[wasm_bindgen_test]
+fn simd128_gemm_sums_in_order() {
+    use burn_flex::gemm_v128::gemm_at;
+    let values = |n: usize, seed: u32| -> Vec<f32> { (0..n).map(|i| ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8) as f32 / (1u32 << 23) as f32 - 1.0).collect() };
+    for &(m, k, n) in &[(1, 1, 1), (4, 8, 8), (5, 3, 9), (7, 0, 5), (65, 32, 65), (130, 128, 40), (3, 17, 1), (261, 9, 20)] {
+        for layout in 0..3 {
+            let (a, b) = (values(m * k * 2 + 1, m as u32), values(k * n * 3 + 1, 7 * n as u32));
+            // B's columns contiguous (read in place), 3 apart (packed), or B and A transposed
+            let (a_st, b_st) = [((k, 1), (n + 2, 1)), ((k, 1), (3 * n, 3)), ((1, m.max(1)), (1, k.max(1)))][layout];
+            for accumulate in [false, true] {
+                let start = values(m * n, 99);
+                let mut got = start.clone();
+                gemm_at(&a, a_st, &b, b_st, (m, k, n), &mut got, accumulate, false);
+                for i in 0..m {
+                    for j in 0..n {
+                        let mut acc = 0.0f32;
+                        for q in 0..k {
+                            acc += a[i * a_st.0 + q * a_st.1] * b[q * b_st.0 + j * b_st.1];
+                        }
+                        let want = if accumulate { start[i * n + j] + acc } else { acc };
+                        assert_eq!(got[i * n + j].to_bits(), want.to_bits(), "{m}x{k}x{n} layout {layout} accumulate {accumulate}: ({i}, {j})");
+                    }
+                }
+            }
+        }
+    }
+}

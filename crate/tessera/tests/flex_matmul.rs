@@ -84,3 +84,46 @@ fn an_empty_inner_dimension_gives_zeros() {
     let got: Vec<f32> = a.matmul(b).into_data().try_into_vec().unwrap();
     assert_eq!(got, vec![0.0; 12]);
 }
+
+/// `C (+)= A·B` summed over k in order, multiply then add, in f32: the order the wasm GEMM kernel
+/// (`burn_flex::gemm_v128`) promises, so its results must equal these bit for bit.
+fn ordered(a: &[f32], (a_rs, a_cs): (usize, usize), b: &[f32], (b_rs, b_cs): (usize, usize), (m, k, n): (usize, usize, usize), c: &mut [f32], accumulate: bool) {
+    for i in 0..m {
+        for j in 0..n {
+            let mut acc = 0.0f32;
+            for q in 0..k {
+                acc += a[i * a_rs + q * a_cs] * b[q * b_rs + j * b_cs];
+            }
+            c[i * n + j] = if accumulate { c[i * n + j] + acc } else { acc };
+        }
+    }
+}
+
+/// The wasm build's GEMM (`burn_flex::gemm_v128`, every f32 product in the browser), here in its
+/// scalar build (the simd128 build runs the same test in `crate/tessera-wasm/tests/web.rs`): every
+/// element bit for bit the ordered f32 sum, on shapes with partial blocks of rows (m % 4) and
+/// columns (n % 8), k = 0, B read in place, packed and transposed, accumulation, and the rayon split.
+#[test]
+fn wasm_gemm_kernel_sums_in_order() {
+    use burn_flex::gemm_v128::gemm_at;
+    for &(m, k, n) in &[(1, 1, 1), (4, 8, 8), (5, 3, 9), (7, 0, 5), (65, 32, 65), (130, 128, 40), (3, 17, 1), (70, 5, 23), (261, 9, 20)] {
+        for layout in 0..3 {
+            let a = values(m * k * 2 + 1, 3 * m as u64 + 1);
+            let b = values(k * n * 3 + 1, 5 * n as u64 + 2);
+            // A row-major (k, 1) or transposed (1, m); B with a column stride of 3 or transposed
+            // B's columns contiguous (read in place), 3 apart (packed), or B and A transposed
+            let (a_st, b_st) = [((k, 1), (n + 2, 1)), ((k, 1), (3 * n, 3)), ((1, m.max(1)), (1, k.max(1)))][layout];
+            for accumulate in [false, true] {
+                for parallel in [false, true] {
+                    let start = values(m * n, 7);
+                    let (mut got, mut want) = (start.clone(), start);
+                    gemm_at(&a, a_st, &b, b_st, (m, k, n), &mut got, accumulate, parallel);
+                    ordered(&a, a_st, &b, b_st, (m, k, n), &mut want, accumulate);
+                    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                        assert_eq!(g.to_bits(), w.to_bits(), "{m}x{k}x{n} layout {layout} accumulate {accumulate} parallel {parallel}: element {i} {g} vs {w}");
+                    }
+                }
+            }
+        }
+    }
+}

@@ -50,6 +50,23 @@ pub(crate) unsafe fn gemm<T: 'static>(
     parallelism: gemm::Parallelism,
 ) {
     GEMM_FLOPS.fetch_add(2 * (m as u64) * (n as u64) * (k as u64), Ordering::Relaxed);
+    // wasm: f32 products (dst = A·B, or dst += A·B) through the kernel built for simd128's register
+    // file (crate::gemm_v128); what it does not cover (other types, scalings, conjugates) stays here
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    if core::any::TypeId::of::<T>() == core::any::TypeId::of::<f32>() && !conj_lhs && !conj_rhs && !conj_dst {
+        // SAFETY: T is f32 (checked above)
+        let (alpha, beta) = unsafe { (*(&alpha as *const T as *const f32), *(&beta as *const T as *const f32)) };
+        if beta == 1.0 && (!read_dst || alpha == 1.0) && crate::gemm_v128::suits(m, rhs_cs) {
+            let parallel = !matches!(parallelism, gemm::Parallelism::None);
+            unsafe {
+                crate::gemm_v128::gemm(
+                    m, n, k, dst as *mut f32, dst_cs, dst_rs, read_dst, lhs as *const f32, lhs_cs, lhs_rs,
+                    rhs as *const f32, rhs_cs, rhs_rs, parallel,
+                )
+            };
+            return;
+        }
+    }
     unsafe {
         gemm::gemm(
             m, n, k, dst, dst_cs, dst_rs, read_dst, lhs, lhs_cs, lhs_rs, rhs, rhs_cs, rhs_rs, alpha, beta, conj_dst, conj_lhs,

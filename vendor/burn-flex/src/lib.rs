@@ -41,6 +41,8 @@ pub mod ops;
 
 /// GEMM floating-point operations counted (Tessera's addition: training throughput in GFLOP/s).
 pub mod flops;
+#[doc(hidden)]
+pub mod gemm_v128;
 
 #[doc(hidden)]
 pub mod simd;

@@ -397,7 +397,10 @@ pub fn exp_f32_fast(x: f32) -> f32 {
 pub fn erf_f32(x: f32) -> f32 {
     let t = x.abs();
     let small = horner(&ERF_SMALL, x * x) * x;
-    let large = (1.0 - exp_f32_fast(horner(&ERF_LARGE, t.min(3.92)))).copysign(x);
+    // `t < 3.92 ? t : 3.92`, not `t.min(3.92)`: the same value for every t (a NaN t gives 3.92 both
+    // ways), but wasm has no instruction for IEEE minNum, so `min` became a call to libm's `fminf`
+    // per element and the loop did not vectorise (GELU was 12% of a browser NAR step).
+    let large = (1.0 - exp_f32_fast(horner(&ERF_LARGE, if t < 3.92 { t } else { 3.92 }))).copysign(x);
     let r = if t < 0.921_875 { small } else { large };
     if x.is_nan() { x } else { r }
 }
