@@ -19,11 +19,12 @@ const MR: usize = 4;
 /// Columns of C per block (two 4-lane vectors).
 const NR: usize = 8;
 
-/// A raw pointer that rayon's tasks may share: each task writes disjoint rows of C.
+/// A raw pointer that rayon's tasks may share: each task writes disjoint rows of C and only reads
+/// A and B.
 #[derive(Clone, Copy)]
-struct Ptr(*mut f32);
-unsafe impl Send for Ptr {}
-unsafe impl Sync for Ptr {}
+struct Ptr<P>(P);
+unsafe impl<P> Send for Ptr<P> {}
+unsafe impl<P> Sync for Ptr<P> {}
 
 /// `C = A·B`, or `C += A·B` with `read_dst`: `A` is `m x k`, `B` `k x n`, `C` `m x n`, each with
 /// its own row and column strides (in elements). With `parallel` and the `rayon` feature, blocks
@@ -68,10 +69,12 @@ pub unsafe fn gemm(
             }
         }
     }
-    let dst = Ptr(dst);
+    let (dst, lhs, rhs) = (Ptr(dst), Ptr(lhs), Ptr(rhs));
     let row_blocks = m.div_ceil(MR);
     let run = |blocks: core::ops::Range<usize>| {
-        let dst = dst;
+        // whole wrappers captured, not their pointer fields
+        let (dst, lhs, rhs) = (dst, lhs, rhs);
+        let (dst, lhs, rhs) = (Ptr(dst.0), lhs.0, rhs.0);
         for rb in blocks {
             let r0 = rb * MR;
             let rows = MR.min(m - r0);
