@@ -26,6 +26,13 @@ struct Ptr<P>(P);
 unsafe impl<P> Send for Ptr<P> {}
 unsafe impl<P> Sync for Ptr<P> {}
 
+impl<P: Copy> Ptr<P> {
+    /// The pointer (a method, so that closures capture the whole wrapper, not its field).
+    fn get(self) -> P {
+        self.0
+    }
+}
+
 /// `C = A·B`, or `C += A·B` with `read_dst`: `A` is `m x k`, `B` `k x n`, `C` `m x n`, each with
 /// its own row and column strides (in elements). With `parallel` and the `rayon` feature, blocks
 /// of rows run in parallel.
@@ -72,9 +79,7 @@ pub unsafe fn gemm(
     let (dst, lhs, rhs) = (Ptr(dst), Ptr(lhs), Ptr(rhs));
     let row_blocks = m.div_ceil(MR);
     let run = |blocks: core::ops::Range<usize>| {
-        // whole wrappers captured, not their pointer fields
-        let (dst, lhs, rhs) = (dst, lhs, rhs);
-        let (dst, lhs, rhs) = (Ptr(dst.0), lhs.0, rhs.0);
+        let (dst, lhs, rhs) = (dst.get(), lhs.get(), rhs.get());
         for rb in blocks {
             let r0 = rb * MR;
             let rows = MR.min(m - r0);
@@ -96,7 +101,7 @@ pub unsafe fn gemm(
                 };
                 let cols = NR.min(n - p * NR);
                 for (r, acc) in acc.iter().enumerate().take(rows) {
-                    let c = unsafe { dst.0.offset((r0 + r) as isize * dst_rs + (p * NR) as isize * dst_cs) };
+                    let c = unsafe { dst.offset((r0 + r) as isize * dst_rs + (p * NR) as isize * dst_cs) };
                     for (j, &v) in acc.iter().enumerate().take(cols) {
                         // SAFETY: row r0 + r < m, column p * NR + j < n (the caller's contract)
                         unsafe {
