@@ -51,7 +51,8 @@ pub(crate) unsafe fn gemm<T: 'static>(
 ) {
     GEMM_FLOPS.fetch_add(2 * (m as u64) * (n as u64) * (k as u64), Ordering::Relaxed);
     // wasm: f32 products (dst = A·B, or dst += A·B) through the kernel built for simd128's register
-    // file (crate::gemm_v128); what it does not cover (other types, scalings, conjugates) stays here
+    // file (crate::gemm_v128); what it does not cover (other types, scalings, conjugates, few rows
+    // against a transposed B: `gemm_v128::suits`) stays here
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     if core::any::TypeId::of::<T>() == core::any::TypeId::of::<f32>() && !conj_lhs && !conj_rhs && !conj_dst {
         // SAFETY: T is f32 (checked above)

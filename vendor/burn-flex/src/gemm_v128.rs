@@ -1,18 +1,21 @@
 //! An f32 GEMM for 128-bit SIMD with few registers: wasm's simd128 (Tessera's addition, see
-//! vendor/README.md). Every f32 matrix product of the wasm build goes here instead of the `gemm`
-//! crate (`flops::gemm` routes it).
+//! vendor/README.md). In the wasm build `flops::gemm` routes here every f32 product `dst = A·B` or
+//! `dst += A·B` that [`suits`] this kernel; the rest (other types, scalings, conjugates, fewer than
+//! 16 rows against a transposed B) stays with the `gemm` crate.
 //!
 //! Why: `gemm`'s simd128 kernel keeps 12 rows x 4 columns in 12 accumulators, plus 3 vectors of
 //! the left operand and a broadcast: 16 vector registers, all that V8 gives wasm on x86-64, one of
 //! which it keeps as scratch, so the kernel spills. Measured in Node (V8), one thread, the NAR
-//! network's products (1040 x 128 x 384 ... 1040 x 512 x 128): `gemm` 29-37 GFLOP/s, this
-//! kernel (4 rows x 8 columns: 8 accumulators, 2 vectors of B, one broadcast) 44-52 GFLOP/s.
+//! network's products (1040 x 128 x 384 ... 1040 x 512 x 128, 65 x 128 x 384): `gemm` 29-37
+//! GFLOP/s, this kernel (4 rows x 8 columns: 8 accumulators, 2 vectors of B, one broadcast) 41-53.
 //!
-//! The right operand is packed into panels of 8 columns (`[panel][k][8]`, zero-padded); each block
-//! of 4 rows x 8 columns sums over `k` in order, multiply then add (no FMA: wasm has none without
-//! relaxed SIMD), so a scalar build of the same code gives the same bits (`gemm_at`, tests).
-//! The sum in `k` order with `acc = 0 + a0*b0 + ...` is also what `gemm`'s kernel computes when the
-//! whole `k` fits one of its blocks, as it does for every product of the shipped networks.
+//! B is read in place where its columns are contiguous and the product has under 256 rows, else
+//! packed into panels of 8 columns (`[panel][k][8]`, zero-padded); a partial last panel is always
+//! packed. Each block of 4 rows x 8 columns sums over `k` in order, multiply then add (no FMA: wasm
+//! has none without relaxed SIMD), so a scalar build of the same code gives the same bits
+//! (`gemm_at`, tests). The sum in `k` order with `acc = 0 + a0*b0 + ...` is also what `gemm`'s
+//! kernel computes when the whole `k` fits one of its blocks, as it does for every product of the
+//! shipped networks.
 
 /// Rows of C per block.
 const MR: usize = 4;
