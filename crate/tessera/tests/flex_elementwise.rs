@@ -2,7 +2,7 @@
 //! sigmoid over a libm-free exp (vectorised; SiLU is `x * sigmoid(x)` in every pixel decoder), and
 //! the copy of a strided view whose innermost stride is not 1 (a broadcast, as in nearest-neighbour
 //! upsampling by reshape + expand), which now copies two dims at a time instead of one element;
-//! and softmax over the same exp (attention's and the sampler's rows).
+//! softmax over the same exp (attention's and the sampler's rows); and clamp (ReLU6).
 use burn::prelude::*;
 use burn::tensor::activation::{sigmoid, softmax};
 
@@ -177,4 +177,22 @@ fn reshapes_of_strided_views() {
     let (q, k) = (heads(qkv.clone().narrow(2, 0, c)), heads(qkv.clone().narrow(2, c, c)));
     let (qd, kd) = (heads(dense(&qkv.clone().narrow(2, 0, c))), heads(dense(&qkv.narrow(2, c, c))));
     same(q.matmul(k.swap_dims(2, 3)).into_data().to_vec().unwrap(), qd.matmul(kd.swap_dims(2, 3)).into_data().to_vec().unwrap(), "scores");
+}
+
+/// clamp (ReLU6 in the EfficientNet-Lite teachers) is two selects over a loop the compiler
+/// vectorises: bit for bit `f32::clamp` on every value, signed zeros and NaN included; a NaN bound
+/// gives NaN everywhere.
+#[test]
+fn clamp_is_the_std_clamp_bit_for_bit() {
+    let d = Device::flex();
+    let mut xs: Vec<f32> = common::values(37, 9).iter().map(|v| v * 10.0).collect();
+    xs.extend([0.0, -0.0, 6.0, -6.0, f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1e-40, -1e-40]);
+    for (lo, hi) in [(0.0f32, 6.0f32), (-0.0, 0.0), (-1.5, 2.5), (3.0, 3.0)] {
+        let got: Vec<f32> = Tensor::<1>::from_floats(xs.as_slice(), &d).clamp(lo, hi).into_data().try_into_vec().unwrap();
+        for (x, y) in xs.iter().zip(&got) {
+            assert_eq!(y.to_bits(), x.clamp(lo, hi).to_bits(), "clamp({x}, {lo}, {hi}) gave {y}");
+        }
+    }
+    let nan: Vec<f32> = Tensor::<1>::from_floats(xs.as_slice(), &d).clamp(f32::NAN, 6.0).into_data().try_into_vec().unwrap();
+    assert!(nan.iter().all(|y| y.is_nan()));
 }

@@ -665,24 +665,30 @@ impl FloatTensorOps<Flex> for Flex {
         let max32 = max.to_f32().unwrap();
         let min64 = min.to_f64().unwrap();
         let max64 = max.to_f64().unwrap();
-        // `f32::clamp` panics on a NaN bound, so take that case out first and let the rest
-        // keep the native clamp, which decides signed zero and rejects `min > max`. A NaN
-        // bound gives NaN, agreeing with `clamp_min`/`clamp_max` below and with PyTorch.
+        // `f32::clamp` panics on a NaN bound, so take that case out first. A NaN bound gives
+        // NaN, agreeing with `clamp_min`/`clamp_max` below and with PyTorch.
+        if min32.is_nan() || max32.is_nan() || min64.is_nan() || max64.is_nan() {
+            return unary::unary_op(tensor, |_: f32| f32::NAN, |_: f64| f64::NAN);
+        }
+        // The native clamp's `min > max` panic, once here rather than per element: with a panic
+        // path inside, the loop stayed scalar (20% of EfficientNet-Lite2's forward was this
+        // ReLU6). The two selects below are the std clamp's own body, so every result (NaN,
+        // signed zero) is the same.
+        if tensor.layout().num_elements() > 0 {
+            match tensor.dtype() {
+                DType::F64 => assert!(min64 <= max64, "min > max, or either was NaN. min = {min64:?}, max = {max64:?}"),
+                _ => assert!(min32 <= max32, "min > max, or either was NaN. min = {min32:?}, max = {max32:?}"),
+            }
+        }
         unary::unary_op(
             tensor,
             move |x: f32| {
-                if min32.is_nan() || max32.is_nan() {
-                    f32::NAN
-                } else {
-                    x.clamp(min32, max32)
-                }
+                let x = if x < min32 { min32 } else { x };
+                if x > max32 { max32 } else { x }
             },
             move |x: f64| {
-                if min64.is_nan() || max64.is_nan() {
-                    f64::NAN
-                } else {
-                    x.clamp(min64, max64)
-                }
+                let x = if x < min64 { min64 } else { x };
+                if x > max64 { max64 } else { x }
             },
         )
     }
