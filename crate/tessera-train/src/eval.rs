@@ -493,6 +493,7 @@ pub fn evaluate_bundle(dir: &Path, evaluator: &Path, data: Option<&DataSpec>, pe
     }
     ev.check(&test.info)?;
     let lite = crate::fid_lite::LiteFid::load(shape.size, shape.channels, device)?;
+    let feature_cache = crate::fid_lite::features_dir();
     let (mut real_l, mut rec_l) = (Vec::new(), Vec::new());
     if let Some(n) = test_limit {
         test = test.truncate(n);
@@ -517,7 +518,7 @@ pub fn evaluate_bundle(dir: &Path, evaluator: &Path, data: Option<&DataSpec>, pe
         }
         let rec_t = b.tokenizer.decode(tokens);
         if let Some(l) = &lite {
-            real_l.extend(l.features(xt.clone())?);
+            real_l.extend(l.features_cached(&feature_cache, &x, idx.len(), shape, device)?);
             rec_l.extend(l.features(rec_t.clone())?);
         }
         let rec: Vec<f32> = rec_t.clone().into_data().convert::<f32>().try_to_vec().expect("floats");
@@ -548,10 +549,10 @@ pub fn evaluate_bundle(dir: &Path, evaluator: &Path, data: Option<&DataSpec>, pe
     for start in (0..n_samples.min(train.len())).step_by(500) {
         let idx: Vec<usize> = (start..(start + 500).min(n_samples).min(train.len())).map(|i| i * (train.len() / n_samples.max(1)).max(1)).collect();
         let (x, _) = train.batch(&idx);
-        let xt = images_tensor(x, idx.len(), shape, device);
         if let Some(l) = &lite {
-            floor_l.extend(l.features(xt.clone())?);
+            floor_l.extend(l.features_cached(&feature_cache, &x, idx.len(), shape, device)?);
         }
+        let xt = images_tensor(x, idx.len(), shape, device);
         floor_f.extend(evaluator_outputs(evaluator, xt).0);
     }
     let fid_floor = metrics::fid(&floor_f, &real_f, d);

