@@ -164,10 +164,10 @@ fn reshapes_of_strided_views() {
     for (what, v) in views {
         let [a, b, c] = v.dims();
         let c2 = dense(&v);
-        same(v.clone().reshape([a, b, 2, c / 2]).into_data().to_vec().unwrap(), c2.clone().reshape([a, b, 2, c / 2]).into_data().to_vec().unwrap(), what);
-        same(v.clone().reshape([a * b, c]).into_data().to_vec().unwrap(), c2.clone().reshape([a * b, c]).into_data().to_vec().unwrap(), what);
-        same(v.clone().reshape([a, 1, b * c, 1]).into_data().to_vec().unwrap(), c2.clone().reshape([a, 1, b * c, 1]).into_data().to_vec().unwrap(), what);
-        same(v.clone().reshape([a * b * c]).into_data().to_vec().unwrap(), c2.reshape([a * b * c]).into_data().to_vec().unwrap(), what);
+        same(v.clone().reshape([a, b, 2, c / 2]).into_data().try_to_vec::<f32>().unwrap(), c2.clone().reshape([a, b, 2, c / 2]).into_data().try_to_vec::<f32>().unwrap(), what);
+        same(v.clone().reshape([a * b, c]).into_data().try_to_vec::<f32>().unwrap(), c2.clone().reshape([a * b, c]).into_data().try_to_vec::<f32>().unwrap(), what);
+        same(v.clone().reshape([a, 1, b * c, 1]).into_data().try_to_vec::<f32>().unwrap(), c2.clone().reshape([a, 1, b * c, 1]).into_data().try_to_vec::<f32>().unwrap(), what);
+        same(v.clone().reshape([a * b * c]).into_data().try_to_vec::<f32>().unwrap(), c2.reshape([a * b * c]).into_data().try_to_vec::<f32>().unwrap(), what);
     }
     // attention's shapes: q and k as head views of one [b, t, 3c] product, and their scores
     let (b, t, h, hd) = (2, 7, 3, 4);
@@ -176,7 +176,7 @@ fn reshapes_of_strided_views() {
     let heads = |y: Tensor<3>| y.reshape([b, t, h, hd]).swap_dims(1, 2);
     let (q, k) = (heads(qkv.clone().narrow(2, 0, c)), heads(qkv.clone().narrow(2, c, c)));
     let (qd, kd) = (heads(dense(&qkv.clone().narrow(2, 0, c))), heads(dense(&qkv.narrow(2, c, c))));
-    same(q.matmul(k.swap_dims(2, 3)).into_data().to_vec().unwrap(), qd.matmul(kd.swap_dims(2, 3)).into_data().to_vec().unwrap(), "scores");
+    same(q.matmul(k.swap_dims(2, 3)).into_data().try_to_vec::<f32>().unwrap(), qd.matmul(kd.swap_dims(2, 3)).into_data().try_to_vec::<f32>().unwrap(), "scores");
 }
 
 /// clamp (ReLU6 in the EfficientNet-Lite teachers) is two selects over a loop the compiler
