@@ -67,14 +67,15 @@ impl LiteFid {
     /// split, the floor's training images): kept on disk (in `dir`; eval uses `features_dir()`) under the sha256
     /// of the executable, the weights and the images, so a change to any of them computes them
     /// afresh, and a hit is the same bits the network would give. Written to a temporary file and
-    /// renamed (a killed run leaves no half file); a file of the wrong size is recomputed.
+    /// renamed (a killed run leaves no half file); a file of the wrong size is recomputed. Files of
+    /// another executable or other weights are removed when a new one is written.
     pub fn features_cached(&self, dir: &Path, images: &[f32], n: usize, shape: Shape, device: &Device) -> Result<Vec<f32>> {
         let want = n * tessera::teacher::efficientnet::HEAD;
         let path = self.stamp.as_ref().map(|stamp| {
             let mut h = Sha256::new();
             h.update(format!("lite2 features v1\n{stamp}\n{} {} {n}\n", shape.channels, shape.size));
             h.update(images.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>());
-            dir.join(format!("lite2-{}.f32", &hex::encode(h.finalize())[..32]))
+            dir.join(format!("lite2-{}-{}.f32", &stamp[..16], &hex::encode(h.finalize())[..32]))
         });
         if let Some(bytes) = path.as_ref().and_then(|p| std::fs::read(p).ok()).filter(|b| b.len() == want * 4) {
             return Ok(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect());
@@ -82,6 +83,15 @@ impl LiteFid {
         let f = self.features(crate::data::images_tensor(images.to_vec(), n, shape, device))?;
         if let Some(p) = path.filter(|_| f.len() == want) {
             let bytes: Vec<u8> = f.iter().flat_map(|v| v.to_le_bytes()).collect();
+            // another build's or other weights' features will not be read again: remove them, so the
+            // folder holds one executable's worth (a few MB per data set)
+            let ours = format!("lite2-{}-", &self.stamp.as_deref().unwrap_or_default()[..16]);
+            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with("lite2-") && name.ends_with(".f32") && !name.starts_with(&ours) {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
             let tmp = p.with_extension(format!("tmp{}", std::process::id()));
             let saved = p.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|_| std::fs::write(&tmp, &bytes)).and_then(|_| std::fs::rename(&tmp, &p));
             if let Err(e) = saved {
@@ -137,6 +147,14 @@ mod tests {
         let f = lite.features_cached(&dir, &other, 2, shape, &device).unwrap();
         assert_ne!(f, direct);
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 2);
+        // another build's file goes when this one writes; anything else in the folder stays
+        let stale = dir.join("lite2-0000000000000000-0123.f32");
+        std::fs::write(&stale, [0u8; 4]).unwrap();
+        std::fs::write(dir.join("notes.txt"), b"x").unwrap();
+        let third: Vec<f32> = images.iter().map(|v| v * 0.5).collect();
+        lite.features_cached(&dir, &third, 2, shape, &device).unwrap();
+        assert!(!stale.exists() && dir.join("notes.txt").exists());
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 4);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
