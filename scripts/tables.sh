@@ -51,6 +51,7 @@ if [ "$BIN" = "$CARGO_TARGET_DIR/release/tessera-train" ]; then
   BIN="$ROOT/runs/tessera-train-tables"
 fi
 export BIN
+export -f complete
 # its own process group (setsid), so that --stop ends the loop and the run it is in together
 setsid nice -n 15 bash -c '
   # each pass rewrites both tables (a finished run is not redone), so a table whose rows or seeds grew
@@ -58,10 +59,7 @@ setsid nice -n 15 bash -c '
   while true; do
     DATA=emoji bash scripts/reproduce.sh --max-runs 1 || exit 1
     DATA=emoji-t2i bash scripts/reproduce.sh --max-runs 1 || exit 1
-    if [ -f docs/results/emoji/table.md ] && ! grep -q "^\*\*In progress" docs/results/emoji/table.md &&
-       [ -f docs/results/emoji-t2i/table.md ] && ! grep -q "^\*\*In progress" docs/results/emoji-t2i/table.md; then
-      break
-    fi
+    complete emoji && complete emoji-t2i && break
   done
   echo "tables: both complete"' >> "$LOG" 2>&1 < /dev/null &
 echo $! > "$PIDFILE"
