@@ -51,7 +51,11 @@ pub fn train_teacher_mim(dir: &Path, cfg: &MimConfig, data: &Dataset, sched: &Sc
         Ok(update(model, optim, loss, lr, step))
     })?;
     let teacher = TrainState { stage: "teacher".into(), config: serde_json::to_value(&cfg.vit)?, ..state.clone() };
-    Checkpoint::new(dir)?.save(&model.vit, None, &teacher)?;
+    let ck = Checkpoint::new(dir)?;
+    // already written from this same finished run: leave it (see `run_stage`)
+    if !(ck.exists() && ck.state().is_ok_and(|s| s.done && s.step == teacher.step)) {
+        ck.save(&model.vit, None, &teacher)?;
+    }
     Ok(state)
 }
 
