@@ -33,6 +33,13 @@ pub struct TrainState {
     pub files: BTreeMap<String, String>,
 }
 
+impl TrainState {
+    /// Finished, at exactly `steps`: resuming it with that schedule has nothing to do.
+    pub fn finished_at(&self, steps: usize) -> bool {
+        self.done && self.step == steps
+    }
+}
+
 pub struct Checkpoint {
     pub dir: PathBuf,
 }

@@ -105,7 +105,7 @@ fn run_stage<M: Module>(
         let (m, o) = ckpt.load(model, Some(optim), device, true)?;
         model = m;
         optim = o.expect("optimizer");
-        if prev.done && prev.step == sched.steps {
+        if prev.finished_at(sched.steps) {
             // finished before: leave its files as they are (a rewrite would change the optimizer's
             // bytes and the elapsed time, and a committed carry would show a diff for nothing)
             eprintln!("{stage}: done ({} steps), kept", prev.step);
@@ -533,6 +533,14 @@ mod tests {
         assert!(s.losses.last().unwrap().1 < s.losses[0].1, "MIM loss did not fall: {:?}", s.losses);
         let ck = Checkpoint::new(&dir.join("teacher-mim")).unwrap();
         assert!(ck.state().unwrap().done);
+        // resumed as it is, the finished teacher is kept byte for byte; trained over (no --resume, another
+        // seed, the same number of steps), the new ViT replaces it
+        let vit_bytes = || std::fs::read(ck.weights_path()).unwrap();
+        let first = vit_bytes();
+        train_teacher_mim(&dir.join("teacher-mim"), &mim, &data, &sched(30, true), &d).unwrap();
+        assert!(vit_bytes() == first, "a finished MIM teacher was rewritten on resume");
+        train_teacher_mim(&dir.join("teacher-mim"), &mim, &data, &Schedule { seed: 2, ..sched(30, false) }, &d).unwrap();
+        assert!(vit_bytes() != first, "a MIM teacher trained over was not written");
         ck.load(mim.vit.init(&d).unwrap(), None, &d, false).unwrap(); // the teacher checkpoint is a plain ViT
         // a ViT checkpoint loads as the Teacher enum (same tensor names)
         let tcfg: tessera::teacher::TeacherConfig = vit.clone().into();

@@ -38,6 +38,13 @@ pub fn train_teacher_mim(dir: &Path, cfg: &MimConfig, data: &Dataset, sched: &Sc
     let model = cfg.init(&ad)?;
     let n = cfg.vit.grid() * cfg.vit.grid();
     let masked = ((n as f64) * cfg.mask_ratio).round() as usize;
+    let ck = Checkpoint::new(dir)?;
+    // resumed when both it and its ViT checkpoint finished at this schedule: `run_stage` keeps the MIM
+    // stage as it is, and so is the ViT written when it finished
+    let kept = sched.resume
+        && [&Checkpoint::new(&dir.join("mim"))?, &ck]
+            .into_iter()
+            .all(|c| c.exists() && c.state().is_ok_and(|s| s.finished_at(sched.steps)));
     let (model, state) = run_stage("teacher-mim", &dir.join("mim"), sched, serde_json::to_value(cfg)?, model, &ad, |model: Mim, optim, step, lr, _| {
         let idx = sched.batch(step, data.len());
         let (x, _) = data.batch(&idx);
@@ -51,9 +58,7 @@ pub fn train_teacher_mim(dir: &Path, cfg: &MimConfig, data: &Dataset, sched: &Sc
         Ok(update(model, optim, loss, lr, step))
     })?;
     let teacher = TrainState { stage: "teacher".into(), config: serde_json::to_value(&cfg.vit)?, ..state.clone() };
-    let ck = Checkpoint::new(dir)?;
-    // already written from this same finished run: leave it (see `run_stage`)
-    if !(ck.exists() && ck.state().is_ok_and(|s| s.done && s.step == teacher.step)) {
+    if !kept {
         ck.save(&model.vit, None, &teacher)?;
     }
     Ok(state)
