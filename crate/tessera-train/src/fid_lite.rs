@@ -71,21 +71,22 @@ impl LiteFid {
     /// another executable or other weights are removed when a new one is written.
     pub fn features_cached(&self, dir: &Path, images: &[f32], n: usize, shape: Shape, device: &Device) -> Result<Vec<f32>> {
         let want = n * tessera::teacher::efficientnet::HEAD;
-        let path = self.stamp.as_ref().map(|stamp| {
+        // `lite2-<stamp16>-<key32>.f32`: the prefix names this executable + weights, the rest the images
+        let named = self.stamp.as_ref().map(|stamp| {
             let mut h = Sha256::new();
             h.update(format!("lite2 features v1\n{stamp}\n{} {} {n}\n", shape.channels, shape.size));
             h.update(images.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>());
-            dir.join(format!("lite2-{}-{}.f32", &stamp[..16], &hex::encode(h.finalize())[..32]))
+            let ours = format!("lite2-{}-", &stamp[..16]);
+            (dir.join(format!("{ours}{}.f32", &hex::encode(h.finalize())[..32])), ours)
         });
-        if let Some(bytes) = path.as_ref().and_then(|p| std::fs::read(p).ok()).filter(|b| b.len() == want * 4) {
+        if let Some(bytes) = named.as_ref().and_then(|(p, _)| std::fs::read(p).ok()).filter(|b| b.len() == want * 4) {
             return Ok(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect());
         }
         let f = self.features(crate::data::images_tensor(images.to_vec(), n, shape, device))?;
-        if let Some(p) = path.filter(|_| f.len() == want) {
+        if let Some((p, ours)) = named.filter(|_| f.len() == want) {
             let bytes: Vec<u8> = f.iter().flat_map(|v| v.to_le_bytes()).collect();
             // another build's or other weights' features will not be read again: remove them, so the
             // folder holds one executable's worth (a few MB per data set)
-            let ours = format!("lite2-{}-", &self.stamp.as_deref().unwrap_or_default()[..16]);
             for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
                 if name.starts_with("lite2-") && name.ends_with(".f32") && !name.starts_with(&ours) {
