@@ -102,15 +102,17 @@ fn run_stage<M: Module>(
     };
     if sched.resume && ckpt.exists() {
         let prev = ckpt.state()?;
+        if prev.finished_at(sched.steps) {
+            // finished before: leave its files as they are (a rewrite would change the optimizer's
+            // bytes and the elapsed time, and a committed carry would show a diff for nothing); no
+            // step follows, so its optimizer state is not loaded
+            let (m, _) = ckpt.load(model, None, device, true)?;
+            eprintln!("{stage}: done ({} steps), kept", prev.step);
+            return Ok((m, prev));
+        }
         let (m, o) = ckpt.load(model, Some(optim), device, true)?;
         model = m;
         optim = o.expect("optimizer");
-        if prev.finished_at(sched.steps) {
-            // finished before: leave its files as they are (a rewrite would change the optimizer's
-            // bytes and the elapsed time, and a committed carry would show a diff for nothing)
-            eprintln!("{stage}: done ({} steps), kept", prev.step);
-            return Ok((model, prev));
-        }
         eprintln!("{stage}: resuming from step {} of {}", prev.step, prev.steps);
         state = TrainState { steps: sched.steps, command: sched.command.clone(), done: false, ..prev };
     } else if ckpt.exists() && !sched.resume {
